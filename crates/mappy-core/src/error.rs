@@ -1,0 +1,59 @@
+//! The errors a maplet can report.
+
+use std::fmt;
+
+/// Everything that can go wrong in a maplet operation.
+///
+/// Every fallible operation leaves the maplet exactly as it was when it
+/// returns an error: nothing is half-written.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MapletError {
+    /// A constructor argument is out of range (the message says which).
+    InvalidParameter(String),
+    /// A value cannot be merged or stored: an overflowing counter, vectors
+    /// of different lengths, a value of the wrong kind.
+    InvalidValue(String),
+    /// The operation needs more memory than the configured limit allows.
+    MemoryLimit {
+        /// Bytes the maplet would need after the operation.
+        needed: usize,
+        /// The configured limit, in bytes.
+        limit: usize,
+    },
+    /// Two maplets cannot be merged because they were built differently.
+    Incompatible(String),
+    /// A user-supplied merge function failed; the original error is kept so
+    /// that a binding can hand it back unchanged.
+    Operator(Box<dyn std::error::Error + Send + Sync>),
+    /// Serialized data is truncated, corrupted or of an unknown version.
+    Corrupt(String),
+}
+
+impl fmt::Display for MapletError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MapletError::InvalidParameter(m) => write!(f, "invalid parameter: {m}"),
+            MapletError::InvalidValue(m) => write!(f, "invalid value: {m}"),
+            MapletError::MemoryLimit { needed, limit } => write!(
+                f,
+                "memory limit reached: the maplet would need {needed} bytes, the limit is {limit} bytes"
+            ),
+            MapletError::Incompatible(m) => write!(f, "incompatible maplets: {m}"),
+            MapletError::Operator(e) => write!(f, "merge operator failed: {e}"),
+            MapletError::Corrupt(m) => write!(f, "corrupt maplet data: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for MapletError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            MapletError::Operator(e) => Some(e.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+/// Shorthand for results of maplet operations.
+pub type Result<T, E = MapletError> = std::result::Result<T, E>;

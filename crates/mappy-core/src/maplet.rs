@@ -1,0 +1,748 @@
+//! [`Maplet`]: the approximate key-value map.
+
+use crate::error::{MapletError, Result};
+use crate::hash::{Key, DEFAULT_SEED};
+use crate::operator::{Operator, OperatorKind};
+use crate::side::SideStore;
+use crate::table::{field_len, value_width, Builder, Table, MAX_FBITS, MAX_LOAD};
+
+/// Options beyond the expected size and false-positive rate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Seed of the key hash. Maplets merge only with equal seeds.
+    pub seed: u64,
+    /// Largest heap size, in bytes, the maplet may grow to. An operation that
+    /// would need more fails with [`MapletError::MemoryLimit`].
+    pub memory_limit: Option<usize>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            seed: DEFAULT_SEED,
+            memory_limit: None,
+        }
+    }
+}
+
+/// Numbers describing a maplet's size and accuracy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stats {
+    /// Home slots (the quotient range); doubles when the maplet grows.
+    pub capacity: u64,
+    /// Physical slots, including the overflow area.
+    pub slots: usize,
+    /// Stored entries (distinct fingerprints).
+    pub items: usize,
+    /// `items / capacity`; the maplet doubles before this passes 0.95.
+    pub load_factor: f64,
+    /// Heap bytes held: the slot table and the side store.
+    pub memory_usage: usize,
+    /// `memory_usage * 8 / items` (0 when empty).
+    pub bits_per_item: f64,
+    /// The false-positive rate the maplet was built for.
+    pub false_positive_rate: f64,
+    /// The expected false-positive rate now, from the stored fingerprints.
+    pub expected_false_positive_rate: f64,
+    /// Bits of each fingerprint field (fingerprint plus a marker bit).
+    pub fingerprint_bits: u32,
+    /// Bits of each packed value.
+    pub value_bits: u32,
+}
+
+/// One stored entry, as [`Maplet::entries`] yields it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry<V> {
+    /// Home slot.
+    pub quotient: u64,
+    /// The stored fingerprint bits (after the home slot).
+    pub fingerprint: u64,
+    /// How many bits of `fingerprint` are stored.
+    pub fingerprint_len: u32,
+    /// The merged value of every key with this fingerprint.
+    pub value: V,
+}
+
+/// A space-efficient approximate map from keys to values.
+///
+/// Each key is hashed to a home slot and a short fingerprint; only those are
+/// stored, packed with the value in a quotient-filter slot table, so space is
+/// `O(log 1/ε + v)` bits per item. Keys that share a fingerprint share an
+/// entry, whose value is the operator's merge of theirs. A query of an
+/// inserted key therefore returns its true value or one worse in the
+/// operator's one direction (a count never lower), and is exact with
+/// probability at least `1 - ε`; a key never inserted returns `None` except
+/// with probability about `ε`.
+///
+/// ```
+/// use mappy_core::{Maplet, Counter};
+///
+/// let n = 100_000;
+/// let mut m = Maplet::new(n, 0.01, Counter).unwrap();
+/// for i in 0..n as u64 {
+///     m.insert(&i, 1 + (i % 200) as i64).unwrap();
+/// }
+/// // No false negatives, and a count is never below the truth.
+/// assert!((0..n as u64).all(|i| m.query(&i).unwrap() >= 1 + (i % 200) as i64));
+/// // Counts below 256 take at most 20 bits per item.
+/// assert!(m.stats().bits_per_item <= 20.0, "{}", m.stats().bits_per_item);
+/// // Keys never inserted are found at about the configured rate.
+/// let fp = (n as u64..2 * n as u64).filter(|i| m.contains(i)).count();
+/// assert!((fp as f64) < 0.0125 * n as f64, "{fp}");
+/// ```
+#[derive(Clone)]
+pub struct Maplet<O: Operator> {
+    op: O,
+    table: Table,
+    side: SideStore<O::Value>,
+    expected_items: usize,
+    false_positive_rate: f64,
+    options: Options,
+    initial_canonical: u64,
+    initial_fbits: u32,
+}
+
+impl<O: Operator> std::fmt::Debug for Maplet<O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Maplet")
+            .field("operator", &self.op.kind())
+            .field("len", &self.len())
+            .field("capacity", &self.table.canonical())
+            .field("false_positive_rate", &self.false_positive_rate)
+            .finish()
+    }
+}
+
+/// Fingerprint field width (with its marker) for a rate: at full load a
+/// random key matches an entry with probability about `0.95 * 2^-(fbits-1)`.
+fn fbits_for(rate: f64) -> u32 {
+    ((MAX_LOAD / rate).log2().ceil().max(1.0) as u32 + 1).min(MAX_FBITS)
+}
+
+impl<O: Operator> Maplet<O> {
+    /// A maplet for about `expected_items` keys with false-positive rate
+    /// `false_positive_rate`, merging with `op`.
+    ///
+    /// # Errors
+    /// [`MapletError::InvalidParameter`] if `expected_items` is 0 or larger
+    /// than 2^40, or the rate is not strictly between 0 and 1.
+    pub fn new(expected_items: usize, false_positive_rate: f64, op: O) -> Result<Self> {
+        Self::with_options(expected_items, false_positive_rate, op, Options::default())
+    }
+
+    /// Like [`new`](Maplet::new), with a seed and a memory limit.
+    ///
+    /// # Errors
+    /// As [`new`](Maplet::new), and [`MapletError::MemoryLimit`] if even the
+    /// empty maplet exceeds the limit.
+    pub fn with_options(
+        expected_items: usize,
+        false_positive_rate: f64,
+        op: O,
+        options: Options,
+    ) -> Result<Self> {
+        if expected_items == 0 {
+            return Err(MapletError::InvalidParameter(
+                "expected_items must be at least 1".into(),
+            ));
+        }
+        if expected_items > 1 << 40 {
+            return Err(MapletError::InvalidParameter(format!(
+                "expected_items must be at most 2^40, got {expected_items}"
+            )));
+        }
+        if !(false_positive_rate > 0.0 && false_positive_rate < 1.0) {
+            return Err(MapletError::InvalidParameter(format!(
+                "false_positive_rate must be strictly between 0 and 1, got {false_positive_rate}"
+            )));
+        }
+        if false_positive_rate < 1e-15 {
+            return Err(MapletError::InvalidParameter(format!(
+                "false_positive_rate must be at least 1e-15, got {false_positive_rate}"
+            )));
+        }
+        let canonical = ((expected_items as f64 / MAX_LOAD).ceil() as u64).max(1);
+        let fbits = fbits_for(false_positive_rate);
+        let bytes = Table::bytes_for(canonical, fbits, 1);
+        if let Some(limit) = options.memory_limit {
+            if bytes > limit {
+                return Err(MapletError::MemoryLimit {
+                    needed: bytes,
+                    limit,
+                });
+            }
+        }
+        Ok(Maplet {
+            op,
+            table: Table::new(canonical, fbits, 1, false),
+            side: SideStore::default(),
+            expected_items,
+            false_positive_rate,
+            options,
+            initial_canonical: canonical,
+            initial_fbits: fbits,
+        })
+    }
+
+    /// The operator.
+    pub fn operator(&self) -> &O {
+        &self.op
+    }
+    /// The hash seed.
+    pub fn seed(&self) -> u64 {
+        self.options.seed
+    }
+    /// The memory limit in bytes, if any.
+    pub fn memory_limit(&self) -> Option<usize> {
+        self.options.memory_limit
+    }
+    /// The number of items the maplet was sized for.
+    pub fn expected_items(&self) -> usize {
+        self.expected_items
+    }
+    /// The configured false-positive rate.
+    pub fn false_positive_rate(&self) -> f64 {
+        self.false_positive_rate
+    }
+    /// Home slots now (grows by doubling).
+    pub fn capacity(&self) -> u64 {
+        self.table.canonical()
+    }
+    /// Stored entries: distinct fingerprints, which is the number of distinct
+    /// keys inserted less those that share a fingerprint.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.table.len() == 0
+    }
+
+    /// The hash of `key` under this maplet's seed, for the `*_hash` methods.
+    #[inline]
+    pub fn hash<K: Key + ?Sized>(&self, key: &K) -> u64 {
+        key.hash_with(self.options.seed)
+    }
+
+    /// Heap bytes held by the slot table and the side store.
+    pub fn memory_usage(&self) -> usize {
+        self.table.heap_bytes() + self.side.heap_bytes()
+    }
+
+    fn check_memory(&self, table_bytes: usize) -> Result<()> {
+        if let Some(limit) = self.options.memory_limit {
+            let needed = table_bytes + self.side.heap_bytes();
+            if needed > limit {
+                return Err(MapletError::MemoryLimit { needed, limit });
+            }
+        }
+        Ok(())
+    }
+
+    // ---- values --------------------------------------------------------------
+
+    #[inline]
+    fn value_at(&self, s: usize) -> O::Value {
+        let v = self.table.value(s);
+        if O::PACKED {
+            self.op.unpack(v)
+        } else {
+            self.side.get(v as usize).clone()
+        }
+    }
+
+    #[inline]
+    fn value_ref(&self, s: usize) -> std::borrow::Cow<'_, O::Value> {
+        let v = self.table.value(s);
+        if O::PACKED {
+            std::borrow::Cow::Owned(self.op.unpack(v))
+        } else {
+            std::borrow::Cow::Borrowed(self.side.get(v as usize))
+        }
+    }
+
+    /// Value width and signedness the table needs to hold packed `bits`.
+    fn widths_for(&self, bits: i64) -> (u32, bool) {
+        let signed = self.table.signed() || bits < 0;
+        (self.table.vbits().max(value_width(bits, signed)), signed)
+    }
+
+    // ---- single-key operations -------------------------------------------------
+
+    /// Inserts `value` under `key`, merging with what its fingerprint holds.
+    ///
+    /// # Errors
+    /// The operator's errors (overflow, mismatched lengths, a failing custom
+    /// function) and [`MapletError::MemoryLimit`]; the maplet is unchanged.
+    pub fn insert<K: Key + ?Sized>(&mut self, key: &K, value: O::Value) -> Result<()> {
+        let h = self.hash(key);
+        self.insert_hash(h, value)
+    }
+
+    /// [`insert`](Maplet::insert) by a precomputed [`hash`](Maplet::hash).
+    ///
+    /// # Errors
+    /// As [`insert`](Maplet::insert).
+    pub fn insert_hash(&mut self, hash: u64, value: O::Value) -> Result<()> {
+        self.op.validate(&value)?;
+        let (q, f) = self.table.locate(hash);
+        if let Some(s) = self.table.best_match(q, f) {
+            let merged = self.op.merge(&self.value_ref(s), &value)?;
+            return self.replace_value(s, merged);
+        }
+        // A new entry: make room first, then place it.
+        let grow = (self.table.len() + 1) as f64 > MAX_LOAD * self.table.canonical() as f64;
+        let bits = if O::PACKED {
+            self.op.pack(&value)
+        } else {
+            self.side.next_index() as i64
+        };
+        let (vbits, signed) = self.widths_for(bits);
+        let fbits = if grow {
+            self.fbits_after_doubling()
+        } else {
+            self.table.fbits()
+        };
+        let canonical = self.table.canonical() * if grow { 2 } else { 1 };
+        if grow || vbits != self.table.vbits() || signed != self.table.signed() {
+            let side_extra = if O::PACKED {
+                0
+            } else {
+                self.side.bytes_for_one_more()
+            };
+            self.check_memory(self.table.bytes_after(canonical, fbits, vbits) + side_extra)?;
+            if vbits != self.table.vbits() || signed != self.table.signed() {
+                self.table = self.table.reformat(self.table.fbits(), vbits, signed);
+            }
+            if grow {
+                self.grow_to(fbits);
+            }
+        } else if !O::PACKED {
+            self.check_memory(self.table.heap_bytes() + self.side.bytes_for_one_more())?;
+        }
+        let (q, f) = self.table.locate(hash);
+        let bits = if O::PACKED {
+            bits
+        } else {
+            self.side.insert(value, &self.op) as i64
+        };
+        self.table.insert_new(q, f, bits);
+        Ok(())
+    }
+
+    /// Stores `value` in slot `s`, widening packed values if needed.
+    fn replace_value(&mut self, s: usize, value: O::Value) -> Result<()> {
+        if O::PACKED {
+            let bits = self.op.pack(&value);
+            if !self.table.fits(bits) {
+                let (vbits, signed) = self.widths_for(bits);
+                self.check_memory(self.table.bytes_after(
+                    self.table.canonical(),
+                    self.table.fbits(),
+                    vbits,
+                ))?;
+                self.table = self.table.reformat(self.table.fbits(), vbits, signed);
+            }
+            self.table.set_value(s, bits);
+        } else {
+            self.side
+                .replace(self.table.value(s) as usize, value, &self.op);
+        }
+        Ok(())
+    }
+
+    /// The field width to use after the next doubling.
+    ///
+    /// Doubling shortens every stored fingerprint by one bit but halves the
+    /// load, so each generation of entries keeps the share of false positives
+    /// it had. The entries that fill the table after doubling number `k` get
+    /// a share of at most `ε / 2^k`, so the total stays below `2ε` however
+    /// far the maplet grows, at the cost of about one more bit per doubling
+    /// for new entries only (reserving bits up front would cost every entry
+    /// from the start).
+    fn fbits_after_doubling(&self) -> u32 {
+        let n2 = 2.0 * self.table.canonical() as f64;
+        let doublings = (n2 / self.initial_canonical as f64).log2().round() as i32;
+        let new_entries = (MAX_LOAD * n2 - self.table.len() as f64).max(1.0);
+        let budget = self.false_positive_rate * 2f64.powi(-doublings);
+        let mut fbits = self.table.fbits();
+        while fbits < MAX_FBITS && new_entries * 2f64.powi(-(fbits as i32 - 1)) / n2 > budget {
+            fbits += 1;
+        }
+        fbits
+    }
+
+    fn grow_to(&mut self, fbits: u32) {
+        let side = &mut self.side;
+        let op = &self.op;
+        self.table = self.table.doubled(fbits, |v| {
+            if O::PACKED {
+                v
+            } else {
+                side.duplicate(v as usize, op) as i64
+            }
+        });
+    }
+
+    /// The value stored for `key`, or `None` if its fingerprint is absent.
+    pub fn query<K: Key + ?Sized>(&self, key: &K) -> Option<O::Value> {
+        self.query_hash(self.hash(key))
+    }
+
+    /// [`query`](Maplet::query) by a precomputed [`hash`](Maplet::hash).
+    pub fn query_hash(&self, hash: u64) -> Option<O::Value> {
+        let (q, f) = self.table.locate(hash);
+        let mut acc: Option<O::Value> = None;
+        for s in self.table.matches(q, f) {
+            acc = Some(match acc {
+                None => self.value_at(s),
+                // Several entries match only when fingerprints of different
+                // lengths share a prefix; the answer folds them all.
+                Some(a) => self.op.merge(&a, &self.value_ref(s)).unwrap_or(a),
+            });
+        }
+        acc
+    }
+
+    /// Whether `key`'s fingerprint is present.
+    pub fn contains<K: Key + ?Sized>(&self, key: &K) -> bool {
+        self.contains_hash(self.hash(key))
+    }
+
+    /// [`contains`](Maplet::contains) by a precomputed [`hash`](Maplet::hash).
+    #[inline]
+    pub fn contains_hash(&self, hash: u64) -> bool {
+        let (q, f) = self.table.locate(hash);
+        self.table.matches(q, f).next().is_some()
+    }
+
+    /// Takes `value` out of `key`'s entry with the operator's
+    /// [`subtract`](Operator::subtract): a counter subtracts (removing the
+    /// entry at zero); other operators remove the entry. Returns whether an
+    /// entry was found. A colliding key shares the entry, so deleting one key
+    /// affects the other's answer the same way.
+    ///
+    /// # Errors
+    /// The operator's errors; the maplet is unchanged.
+    pub fn delete<K: Key + ?Sized>(&mut self, key: &K, value: &O::Value) -> Result<bool> {
+        let h = self.hash(key);
+        self.delete_hash(h, value)
+    }
+
+    /// [`delete`](Maplet::delete) by a precomputed [`hash`](Maplet::hash).
+    ///
+    /// # Errors
+    /// As [`delete`](Maplet::delete).
+    pub fn delete_hash(&mut self, hash: u64, value: &O::Value) -> Result<bool> {
+        let (q, f) = self.table.locate(hash);
+        let Some(s) = self.table.best_match(q, f) else {
+            return Ok(false);
+        };
+        match self.op.subtract(&self.value_ref(s), value)? {
+            Some(v) => self.replace_value(s, v)?,
+            None => self.remove_slot(q, s),
+        }
+        Ok(true)
+    }
+
+    /// Removes `key`'s entry whatever it holds. Returns whether one was found.
+    pub fn remove<K: Key + ?Sized>(&mut self, key: &K) -> bool {
+        let h = self.hash(key);
+        self.remove_hash(h)
+    }
+
+    /// [`remove`](Maplet::remove) by a precomputed [`hash`](Maplet::hash).
+    pub fn remove_hash(&mut self, hash: u64) -> bool {
+        let (q, f) = self.table.locate(hash);
+        match self.table.best_match(q, f) {
+            Some(s) => {
+                self.remove_slot(q, s);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn remove_slot(&mut self, q: u64, s: usize) {
+        if !O::PACKED {
+            self.side.remove(self.table.value(s) as usize, &self.op);
+        }
+        self.table.remove(q, s);
+    }
+
+    /// Removes everything and returns to the initial size.
+    pub fn clear(&mut self) {
+        self.table = Table::new(self.initial_canonical, self.initial_fbits, 1, false);
+        self.side = SideStore::default();
+    }
+
+    // ---- bulk operations -------------------------------------------------------
+
+    /// Inserts many `(hash, value)` pairs, in order. Stops at the first
+    /// error: the pairs before it are inserted, the failing one and those
+    /// after it are not, and the error is returned with its index.
+    ///
+    /// # Errors
+    /// `(index, error)` of the first pair that failed.
+    pub fn insert_many_hashes<I>(
+        &mut self,
+        pairs: I,
+    ) -> std::result::Result<(), (usize, MapletError)>
+    where
+        I: IntoIterator<Item = (u64, O::Value)>,
+    {
+        for (i, (h, v)) in pairs.into_iter().enumerate() {
+            self.insert_hash(h, v).map_err(|e| (i, e))?;
+        }
+        Ok(())
+    }
+
+    /// Inserts `keys[i]` with `values[i]` for every `i`, like
+    /// [`insert_many_hashes`](Maplet::insert_many_hashes).
+    ///
+    /// # Errors
+    /// As [`insert_many_hashes`](Maplet::insert_many_hashes); also when the
+    /// slices differ in length (index 0, nothing inserted).
+    pub fn insert_many<K: Key>(
+        &mut self,
+        keys: &[K],
+        values: Vec<O::Value>,
+    ) -> std::result::Result<(), (usize, MapletError)> {
+        if keys.len() != values.len() {
+            return Err((
+                0,
+                MapletError::InvalidParameter(format!(
+                    "{} keys but {} values",
+                    keys.len(),
+                    values.len()
+                )),
+            ));
+        }
+        let seed = self.options.seed;
+        self.insert_many_hashes(keys.iter().map(|k| k.hash_with(seed)).zip(values))
+    }
+
+    /// Queries many hashes at once.
+    pub fn query_many_hashes(&self, hashes: &[u64]) -> Vec<Option<O::Value>> {
+        hashes.iter().map(|&h| self.query_hash(h)).collect()
+    }
+
+    /// Queries many keys at once.
+    pub fn query_many<K: Key>(&self, keys: &[K]) -> Vec<Option<O::Value>> {
+        keys.iter().map(|k| self.query(k)).collect()
+    }
+
+    /// Membership of many hashes at once.
+    pub fn contains_many_hashes(&self, hashes: &[u64]) -> Vec<bool> {
+        hashes.iter().map(|&h| self.contains_hash(h)).collect()
+    }
+
+    // ---- whole-maplet operations ------------------------------------------------
+
+    /// Every stored entry, in home-slot order.
+    pub fn entries(&self) -> impl Iterator<Item = Entry<O::Value>> + '_ {
+        let fbits = self.table.fbits();
+        self.table.runs().flat_map(move |(q, start, end)| {
+            (start..=end).map(move |s| {
+                let f = self.table.field(s);
+                let len = field_len(f, fbits);
+                Entry {
+                    quotient: q,
+                    fingerprint: if len == 0 { 0 } else { f >> (fbits - len) },
+                    fingerprint_len: len,
+                    value: self.value_at(s),
+                }
+            })
+        })
+    }
+
+    /// Size and accuracy figures.
+    pub fn stats(&self) -> Stats {
+        let items = self.len();
+        let memory_usage = self.memory_usage();
+        let hist = self.table.len_hist();
+        let matches: f64 = (0..64)
+            .map(|l| hist[l] as f64 * 2f64.powi(-(l as i32)))
+            .sum();
+        Stats {
+            capacity: self.table.canonical(),
+            slots: self.table.nslots(),
+            items,
+            load_factor: items as f64 / self.table.canonical() as f64,
+            memory_usage,
+            bits_per_item: if items == 0 {
+                0.0
+            } else {
+                memory_usage as f64 * 8.0 / items as f64
+            },
+            false_positive_rate: self.false_positive_rate,
+            expected_false_positive_rate: matches / self.table.canonical() as f64,
+            fingerprint_bits: self.table.fbits(),
+            value_bits: self.table.vbits(),
+        }
+    }
+
+    /// Whether `other` was built with the same operator, parameters and
+    /// seed, so that the two can be merged.
+    ///
+    /// # Errors
+    /// [`MapletError::Incompatible`], saying what differs.
+    pub fn check_compatible(&self, other: &Self) -> Result<()> {
+        let what = if self.op.kind() != other.op.kind() {
+            Some(format!(
+                "operators differ ({} and {})",
+                self.op.kind(),
+                other.op.kind()
+            ))
+        } else if self.options.seed != other.options.seed {
+            Some("hash seeds differ".to_string())
+        } else if self.expected_items != other.expected_items {
+            Some(format!(
+                "expected_items differ ({} and {})",
+                self.expected_items, other.expected_items
+            ))
+        } else if self.false_positive_rate != other.false_positive_rate {
+            Some(format!(
+                "false-positive rates differ ({} and {})",
+                self.false_positive_rate, other.false_positive_rate
+            ))
+        } else {
+            None
+        };
+        match what {
+            Some(m) => Err(MapletError::Incompatible(m)),
+            None => Ok(()),
+        }
+    }
+
+    /// Merges `other` into `self`: afterwards `self` answers as one maplet
+    /// that saw the inserts of both. A linear merge of the two sorted tables.
+    ///
+    /// # Errors
+    /// [`MapletError::Incompatible`] for maplets built differently, the
+    /// operator's errors, [`MapletError::MemoryLimit`]; `self` then answers
+    /// exactly as before.
+    pub fn merge(&mut self, other: &Self) -> Result<()>
+    where
+        O: Clone,
+    {
+        self.check_compatible(other)?;
+        // Bring both to the same number of home slots and field width; neither
+        // changes any answer.
+        let mut a = self.clone();
+        let mut b = other.clone();
+        while a.table.canonical() < b.table.canonical() {
+            let f = a.table.fbits();
+            a.grow_to(f);
+        }
+        while b.table.canonical() < a.table.canonical() {
+            let f = b.table.fbits();
+            b.grow_to(f);
+        }
+        let fbits = a.table.fbits().max(b.table.fbits());
+        for m in [&mut a, &mut b] {
+            if m.table.fbits() < fbits {
+                m.table = m.table.reformat(fbits, m.table.vbits(), m.table.signed());
+            }
+        }
+        let vbits = a.table.vbits().max(b.table.vbits());
+        let signed = a.table.signed() || b.table.signed();
+        let mut out = Builder::new(
+            a.table.canonical(),
+            fbits,
+            vbits,
+            signed,
+            a.table.nslots() + b.table.nslots(),
+        );
+        let mut side = SideStore::default();
+        let mut push = |out: &mut Builder, q: u64, f: u64, v: O::Value| {
+            let bits = if O::PACKED {
+                a.op.pack(&v)
+            } else {
+                side.insert(v, &a.op) as i64
+            };
+            if !out.table().fits(bits) {
+                let signed = out.table().signed() || bits < 0;
+                out.widen_values(value_width(bits, signed).max(out.table().vbits()), signed);
+            }
+            out.push(q, f, bits);
+        };
+        let mut ra = a.table.runs().peekable();
+        let mut rb = b.table.runs().peekable();
+        loop {
+            let (qa, qb) = (ra.peek().map(|r| r.0), rb.peek().map(|r| r.0));
+            let q = match (qa, qb) {
+                (None, None) => break,
+                (Some(x), None) | (None, Some(x)) => x,
+                (Some(x), Some(y)) => x.min(y),
+            };
+            let mut sa = if qa == Some(q) {
+                ra.next().map(|r| r.1..r.2 + 1)
+            } else {
+                None
+            }
+            .unwrap_or(0..0)
+            .peekable();
+            let mut sb = if qb == Some(q) {
+                rb.next().map(|r| r.1..r.2 + 1)
+            } else {
+                None
+            }
+            .unwrap_or(0..0)
+            .peekable();
+            loop {
+                let fa = sa.peek().map(|&s| a.table.field(s));
+                let fb = sb.peek().map(|&s| b.table.field(s));
+                match (fa, fb) {
+                    (None, None) => break,
+                    (Some(x), Some(y)) if x == y => {
+                        let v = a.op.merge(
+                            &a.value_ref(sa.next().unwrap()),
+                            &b.value_ref(sb.next().unwrap()),
+                        )?;
+                        push(&mut out, q, x, v);
+                    }
+                    (Some(x), y) if y.is_none_or(|y| x < y) => {
+                        push(&mut out, q, x, a.value_at(sa.next().unwrap()))
+                    }
+                    (_, Some(y)) => push(&mut out, q, y, b.value_at(sb.next().unwrap())),
+                    (Some(_), None) => unreachable!(),
+                }
+            }
+        }
+        let mut merged = Maplet {
+            table: out.finish(),
+            side,
+            ..a
+        };
+        while (merged.len() as f64) > MAX_LOAD * merged.table.canonical() as f64 {
+            let f = merged.fbits_after_doubling();
+            merged.grow_to(f);
+        }
+        self.check_memory_of(&merged)?;
+        *self = merged;
+        Ok(())
+    }
+
+    fn check_memory_of(&self, m: &Self) -> Result<()> {
+        if let Some(limit) = self.options.memory_limit {
+            let needed = m.memory_usage();
+            if needed > limit {
+                return Err(MapletError::MemoryLimit { needed, limit });
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the slot table's invariants from scratch, panicking if one is
+    /// broken. For tests; linear in the table size.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) {
+        self.table.check_invariants();
+    }
+
+    /// The operator kind and the parameters that must match for a merge.
+    pub fn kind(&self) -> OperatorKind {
+        self.op.kind()
+    }
+}

@@ -1,0 +1,91 @@
+//! The side store: values too large or too varied to pack into a slot
+//! (sets, vectors, foreign objects), referenced from the slot by index.
+
+use crate::operator::Operator;
+
+/// Values by index, with a free list for reuse after removals.
+#[derive(Clone, Debug)]
+pub(crate) struct SideStore<V> {
+    slots: Vec<Option<V>>,
+    free: Vec<usize>,
+    /// Heap bytes owned by the stored values themselves.
+    value_bytes: usize,
+}
+
+impl<V> Default for SideStore<V> {
+    fn default() -> Self {
+        SideStore {
+            slots: Vec::new(),
+            free: Vec::new(),
+            value_bytes: 0,
+        }
+    }
+}
+
+impl<V: Clone> SideStore<V> {
+    /// The index the next [`insert`](SideStore::insert) will use.
+    pub(crate) fn next_index(&self) -> usize {
+        self.free.last().copied().unwrap_or(self.slots.len())
+    }
+
+    /// Extra heap bytes the next insert may allocate for the index itself.
+    pub(crate) fn bytes_for_one_more(&self) -> usize {
+        if self.free.is_empty() && self.slots.len() == self.slots.capacity() {
+            self.slots.capacity().max(4) * std::mem::size_of::<Option<V>>()
+        } else {
+            0
+        }
+    }
+
+    pub(crate) fn get(&self, i: usize) -> &V {
+        self.slots[i]
+            .as_ref()
+            .expect("side store: empty index referenced from a slot")
+    }
+
+    pub(crate) fn insert<O: Operator<Value = V>>(&mut self, v: V, op: &O) -> usize {
+        self.value_bytes += op.heap_size(&v);
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = Some(v);
+                i
+            }
+            None => {
+                self.slots.push(Some(v));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    pub(crate) fn replace<O: Operator<Value = V>>(&mut self, i: usize, v: V, op: &O) {
+        self.value_bytes += op.heap_size(&v);
+        if let Some(old) = self.slots[i].replace(v) {
+            self.value_bytes -= op.heap_size(&old);
+        }
+    }
+
+    pub(crate) fn remove<O: Operator<Value = V>>(&mut self, i: usize, op: &O) {
+        if let Some(old) = self.slots[i].take() {
+            self.value_bytes -= op.heap_size(&old);
+        }
+        self.free.push(i);
+    }
+
+    /// A copy of value `i` under a new index.
+    pub(crate) fn duplicate<O: Operator<Value = V>>(&mut self, i: usize, op: &O) -> usize {
+        let v = self.get(i).clone();
+        self.insert(v, op)
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<Option<V>>()
+            + self.free.capacity() * 8
+            + self.value_bytes
+    }
+
+    /// Stored values (for serialization), `None` at free indices.
+    #[allow(dead_code)]
+    pub(crate) fn slots(&self) -> &[Option<V>] {
+        &self.slots
+    }
+}
