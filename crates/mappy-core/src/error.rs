@@ -14,6 +14,8 @@ pub enum MapletError {
     /// A value cannot be merged or stored: an overflowing counter, vectors
     /// of different lengths, a value of the wrong kind.
     InvalidValue(String),
+    /// A number does not fit: a counter would pass the range of `i64`.
+    Overflow(String),
     /// The operation needs more memory than the configured limit allows.
     MemoryLimit {
         /// Bytes the maplet would need after the operation.
@@ -35,6 +37,7 @@ impl fmt::Display for MapletError {
         match self {
             MapletError::InvalidParameter(m) => write!(f, "invalid parameter: {m}"),
             MapletError::InvalidValue(m) => write!(f, "invalid value: {m}"),
+            MapletError::Overflow(m) => write!(f, "overflow: {m}"),
             MapletError::MemoryLimit { needed, limit } => write!(
                 f,
                 "memory limit reached: the maplet would need {needed} bytes, the limit is {limit} bytes"

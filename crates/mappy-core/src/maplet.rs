@@ -80,11 +80,12 @@ pub struct Entry<V> {
 /// let n = 100_000;
 /// let mut m = Maplet::new(n, 0.01, Counter).unwrap();
 /// for i in 0..n as u64 {
-///     m.insert(&i, 1 + (i % 200) as i64).unwrap();
+///     m.insert(&i, 1 + (i % 127) as i64).unwrap();
 /// }
 /// // No false negatives, and a count is never below the truth.
-/// assert!((0..n as u64).all(|i| m.query(&i).unwrap() >= 1 + (i % 200) as i64));
-/// // Counts below 256 take at most 20 bits per item.
+/// assert!((0..n as u64).all(|i| m.query(&i).unwrap() >= 1 + (i % 127) as i64));
+/// // Stored counts (colliding keys' sums included) stay below 256, so they
+/// // pack in 8 bits: at most 20 bits per item in all.
 /// assert!(m.stats().bits_per_item <= 20.0, "{}", m.stats().bits_per_item);
 /// // Keys never inserted are found at about the configured rate.
 /// let fp = (n as u64..2 * n as u64).filter(|i| m.contains(i)).count();
@@ -732,6 +733,48 @@ impl<O: Operator> Maplet<O> {
             }
         }
         Ok(())
+    }
+
+    /// The same entries under another operator, each value converted by `f`
+    /// (for example from packed numbers to foreign objects when a binding
+    /// meets a value the packed form cannot hold). Answers keep their
+    /// fingerprints; only values change.
+    ///
+    /// # Errors
+    /// The first error `f` returns; `self` is not consumed.
+    pub fn map_values<O2: Operator>(
+        &self,
+        op: O2,
+        mut f: impl FnMut(&O::Value) -> Result<O2::Value>,
+    ) -> Result<Maplet<O2>> {
+        let t = &self.table;
+        let mut out = Builder::new(t.canonical(), t.fbits(), 1, false, t.nslots());
+        let mut side = SideStore::default();
+        for (q, start, end) in t.runs() {
+            for s in start..=end {
+                let v = f(&self.value_ref(s))?;
+                let bits = if O2::PACKED {
+                    op.pack(&v)
+                } else {
+                    side.insert(v, &op) as i64
+                };
+                if !out.table().fits(bits) {
+                    let signed = out.table().signed() || bits < 0;
+                    out.widen_values(value_width(bits, signed).max(out.table().vbits()), signed);
+                }
+                out.push(q, t.field(s), bits);
+            }
+        }
+        Ok(Maplet {
+            op,
+            table: out.finish(),
+            side,
+            expected_items: self.expected_items,
+            false_positive_rate: self.false_positive_rate,
+            options: self.options,
+            initial_canonical: self.initial_canonical,
+            initial_fbits: self.initial_fbits,
+        })
     }
 
     /// Checks the slot table's invariants from scratch, panicking if one is

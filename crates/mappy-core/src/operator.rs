@@ -149,8 +149,8 @@ impl Operator for Counter {
         match existing.checked_sub(*removed) {
             Some(0) => Ok(None),
             Some(v) => Ok(Some(v)),
-            None => Err(MapletError::InvalidValue(format!(
-                "counter overflow: {existing} - {removed} does not fit in 64 bits"
+            None => Err(MapletError::Overflow(format!(
+                "counter {existing} - {removed} does not fit in 64 bits"
             ))),
         }
     }

@@ -373,6 +373,10 @@ impl Table {
     }
 
     fn push_block(&mut self) {
+        // Exact: the overflow area grows rarely, and a doubled allocation
+        // would cost far more than the block.
+        self.words.reserve_exact(self.stride);
+        self.spill.reserve_exact(1);
         self.words.resize(self.words.len() + self.stride, 0);
         self.spill.push(0);
     }

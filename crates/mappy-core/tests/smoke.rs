@@ -33,3 +33,13 @@ fn smoke_delete() {
     }
     eprintln!("{:?}", m.stats());
 }
+
+#[test]
+fn print_stats() {
+    let n = 100_000usize;
+    let mut m = Maplet::new(n, 0.01, Counter).unwrap();
+    for i in 0..n as u64 {
+        m.insert(&i, 1 + (i % 200) as i64).unwrap();
+    }
+    eprintln!("{:?}", m.stats());
+}
