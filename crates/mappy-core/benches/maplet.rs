@@ -1,1 +1,146 @@
-fn main() {}
+//! Throughput and space of a counter maplet beside `qfilter` (a
+//! rank-and-select quotient filter answering membership at the same rate)
+//! and `std::collections::HashMap<u64, u64>`, all in one run.
+//!
+//! Every structure gets the same precomputed 64-bit key hashes, so the
+//! numbers compare the tables, not the hash functions. Each figure is the
+//! median of `MAPPY_BENCH_ROUNDS` rounds (default 5), each on a fresh table.
+//!
+//! Run: `cargo bench -p mappy-core --bench maplet` (set `MAPPY_BENCH_N`, a
+//! comma-separated list of sizes, default `1000000,10000000`).
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::time::Instant;
+
+use mappy_core::{Counter, Maplet};
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    xs[xs.len() / 2]
+}
+
+/// Million operations per second of `f` over `n` items.
+fn mops(n: usize, f: impl FnOnce()) -> f64 {
+    let t = Instant::now();
+    f();
+    n as f64 / t.elapsed().as_secs_f64() / 1e6
+}
+
+#[derive(Default)]
+struct Figures {
+    insert: Vec<f64>,
+    hit: Vec<f64>,
+    miss: Vec<f64>,
+    bits: f64,
+    fpr: f64,
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::var("MAPPY_BENCH_N")
+        .unwrap_or_else(|_| "1000000,10000000".into())
+        .split(',')
+        .map(|s| s.trim().parse().expect("MAPPY_BENCH_N: sizes"))
+        .collect();
+    let rounds: usize = std::env::var("MAPPY_BENCH_ROUNDS").map(|r| r.parse().unwrap()).unwrap_or(5);
+    // cargo bench passes --bench; a filter argument selects nothing here.
+    println!("| n | rate | structure | insert Mops/s | query present Mops/s | query absent Mops/s | bits/item | measured FP rate |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for &n in &sizes {
+        let present: Vec<u64> = (0..n as u64).map(splitmix).collect();
+        let absent: Vec<u64> = (n as u64..2 * n as u64).map(|i| splitmix(i ^ 0xdead_beef_0000_0000)).collect();
+        // Counts below 256 even where two keys collide.
+        let counts: Vec<i64> = (0..n as i64).map(|i| 1 + i % 100).collect();
+        for rate in [0.01, 0.001] {
+            let (mut m, mut q, mut h) = (Figures::default(), Figures::default(), Figures::default());
+            for _ in 0..rounds {
+                // Maplet.
+                let mut maplet = Maplet::new(n, rate, Counter).unwrap();
+                m.insert.push(mops(n, || {
+                    for (&k, &c) in present.iter().zip(&counts) {
+                        maplet.insert_hash(k, c).unwrap();
+                    }
+                }));
+                m.hit.push(mops(n, || {
+                    for &k in &present {
+                        black_box(maplet.query_hash(k));
+                    }
+                }));
+                let mut fp = 0usize;
+                m.miss.push(mops(n, || {
+                    for &k in &absent {
+                        fp += maplet.query_hash(k).is_some() as usize;
+                    }
+                }));
+                m.bits = maplet.stats().bits_per_item;
+                m.fpr = fp as f64 / n as f64;
+                drop(maplet);
+
+                // qfilter, membership only.
+                let mut filter = qfilter::Filter::new(n as u64, rate).unwrap();
+                q.insert.push(mops(n, || {
+                    for &k in &present {
+                        filter.insert_fingerprint(false, k).unwrap();
+                    }
+                }));
+                q.hit.push(mops(n, || {
+                    for &k in &present {
+                        black_box(filter.contains_fingerprint(k));
+                    }
+                }));
+                let mut fp = 0usize;
+                q.miss.push(mops(n, || {
+                    for &k in &absent {
+                        fp += filter.contains_fingerprint(k) as usize;
+                    }
+                }));
+                q.bits = filter.memory_usage() as f64 * 8.0 / n as f64;
+                q.fpr = fp as f64 / n as f64;
+                drop(filter);
+
+                // HashMap<u64, u64>, exact.
+                let mut map: HashMap<u64, u64> = HashMap::with_capacity(n);
+                h.insert.push(mops(n, || {
+                    for (&k, &c) in present.iter().zip(&counts) {
+                        *map.entry(k).or_insert(0) += c as u64;
+                    }
+                }));
+                h.hit.push(mops(n, || {
+                    for &k in &present {
+                        black_box(map.get(&k));
+                    }
+                }));
+                h.miss.push(mops(n, || {
+                    for &k in &absent {
+                        black_box(map.get(&k));
+                    }
+                }));
+                h.bits = (map.capacity() * 17 + map.capacity() / 8) as f64 * 8.0 / n as f64;
+                h.fpr = 0.0;
+            }
+            for (name, f) in [("mappy Maplet<Counter>", &m), ("qfilter (membership)", &q), ("HashMap<u64, u64>", &h)] {
+                println!(
+                    "| {n} | {rate} | {name} | {:.1} | {:.1} | {:.1} | {:.1} | {:.5} |",
+                    median(f.insert.clone()),
+                    median(f.hit.clone()),
+                    median(f.miss.clone()),
+                    f.bits,
+                    f.fpr
+                );
+            }
+            println!(
+                "| {n} | {rate} | ratio mappy/qfilter | {:.2} | {:.2} | {:.2} | | |",
+                median(m.insert.clone()) / median(q.insert.clone()),
+                median(m.hit.clone()) / median(q.hit.clone()),
+                median(m.miss.clone()) / median(q.miss.clone())
+            );
+        }
+    }
+}

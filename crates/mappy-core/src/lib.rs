@@ -23,6 +23,8 @@
 //! ```
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
+// Slot and block indices are the natural loop variables of the slot table.
+#![allow(clippy::needless_range_loop)]
 
 pub mod error;
 pub mod hash;

@@ -114,6 +114,16 @@ impl<O: Operator> std::fmt::Debug for Maplet<O> {
     }
 }
 
+/// Value width and signedness a table of `vbits` bits needs to also hold
+/// `bits`. Turning signed costs the stored non-negative values one more bit.
+fn widths_for(vbits: u32, signed: bool, bits: i64) -> (u32, bool) {
+    if signed || bits >= 0 {
+        (vbits.max(value_width(bits, signed)), signed)
+    } else {
+        ((vbits + 1).min(64).max(value_width(bits, true)), true)
+    }
+}
+
 /// Fingerprint field width (with its marker) for a rate: at full load a
 /// random key matches an entry with probability about `0.95 * 2^-(fbits-1)`.
 fn fbits_for(rate: f64) -> u32 {
@@ -264,8 +274,7 @@ impl<O: Operator> Maplet<O> {
 
     /// Value width and signedness the table needs to hold packed `bits`.
     fn widths_for(&self, bits: i64) -> (u32, bool) {
-        let signed = self.table.signed() || bits < 0;
-        (self.table.vbits().max(value_width(bits, signed)), signed)
+        widths_for(self.table.vbits(), self.table.signed(), bits)
     }
 
     // ---- single-key operations -------------------------------------------------
@@ -663,8 +672,8 @@ impl<O: Operator> Maplet<O> {
                 side.insert(v, &a.op) as i64
             };
             if !out.table().fits(bits) {
-                let signed = out.table().signed() || bits < 0;
-                out.widen_values(value_width(bits, signed).max(out.table().vbits()), signed);
+                let (vbits, signed) = widths_for(out.table().vbits(), out.table().signed(), bits);
+                out.widen_values(vbits, signed);
             }
             out.push(q, f, bits);
         };
@@ -759,8 +768,9 @@ impl<O: Operator> Maplet<O> {
                     side.insert(v, &op) as i64
                 };
                 if !out.table().fits(bits) {
-                    let signed = out.table().signed() || bits < 0;
-                    out.widen_values(value_width(bits, signed).max(out.table().vbits()), signed);
+                    let (vbits, signed) =
+                        widths_for(out.table().vbits(), out.table().signed(), bits);
+                    out.widen_values(vbits, signed);
                 }
                 out.push(q, t.field(s), bits);
             }

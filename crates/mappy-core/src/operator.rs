@@ -139,8 +139,8 @@ impl Operator for Counter {
 
     fn merge(&self, existing: &i64, incoming: &i64) -> Result<i64> {
         existing.checked_add(*incoming).ok_or_else(|| {
-            MapletError::InvalidValue(format!(
-                "counter overflow: {existing} + {incoming} does not fit in 64 bits"
+            MapletError::Overflow(format!(
+                "counter {existing} + {incoming} does not fit in 64 bits"
             ))
         })
     }

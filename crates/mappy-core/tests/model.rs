@@ -1,0 +1,364 @@
+//! Model-based property tests: a maplet against an exact `HashMap`, over
+//! random sequences of inserts, deletes, merges, growth and clears.
+//!
+//! Hashes are drawn from a few home slots and fingerprints so that runs are
+//! long, clusters cross blocks and fingerprints collide often.
+
+use std::collections::{BTreeSet, HashMap};
+
+use mappy_core::{Counter, Maplet, Max, Min, Options, SetUnion};
+use proptest::prelude::*;
+
+const EXPECTED: usize = 200;
+
+/// A hash whose home slot is `q` and whose first fingerprint bits are `fp`
+/// in a maplet with `canonical` home slots and field width `fbits`.
+fn crafted(q: u64, fp: u64, low: u64, canonical: u64, fbits: u32) -> u64 {
+    let shift = 64 - (fbits - 1);
+    let x: u128 = ((q as u128) << 64) + ((fp as u128) << shift) + ((low as u128) << (shift - 12));
+    (x.div_ceil(canonical as u128)) as u64
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Insert(u64, i64),
+    Delete(u64),
+    DeletePart(u64),
+    Merge(Vec<(u64, i64)>),
+    Grow(u16),
+    Clear,
+}
+
+fn key_strategy() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        // Crowded: few home slots, few fingerprints.
+        (0u64..6, 0u64..6, 0u64..4).prop_map(|(q, fp, low)| crafted(q * 31, fp, low, 211, 8)),
+        // Near the end of the table.
+        (0u64..4, 0u64..64).prop_map(|(q, fp)| crafted(210 - q, fp, 0, 211, 8)),
+        any::<u64>(),
+    ]
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        8 => (key_strategy(), 1i64..300).prop_map(|(k, v)| Op::Insert(k, v)),
+        2 => key_strategy().prop_map(Op::Delete),
+        1 => key_strategy().prop_map(Op::DeletePart),
+        1 => prop::collection::vec((key_strategy(), 1i64..50), 0..40).prop_map(Op::Merge),
+        1 => (1u16..400).prop_map(Op::Grow),
+        1 => Just(Op::Clear),
+    ]
+}
+
+fn check(m: &Maplet<Counter>, model: &HashMap<u64, i64>) {
+    m.check_invariants();
+    for (&h, &truth) in model {
+        if truth == 0 {
+            continue;
+        }
+        let got = m.query_hash(h);
+        assert!(
+            got.is_some_and(|v| v >= truth),
+            "hash {h:#x}: truth {truth}, got {got:?}"
+        );
+    }
+}
+
+fn new_maplet() -> Maplet<Counter> {
+    // 211 home slots at this size and rate, matching `crafted`'s arguments.
+    let m = Maplet::new(EXPECTED, 0.01, Counter).unwrap();
+    assert_eq!((m.capacity(), m.stats().fingerprint_bits), (211, 8));
+    m
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn counter_matches_model(ops in prop::collection::vec(op_strategy(), 1..120)) {
+        let mut m = new_maplet();
+        let mut model: HashMap<u64, i64> = HashMap::new();
+        let mut next = 1u64 << 40;
+        for op in ops {
+            match op {
+                Op::Insert(h, v) => {
+                    m.insert_hash(h, v).unwrap();
+                    *model.entry(h).or_default() += v;
+                }
+                Op::Delete(h) => {
+                    let truth = model.get(&h).copied().unwrap_or(0);
+                    if truth > 0 {
+                        prop_assert!(m.delete_hash(h, &truth).unwrap());
+                        model.insert(h, 0);
+                    }
+                }
+                Op::DeletePart(h) => {
+                    let truth = model.get(&h).copied().unwrap_or(0);
+                    if truth > 1 {
+                        prop_assert!(m.delete_hash(h, &(truth / 2)).unwrap());
+                        *model.get_mut(&h).unwrap() -= truth / 2;
+                    }
+                }
+                Op::Merge(pairs) => {
+                    let mut other = new_maplet();
+                    for (h, v) in pairs {
+                        other.insert_hash(h, v).unwrap();
+                        *model.entry(h).or_default() += v;
+                    }
+                    other.check_invariants();
+                    m.merge(&other).unwrap();
+                }
+                Op::Grow(k) => {
+                    for _ in 0..k {
+                        next = next.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        m.insert_hash(next, 1).unwrap();
+                        *model.entry(next).or_default() += 1;
+                    }
+                }
+                Op::Clear => {
+                    m.clear();
+                    model.clear();
+                }
+            }
+            check(&m, &model);
+        }
+        let live = model.values().filter(|&&v| v > 0).count();
+        prop_assert!(m.len() <= live);
+    }
+
+    /// Maplets that did not grow merge into exactly what one maplet that saw
+    /// every insert holds. (Once maplets grow, a fingerprint's precision
+    /// depends on when its key arrived, so a merge is then one-sided but not
+    /// identical; see `merge_of_maplets_that_grew_differently`.)
+    #[test]
+    fn merge_answers_like_one_maplet(
+        a in prop::collection::vec((key_strategy(), 1i64..100), 0..100),
+        b in prop::collection::vec((key_strategy(), 1i64..100), 0..100),
+    ) {
+        let mut ma = new_maplet();
+        let mut mb = new_maplet();
+        let mut all = new_maplet();
+        for &(h, v) in &a {
+            ma.insert_hash(h, v).unwrap();
+            all.insert_hash(h, v).unwrap();
+        }
+        for &(h, v) in &b {
+            mb.insert_hash(h, v).unwrap();
+            all.insert_hash(h, v).unwrap();
+        }
+        prop_assert_eq!(all.capacity(), 211);
+        ma.merge(&mb).unwrap();
+        ma.check_invariants();
+        prop_assert_eq!(ma.entries().collect::<Vec<_>>(), all.entries().collect::<Vec<_>>());
+        for &(h, _) in a.iter().chain(&b) {
+            prop_assert_eq!(ma.query_hash(h), all.query_hash(h));
+        }
+    }
+
+    #[test]
+    fn extremes_and_sets_are_one_sided(pairs in prop::collection::vec((key_strategy(), -1000i64..1000), 1..300)) {
+        let mut max = Maplet::new(EXPECTED, 0.01, Max::<i64>::new()).unwrap();
+        let mut min = Maplet::new(EXPECTED, 0.01, Min::<i64>::new()).unwrap();
+        let mut set = Maplet::new(EXPECTED, 0.01, SetUnion::<i64>::new()).unwrap();
+        let mut truth: HashMap<u64, (i64, i64, BTreeSet<i64>)> = HashMap::new();
+        for &(h, v) in &pairs {
+            max.insert_hash(h, v).unwrap();
+            min.insert_hash(h, v).unwrap();
+            set.insert_hash(h, BTreeSet::from([v])).unwrap();
+            let e = truth.entry(h).or_insert((v, v, BTreeSet::new()));
+            e.0 = e.0.max(v);
+            e.1 = e.1.min(v);
+            e.2.insert(v);
+        }
+        max.check_invariants();
+        set.check_invariants();
+        for (h, (hi, lo, s)) in truth {
+            prop_assert!(max.query_hash(h).unwrap() >= hi);
+            prop_assert!(min.query_hash(h).unwrap() <= lo);
+            prop_assert!(set.query_hash(h).unwrap().is_superset(&s));
+        }
+    }
+}
+
+#[test]
+fn empty_maplet_answers_nothing() {
+    let m = Maplet::new(1000, 0.01, Counter).unwrap();
+    assert!(m.is_empty());
+    assert_eq!(m.query("anything"), None);
+    assert!(!m.contains(&42u64));
+    assert_eq!(m.entries().count(), 0);
+    m.check_invariants();
+}
+
+#[test]
+fn many_keys_on_one_home_slot() {
+    let mut m = Maplet::new(100_000, 0.001, Counter).unwrap();
+    let (canonical, fbits) = (m.capacity(), m.stats().fingerprint_bits);
+    // Every fingerprint the field can hold, on one home slot.
+    let distinct = 1u64 << (fbits - 1);
+    let hashes: Vec<u64> = (0..distinct)
+        .map(|fp| crafted(7, fp, 0, canonical, fbits))
+        .collect();
+    for (i, &h) in hashes.iter().enumerate() {
+        m.insert_hash(h, i as i64 + 1).unwrap();
+    }
+    m.check_invariants();
+    assert_eq!(m.len(), distinct as usize);
+    for (i, &h) in hashes.iter().enumerate() {
+        assert_eq!(m.query_hash(h), Some(i as i64 + 1));
+    }
+    // Keys homed right after the crowded slot still work.
+    for q in 8..40 {
+        let h = crafted(q, 1, 0, canonical, fbits);
+        m.insert_hash(h, 5).unwrap();
+        assert_eq!(m.query_hash(h), Some(5));
+    }
+    for (i, &h) in hashes.iter().enumerate().step_by(2) {
+        assert!(m.delete_hash(h, &(i as i64 + 1)).unwrap());
+    }
+    m.check_invariants();
+    for (i, &h) in hashes.iter().enumerate() {
+        assert_eq!(
+            m.query_hash(h),
+            if i % 2 == 0 { None } else { Some(i as i64 + 1) }
+        );
+    }
+}
+
+#[test]
+fn runs_at_the_end_of_the_table_extend_the_overflow_area() {
+    let mut m = Maplet::new(1000, 0.01, Counter).unwrap();
+    let (canonical, fbits) = (m.capacity(), m.stats().fingerprint_bits);
+    let slots_before = m.stats().slots;
+    let hashes: Vec<u64> = (0..200)
+        .map(|fp| crafted(canonical - 1, fp, 0, canonical, fbits))
+        .collect();
+    for &h in &hashes {
+        m.insert_hash(h, 1).unwrap();
+    }
+    m.check_invariants();
+    assert!(
+        m.stats().slots > slots_before,
+        "the overflow area did not grow"
+    );
+    assert!(hashes.iter().all(|&h| m.query_hash(h) == Some(1)));
+    for &h in &hashes {
+        assert!(m.remove_hash(h));
+    }
+    m.check_invariants();
+    assert!(m.is_empty());
+}
+
+#[test]
+fn full_table_then_one_more_doubles() {
+    let mut m = Maplet::new(1000, 0.01, Counter).unwrap();
+    let cap = m.capacity();
+    let mut i = 0u64;
+    while (m.len() as f64) < 0.95 * cap as f64 - 1.0 {
+        m.insert(&i, 1).unwrap();
+        i += 1;
+    }
+    assert_eq!(m.capacity(), cap);
+    m.check_invariants();
+    while m.capacity() == cap {
+        m.insert(&i, 1).unwrap();
+        i += 1;
+    }
+    assert_eq!(m.capacity(), 2 * cap);
+    m.check_invariants();
+    assert!((0..i).all(|k| m.query(&k).is_some_and(|v| v >= 1)));
+}
+
+#[test]
+fn failed_operations_change_nothing() {
+    let mut m = Maplet::new(100, 0.01, Counter).unwrap();
+    m.insert("a", i64::MAX - 1).unwrap();
+    m.insert("b", 7).unwrap();
+    let before: Vec<_> = m.entries().collect();
+    assert!(matches!(
+        m.insert("a", 5),
+        Err(mappy_core::MapletError::Overflow(_))
+    ));
+    assert_eq!(m.entries().collect::<Vec<_>>(), before);
+
+    let mut small = Maplet::with_options(
+        100,
+        0.01,
+        Counter,
+        Options {
+            memory_limit: Some(1200),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let mut inserted = 0u64;
+    let err = loop {
+        match small.insert(&inserted, 1) {
+            Ok(()) => inserted += 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(err, mappy_core::MapletError::MemoryLimit { .. }),
+        "{err}"
+    );
+    let before: Vec<_> = small.entries().collect();
+    assert!(small.insert(&inserted, 1).is_err());
+    assert_eq!(small.entries().collect::<Vec<_>>(), before);
+    assert!(small.memory_usage() <= 1200);
+    assert!((0..inserted).all(|k| small.contains(&k)));
+}
+
+#[test]
+fn invalid_parameters_are_rejected() {
+    assert!(Maplet::new(0, 0.01, Counter).is_err());
+    for rate in [0.0, 1.0, -0.5, 2.0, f64::NAN] {
+        let err = Maplet::new(10, rate, Counter).unwrap_err();
+        assert!(err.to_string().contains("false_positive_rate"), "{err}");
+    }
+}
+
+#[test]
+fn incompatible_maplets_do_not_merge() {
+    let mut a = Maplet::new(100, 0.01, Counter).unwrap();
+    a.insert("x", 1).unwrap();
+    let b = Maplet::new(100, 0.001, Counter).unwrap();
+    let c = Maplet::with_options(
+        100,
+        0.01,
+        Counter,
+        Options {
+            seed: 1,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        a.merge(&b),
+        Err(mappy_core::MapletError::Incompatible(_))
+    ));
+    assert!(matches!(
+        a.merge(&c),
+        Err(mappy_core::MapletError::Incompatible(_))
+    ));
+    assert_eq!(a.query("x"), Some(1));
+}
+
+#[test]
+fn merge_of_maplets_that_grew_differently() {
+    let mut a = Maplet::new(100, 0.01, Counter).unwrap();
+    let mut b = Maplet::new(100, 0.01, Counter).unwrap();
+    for i in 0..2000u64 {
+        a.insert(&i, 1).unwrap();
+    }
+    for i in 1000..1100u64 {
+        b.insert(&i, 2).unwrap();
+    }
+    assert!(a.capacity() > b.capacity());
+    b.merge(&a).unwrap();
+    b.check_invariants();
+    for i in 0..2000u64 {
+        let want = if (1000..1100).contains(&i) { 3 } else { 1 };
+        assert!(b.query(&i).unwrap() >= want);
+    }
+}
