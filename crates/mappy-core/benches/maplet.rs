@@ -49,17 +49,22 @@ fn main() {
         .split(',')
         .map(|s| s.trim().parse().expect("MAPPY_BENCH_N: sizes"))
         .collect();
-    let rounds: usize = std::env::var("MAPPY_BENCH_ROUNDS").map(|r| r.parse().unwrap()).unwrap_or(5);
+    let rounds: usize = std::env::var("MAPPY_BENCH_ROUNDS")
+        .map(|r| r.parse().unwrap())
+        .unwrap_or(5);
     // cargo bench passes --bench; a filter argument selects nothing here.
     println!("| n | rate | structure | insert Mops/s | query present Mops/s | query absent Mops/s | bits/item | measured FP rate |");
     println!("|---|---|---|---|---|---|---|---|");
     for &n in &sizes {
         let present: Vec<u64> = (0..n as u64).map(splitmix).collect();
-        let absent: Vec<u64> = (n as u64..2 * n as u64).map(|i| splitmix(i ^ 0xdead_beef_0000_0000)).collect();
+        let absent: Vec<u64> = (n as u64..2 * n as u64)
+            .map(|i| splitmix(i ^ 0xdead_beef_0000_0000))
+            .collect();
         // Counts below 256 even where two keys collide.
         let counts: Vec<i64> = (0..n as i64).map(|i| 1 + i % 100).collect();
         for rate in [0.01, 0.001] {
-            let (mut m, mut q, mut h) = (Figures::default(), Figures::default(), Figures::default());
+            let (mut m, mut q, mut h) =
+                (Figures::default(), Figures::default(), Figures::default());
             for _ in 0..rounds {
                 // Maplet.
                 let mut maplet = Maplet::new(n, rate, Counter).unwrap();
@@ -125,7 +130,11 @@ fn main() {
                 h.bits = (map.capacity() * 17 + map.capacity() / 8) as f64 * 8.0 / n as f64;
                 h.fpr = 0.0;
             }
-            for (name, f) in [("mappy Maplet<Counter>", &m), ("qfilter (membership)", &q), ("HashMap<u64, u64>", &h)] {
+            for (name, f) in [
+                ("mappy Maplet<Counter>", &m),
+                ("qfilter (membership)", &q),
+                ("HashMap<u64, u64>", &h),
+            ] {
                 println!(
                     "| {n} | {rate} | {name} | {:.1} | {:.1} | {:.1} | {:.1} | {:.5} |",
                     median(f.insert.clone()),

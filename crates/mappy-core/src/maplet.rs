@@ -4,7 +4,7 @@ use crate::error::{MapletError, Result};
 use crate::hash::{Key, DEFAULT_SEED};
 use crate::operator::{Operator, OperatorKind};
 use crate::side::SideStore;
-use crate::table::{field_len, value_width, Builder, Table, MAX_FBITS, MAX_LOAD};
+use crate::table::{field_len, field_matches, value_width, Builder, Table, MAX_FBITS, MAX_LOAD};
 
 /// Options beyond the expected size and false-positive rate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -400,18 +400,22 @@ impl<O: Operator> Maplet<O> {
     }
 
     /// [`query`](Maplet::query) by a precomputed [`hash`](Maplet::hash).
+    #[inline]
     pub fn query_hash(&self, hash: u64) -> Option<O::Value> {
         let (q, f) = self.table.locate(hash);
-        let mut acc: Option<O::Value> = None;
-        for s in self.table.matches(q, f) {
-            acc = Some(match acc {
-                None => self.value_at(s),
-                // Several entries match only when fingerprints of different
-                // lengths share a prefix; the answer folds them all.
-                Some(a) => self.op.merge(&a, &self.value_ref(s)).unwrap_or(a),
-            });
+        let (start, end) = self.table.run(q)?;
+        let mut s = (start..=end).find(|&s| field_matches(self.table.field(s), f))?;
+        let mut acc = self.value_at(s);
+        // Several entries match only when fingerprints of different lengths
+        // share a prefix (after growth); the answer folds them all.
+        s += 1;
+        while s <= end {
+            if field_matches(self.table.field(s), f) {
+                acc = self.op.merge(&acc, &self.value_ref(s)).unwrap_or(acc);
+            }
+            s += 1;
         }
-        acc
+        Some(acc)
     }
 
     /// Whether `key`'s fingerprint is present.

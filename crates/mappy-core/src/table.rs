@@ -2,13 +2,16 @@
 //! fingerprint field and a packed value.
 //!
 //! # Layout
-//! Slots come in blocks of 64. A block is `2 + fbits + vbits` words:
+//! Slots come in blocks of 64, stored in pairs: a 5-word header, then the
+//! pair's 128 slots of `fbits + vbits` bits each, a fingerprint field and its
+//! value side by side. The header holds, for each block `b` of the pair,
 //! `occupieds` (bit `i`: some entry has home slot `64 b + i`), `runends`
-//! (bit `i`: slot `64 b + i` ends a run), then the 64 fingerprint fields of
-//! `fbits` bits each, then the 64 values of `vbits` bits each. A separate
-//! `spill[b]` counts the entries whose home slot lies before block `b` but
-//! which sit in block `b` or later; with it, the run of any home slot is found
-//! by rank (in `occupieds`) and select (in `runends`) without scanning.
+//! (bit `i`: slot `64 b + i` ends a run) and a 32-bit `spill`: the number of
+//! entries whose home slot lies before the block but which sit in it or
+//! later. With it, the run of any home slot is found by rank (in
+//! `occupieds`) and select (in `runends`) without scanning. Header words are
+//! aligned, so reading one is a single load; the header costs 2.5 bits per
+//! slot.
 //!
 //! # Invariants
 //! 1. Entries with the same home slot `q` form a *run* of consecutive slots,
@@ -37,13 +40,48 @@ fn mask(width: u32) -> u64 {
     }
 }
 
-/// Position of the `k`-th (from 0) set bit of `w`; `w` has more than `k`.
-#[inline]
-fn select64(mut w: u64, k: usize) -> usize {
-    for _ in 0..k {
-        w &= w - 1;
+/// `SELECT_IN_BYTE[8 b + k]`: position of the `k`-th set bit of byte `b`.
+static SELECT_IN_BYTE: [u8; 2048] = {
+    let mut t = [0u8; 2048];
+    let mut b = 0;
+    while b < 256 {
+        let (mut k, mut i) = (0, 0);
+        while i < 8 {
+            if b >> i & 1 == 1 {
+                t[b * 8 + k] = i as u8;
+                k += 1;
+            }
+            i += 1;
+        }
+        b += 1;
     }
-    w.trailing_zeros() as usize
+    t
+};
+
+/// Position of the `k`-th (from 0) set bit of `w`; `w` has more than `k`.
+///
+/// Broadword: byte popcounts summed by one multiplication locate the byte,
+/// a table the bit within it. Constant time on any 64-bit CPU.
+#[inline]
+fn select64(w: u64, k: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    debug_assert!(k < w.count_ones() as usize);
+    let mut c = w - ((w >> 1) & 0x5555_5555_5555_5555);
+    c = (c & 0x3333_3333_3333_3333) + ((c >> 2) & 0x3333_3333_3333_3333);
+    c = (c + (c >> 4)) & 0x0f0f_0f0f_0f0f_0f0f;
+    // Byte i of `cum`: set bits in bytes 0..=i (at most 64, so no carries).
+    let cum = c.wrapping_mul(ONES);
+    // High bit of byte i set where cum_i <= k: the bytes wholly before the target.
+    let before = (((k as u64 * ONES) | HIGHS) - cum) & HIGHS;
+    let byte = before.count_ones() as usize;
+    let skipped = if byte == 0 {
+        0
+    } else {
+        (cum >> (8 * byte - 8)) & 0xff
+    } as usize;
+    let b = ((w >> (8 * byte)) & 0xff) as usize;
+    8 * byte + SELECT_IN_BYTE[8 * b + k - skipped] as usize
 }
 
 #[inline]
@@ -95,6 +133,11 @@ pub(crate) fn value_width(x: i64, signed: bool) -> u32 {
     w.clamp(1, 64)
 }
 
+/// Slots per block.
+const SLOTS: usize = 64;
+/// Header words per pair of blocks: occupieds (2), runends (2), spills (2 x 32 bits).
+const HDR: usize = 5;
+
 /// The slot table. See the module documentation for its layout.
 #[derive(Clone, Debug)]
 pub(crate) struct Table {
@@ -102,9 +145,10 @@ pub(crate) struct Table {
     fbits: u32,
     vbits: u32,
     signed: bool,
+    /// Words per pair of blocks: the header, then 128 slots of
+    /// `fbits + vbits` bits.
     stride: usize,
     words: Vec<u64>,
-    spill: Vec<u32>,
     len: usize,
     /// Entries by fingerprint length.
     len_hist: [u64; 64],
@@ -113,30 +157,37 @@ pub(crate) struct Table {
 impl Table {
     /// An empty table with `canonical` home slots.
     pub(crate) fn new(canonical: u64, fbits: u32, vbits: u32, signed: bool) -> Table {
+        Self::with_blocks(canonical, fbits, vbits, signed, Self::blocks_for(canonical))
+    }
+
+    fn with_blocks(canonical: u64, fbits: u32, vbits: u32, signed: bool, nblocks: usize) -> Table {
         assert!(canonical >= 1 && (2..=MAX_FBITS).contains(&fbits) && (1..=64).contains(&vbits));
-        let nblocks = Self::blocks_for(canonical);
-        let stride = 2 + fbits as usize + vbits as usize;
+        let stride = Self::stride_for(fbits, vbits);
         Table {
             canonical,
             fbits,
             vbits,
             signed,
             stride,
-            words: vec![0; nblocks * stride],
-            spill: vec![0; nblocks],
+            words: vec![0; nblocks / 2 * stride],
             len: 0,
             len_hist: [0; 64],
         }
     }
 
+    fn stride_for(fbits: u32, vbits: u32) -> usize {
+        HDR + 2 * (fbits + vbits) as usize
+    }
+
+    /// Blocks for `canonical` home slots and at least one block of overflow,
+    /// rounded up to whole pairs.
     fn blocks_for(canonical: u64) -> usize {
-        (canonical as usize).div_ceil(64) + 1
+        ((canonical as usize).div_ceil(SLOTS) + 1).next_multiple_of(2)
     }
 
     /// Heap bytes a table with these parameters takes when empty.
     pub(crate) fn bytes_for(canonical: u64, fbits: u32, vbits: u32) -> usize {
-        let nblocks = Self::blocks_for(canonical);
-        nblocks * (2 + fbits as usize + vbits as usize) * 8 + nblocks * 4
+        Self::blocks_for(canonical) / 2 * Self::stride_for(fbits, vbits) * 8
     }
 
     pub(crate) fn canonical(&self) -> u64 {
@@ -155,13 +206,13 @@ impl Table {
         self.len
     }
     pub(crate) fn nblocks(&self) -> usize {
-        self.spill.len()
+        self.words.len() / self.stride * 2
     }
     pub(crate) fn nslots(&self) -> usize {
-        self.nblocks() * 64
+        self.nblocks() * SLOTS
     }
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.words.capacity() * 8 + self.spill.capacity() * 4
+        self.words.capacity() * 8
     }
     pub(crate) fn len_hist(&self) -> &[u64; 64] {
         &self.len_hist
@@ -172,8 +223,7 @@ impl Table {
         let extra = self
             .nblocks()
             .saturating_sub(Self::blocks_for(self.canonical));
-        let nblocks = Self::blocks_for(canonical) + extra;
-        nblocks * (2 + fbits as usize + vbits as usize) * 8 + nblocks * 4
+        (Self::blocks_for(canonical) + extra) / 2 * Self::stride_for(fbits, vbits) * 8
     }
 
     /// Home slot and full-length query field of a hash.
@@ -188,71 +238,89 @@ impl Table {
 
     // ---- bit access -------------------------------------------------------
 
+    /// Word index of header word `k` of block `b`'s pair.
     #[inline]
-    fn occupieds(&self, b: usize) -> u64 {
-        self.words[b * self.stride]
+    fn hdr(&self, b: usize, k: usize) -> usize {
+        (b / 2) * self.stride + k
     }
     #[inline]
-    fn runends(&self, b: usize) -> u64 {
-        self.words[b * self.stride + 1]
+    fn occ_word(&self, b: usize) -> u64 {
+        self.words[self.hdr(b, b % 2)]
+    }
+    #[inline]
+    fn run_word(&self, b: usize) -> u64 {
+        self.words[self.hdr(b, 2 + b % 2)]
+    }
+    #[inline]
+    fn spill(&self, b: usize) -> usize {
+        (self.words[self.hdr(b, 4)] >> (32 * (b % 2))) as u32 as usize
+    }
+    #[inline]
+    fn add_spill(&mut self, b: usize, delta: i64) {
+        let i = self.hdr(b, 4);
+        let sh = 32 * (b % 2);
+        let v = ((self.words[i] >> sh) & 0xffff_ffff) as i64 + delta;
+        debug_assert!((0..=u32::MAX as i64).contains(&v));
+        self.words[i] = (self.words[i] & !(0xffff_ffff << sh)) | ((v as u64) << sh);
     }
     #[inline]
     fn is_occupied(&self, q: usize) -> bool {
-        self.occupieds(q / 64) >> (q % 64) & 1 == 1
+        self.occ_word(q / SLOTS) >> (q % SLOTS) & 1 == 1
+    }
+    #[inline]
+    fn set_bit(&mut self, word: usize, bit: usize, on: bool) {
+        let w = &mut self.words[word];
+        if on {
+            *w |= 1 << bit;
+        } else {
+            *w &= !(1 << bit);
+        }
     }
     #[inline]
     fn set_occupied(&mut self, q: usize, on: bool) {
-        let w = &mut self.words[(q / 64) * self.stride];
-        if on {
-            *w |= 1 << (q % 64);
-        } else {
-            *w &= !(1 << (q % 64));
-        }
+        let b = q / SLOTS;
+        self.set_bit(self.hdr(b, b % 2), q % SLOTS, on)
     }
     #[inline]
     fn is_runend(&self, s: usize) -> bool {
-        self.runends(s / 64) >> (s % 64) & 1 == 1
+        self.run_word(s / SLOTS) >> (s % SLOTS) & 1 == 1
     }
     #[inline]
     fn set_runend(&mut self, s: usize, on: bool) {
-        let w = &mut self.words[(s / 64) * self.stride + 1];
-        if on {
-            *w |= 1 << (s % 64);
-        } else {
-            *w &= !(1 << (s % 64));
-        }
+        let b = s / SLOTS;
+        self.set_bit(self.hdr(b, 2 + b % 2), s % SLOTS, on)
+    }
+
+    /// First bit of slot `s` (its field; the value follows).
+    #[inline]
+    fn slot_bit(&self, s: usize) -> usize {
+        ((s / (2 * SLOTS)) * self.stride + HDR) * 64
+            + (s % (2 * SLOTS)) * (self.fbits + self.vbits) as usize
     }
 
     /// The field of slot `s`.
     #[inline]
     pub(crate) fn field(&self, s: usize) -> u64 {
-        let base = (s / 64) * self.stride + 2;
-        read_bits(
-            &self.words[base..base + self.fbits as usize],
-            (s % 64) * self.fbits as usize,
-            self.fbits,
-        )
+        read_bits(&self.words, self.slot_bit(s), self.fbits)
     }
     #[inline]
     fn set_field(&mut self, s: usize, f: u64) {
-        let base = (s / 64) * self.stride + 2;
-        let fb = self.fbits;
-        write_bits(
-            &mut self.words[base..base + fb as usize],
-            (s % 64) * fb as usize,
-            fb,
-            f,
-        )
+        let bit = self.slot_bit(s);
+        write_bits(&mut self.words, bit, self.fbits, f)
     }
     /// The raw value bits of slot `s`.
     #[inline]
     pub(crate) fn raw_value(&self, s: usize) -> u64 {
-        let base = (s / 64) * self.stride + 2 + self.fbits as usize;
         read_bits(
-            &self.words[base..base + self.vbits as usize],
-            (s % 64) * self.vbits as usize,
+            &self.words,
+            self.slot_bit(s) + self.fbits as usize,
             self.vbits,
         )
+    }
+    #[inline]
+    fn set_raw_value(&mut self, s: usize, raw: u64) {
+        let bit = self.slot_bit(s) + self.fbits as usize;
+        write_bits(&mut self.words, bit, self.vbits, raw)
     }
     /// The value of slot `s`, sign-extended when the table is signed.
     #[inline]
@@ -269,14 +337,7 @@ impl Table {
     #[inline]
     pub(crate) fn set_value(&mut self, s: usize, v: i64) {
         debug_assert!(self.fits(v));
-        let base = (s / 64) * self.stride + 2 + self.fbits as usize;
-        let vb = self.vbits;
-        write_bits(
-            &mut self.words[base..base + vb as usize],
-            (s % 64) * vb as usize,
-            vb,
-            v as u64,
-        )
+        self.set_raw_value(s, v as u64)
     }
     /// Whether `v` can be stored without widening.
     #[inline]
@@ -286,44 +347,67 @@ impl Table {
         }
         value_width(v, self.signed) <= self.vbits
     }
+    /// Copies slot `src` (field, value and runend bit) to slot `dst`.
+    #[inline]
+    fn move_slot(&mut self, dst: usize, src: usize) {
+        let width = self.fbits + self.vbits;
+        let (from, to) = (self.slot_bit(src), self.slot_bit(dst));
+        if width <= 64 {
+            let v = read_bits(&self.words, from, width);
+            write_bits(&mut self.words, to, width, v);
+        } else {
+            let f = read_bits(&self.words, from, self.fbits);
+            write_bits(&mut self.words, to, self.fbits, f);
+            let v = read_bits(&self.words, from + self.fbits as usize, self.vbits);
+            write_bits(&mut self.words, to + self.fbits as usize, self.vbits, v);
+        }
+        let r = self.is_runend(src);
+        self.set_runend(dst, r);
+    }
+    /// Empties slot `s`.
+    #[inline]
+    fn clear_slot(&mut self, s: usize) {
+        self.set_field(s, 0);
+        self.set_raw_value(s, 0);
+        self.set_runend(s, false);
+    }
 
     // ---- rank and select --------------------------------------------------
 
     /// Position of the `k`-th (from 0) runend at or after slot `p`.
     #[inline]
     fn select_runend_from(&self, p: usize, mut k: usize) -> usize {
-        let mut b = p / 64;
-        let mut w = self.runends(b) & (u64::MAX << (p % 64));
+        let mut b = p / SLOTS;
+        let mut w = self.run_word(b) & (u64::MAX << (p % SLOTS));
         loop {
             let c = w.count_ones() as usize;
             if k < c {
-                return b * 64 + select64(w, k);
+                return b * SLOTS + select64(w, k);
             }
             k -= c;
             b += 1;
-            w = self.runends(b);
+            w = self.run_word(b);
         }
     }
 
-    /// End of the run of the last occupied home slot `<= q`, or `None` if
-    /// that run ends before block `q / 64` starts (so nothing before `q`
-    /// reaches into `q`'s block); `d` is how many occupied home slots of
-    /// `q`'s block are `<= q`.
+    /// How many home slots of `q`'s block up to and including `q` are
+    /// occupied, and where the block's own runs may start (`p0`).
     #[inline]
-    fn last_runend_upto(&self, q: usize) -> (Option<usize>, usize) {
-        let b = q / 64;
-        let i = q % 64;
-        let upto = if i == 63 {
-            u64::MAX
-        } else {
-            (1u64 << (i + 1)) - 1
-        };
-        let d = (self.occupieds(b) & upto).count_ones() as usize;
-        let p0 = b * 64 + self.spill[b] as usize;
+    fn rank(&self, q: usize) -> (usize, usize) {
+        let b = q / SLOTS;
+        let d = (self.occ_word(b) & (u64::MAX >> (63 - q % SLOTS))).count_ones() as usize;
+        (d, b * SLOTS + self.spill(b))
+    }
+
+    /// End of the run of the last occupied home slot `<= q`, or `None` if no
+    /// run of a home slot `<= q` reaches `q`'s block.
+    #[inline]
+    fn last_runend_upto(&self, q: usize) -> Option<usize> {
+        let (d, p0) = self.rank(q);
         if d == 0 {
-            (if p0 > b * 64 { Some(p0 - 1) } else { None }, 0)
+            (p0 > (q / SLOTS) * SLOTS).then(|| p0 - 1)
         } else {
-            (Some(self.select_runend_from(p0, d - 1)), d)
+            Some(self.select_runend_from(p0, d - 1))
         }
     }
 
@@ -331,31 +415,41 @@ impl Table {
     #[inline]
     pub(crate) fn run(&self, q: u64) -> Option<(usize, usize)> {
         let q = q as usize;
-        if !self.is_occupied(q) {
+        let b = q / SLOTS;
+        let occ = self.occ_word(b);
+        if occ >> (q % SLOTS) & 1 == 0 {
             return None;
         }
-        let b = q / 64;
-        let i = q % 64;
-        let upto = if i == 63 {
-            u64::MAX
-        } else {
-            (1u64 << (i + 1)) - 1
-        };
-        let d = (self.occupieds(b) & upto).count_ones() as usize;
-        let p0 = b * 64 + self.spill[b] as usize;
+        let d = (occ & (u64::MAX >> (63 - q % SLOTS))).count_ones() as usize;
+        let p0 = b * SLOTS + self.spill(b);
         if d == 1 {
-            let end = self.select_runend_from(p0, 0);
-            Some((q.max(p0), end))
+            Some((q.max(p0), self.select_runend_from(p0, 0)))
         } else {
             let prev = self.select_runend_from(p0, d - 2);
-            let end = self.select_runend_from(prev + 1, 0);
-            Some((q.max(prev + 1), end))
+            Some((q.max(prev + 1), self.next_runend_after(prev)))
         }
+    }
+
+    /// The first runend after slot `s`.
+    #[inline]
+    fn next_runend_after(&self, s: usize) -> usize {
+        let mut b = s / SLOTS;
+        let sh = s % SLOTS;
+        let mut w = if sh == 63 {
+            0
+        } else {
+            self.run_word(b) & (u64::MAX << (sh + 1))
+        };
+        while w == 0 {
+            b += 1;
+            w = self.run_word(b);
+        }
+        b * SLOTS + w.trailing_zeros() as usize
     }
 
     /// Where a new entry of home slot `q` (not occupied) would start its run.
     fn new_run_start(&self, q: usize) -> usize {
-        match self.last_runend_upto(q).0 {
+        match self.last_runend_upto(q) {
             Some(e) => q.max(e + 1),
             None => q,
         }
@@ -364,7 +458,7 @@ impl Table {
     /// The first unused slot at or after `p`, if any before the table's end.
     fn first_empty_from(&self, mut p: usize) -> Option<usize> {
         while p < self.nslots() {
-            match self.last_runend_upto(p).0 {
+            match self.last_runend_upto(p) {
                 Some(e) if e >= p => p = e + 1,
                 _ => return Some(p),
             }
@@ -372,13 +466,12 @@ impl Table {
         None
     }
 
+    /// Adds a pair of blocks to the overflow area.
     fn push_block(&mut self) {
         // Exact: the overflow area grows rarely, and a doubled allocation
-        // would cost far more than the block.
+        // would cost far more than the blocks.
         self.words.reserve_exact(self.stride);
-        self.spill.reserve_exact(1);
         self.words.resize(self.words.len() + self.stride, 0);
-        self.spill.push(0);
     }
 
     // ---- lookup -----------------------------------------------------------
@@ -412,24 +505,12 @@ impl Table {
     /// (which must fit). The caller keeps the load below the maximum.
     pub(crate) fn insert_new(&mut self, q: u64, field: u64, v: i64) {
         let q = q as usize;
+        let old_end = self.run(q as u64).map(|r| r.1);
         let pos = match self.run(q as u64) {
-            Some((start, end)) => {
-                let mut pos = end + 1;
-                for s in start..=end {
-                    if self.field(s) > field {
-                        pos = s;
-                        break;
-                    }
-                }
-                pos
-            }
+            Some((start, end)) => (start..=end)
+                .find(|&s| self.field(s) > field)
+                .unwrap_or(end + 1),
             None => self.new_run_start(q),
-        };
-        let was_occupied = self.is_occupied(q);
-        let old_end = if was_occupied {
-            self.run(q as u64).map(|r| r.1)
-        } else {
-            None
         };
         let empty = loop {
             match self.first_empty_from(pos) {
@@ -439,12 +520,7 @@ impl Table {
         };
         // Shift slots pos..empty one to the right.
         for j in (pos + 1..=empty).rev() {
-            let f = self.field(j - 1);
-            self.set_field(j, f);
-            let v = self.raw_value(j - 1);
-            self.set_raw_value(j, v);
-            let r = self.is_runend(j - 1);
-            self.set_runend(j, r);
+            self.move_slot(j, j - 1);
         }
         self.set_field(pos, field);
         self.set_value(pos, v);
@@ -462,23 +538,11 @@ impl Table {
         // Invariant 2: the new entry counts for every block start in
         // (q, pos], and each shifted entry for the block start it crossed,
         // so every block starting in (q, empty] gains one.
-        for b in q / 64 + 1..=empty / 64 {
-            self.spill[b] += 1;
+        for b in q / SLOTS + 1..=empty / SLOTS {
+            self.add_spill(b, 1);
         }
         self.len += 1;
         self.len_hist[field_len(field, self.fbits) as usize] += 1;
-    }
-
-    #[inline]
-    fn set_raw_value(&mut self, s: usize, raw: u64) {
-        let base = (s / 64) * self.stride + 2 + self.fbits as usize;
-        let vb = self.vbits;
-        write_bits(
-            &mut self.words[base..base + vb as usize],
-            (s % 64) * vb as usize,
-            vb,
-            raw,
-        )
     }
 
     /// Removes the entry at slot `s`, whose home slot is `q`.
@@ -507,20 +571,13 @@ impl Table {
             self.set_runend(s - 1, true);
         }
         for j in s..last {
-            let f = self.field(j + 1);
-            self.set_field(j, f);
-            let v = self.raw_value(j + 1);
-            self.set_raw_value(j, v);
-            let r = self.is_runend(j + 1);
-            self.set_runend(j, r);
+            self.move_slot(j, j + 1);
         }
-        self.set_field(last, 0);
-        self.set_raw_value(last, 0);
-        self.set_runend(last, false);
+        self.clear_slot(last);
         // Invariant 2, as in insert_new: every block starting in (q, last]
         // loses one.
-        for b in q / 64 + 1..=last / 64 {
-            self.spill[b] -= 1;
+        for b in q / SLOTS + 1..=last / SLOTS {
+            self.add_spill(b, -1);
         }
         self.len -= 1;
     }
@@ -530,12 +587,12 @@ impl Table {
         let mut p = q + 1;
         let limit = self.canonical as usize;
         while p < limit {
-            let w = self.occupieds(p / 64) >> (p % 64);
+            let w = self.occ_word(p / SLOTS) >> (p % SLOTS);
             if w != 0 {
                 let r = p + w.trailing_zeros() as usize;
                 return (r < limit).then_some(r);
             }
-            p = (p / 64 + 1) * 64;
+            p = (p / SLOTS + 1) * SLOTS;
         }
         None
     }
@@ -546,7 +603,7 @@ impl Table {
         let mut next_free = 0usize;
         let mut count = 0usize;
         let mut hist = [0u64; 64];
-        let mut spill = vec![0u32; self.nblocks()];
+        let mut spill = vec![0usize; self.nblocks()];
         let mut used = vec![false; self.nslots()];
         for q in 0..self.canonical as usize {
             if !self.is_occupied(q) {
@@ -568,7 +625,7 @@ impl Table {
                 prev = f;
                 hist[field_len(f, self.fbits) as usize] += 1;
                 used[s] = true;
-                for b in q / 64 + 1..=s / 64 {
+                for b in q / SLOTS + 1..=s / SLOTS {
                     spill[b] += 1;
                 }
             }
@@ -589,7 +646,8 @@ impl Table {
         }
         assert_eq!(count, self.len, "entry count");
         assert_eq!(hist, self.len_hist, "length histogram");
-        assert_eq!(spill, self.spill, "spill counts");
+        let stored: Vec<usize> = (0..self.nblocks()).map(|b| self.spill(b)).collect();
+        assert_eq!(spill, stored, "spill counts");
         next_free = 0;
         for q in 0..self.canonical as usize {
             if self.is_occupied(q) {
@@ -623,22 +681,13 @@ impl Table {
     /// wider field keeps every fingerprint (new entries get longer ones).
     pub(crate) fn reformat(&self, fbits: u32, vbits: u32, signed: bool) -> Table {
         assert!(fbits >= self.fbits);
-        let mut t = Table {
-            canonical: self.canonical,
-            fbits,
-            vbits,
-            signed,
-            stride: 2 + fbits as usize + vbits as usize,
-            words: Vec::new(),
-            spill: self.spill.clone(),
-            len: self.len,
-            len_hist: self.len_hist,
-        };
-        t.words = vec![0; self.nblocks() * t.stride];
+        let mut t = Table::with_blocks(self.canonical, fbits, vbits, signed, self.nblocks());
+        t.len = self.len;
+        t.len_hist = self.len_hist;
         let shift = fbits - self.fbits;
-        for b in 0..self.nblocks() {
-            t.words[b * t.stride] = self.occupieds(b);
-            t.words[b * t.stride + 1] = self.runends(b);
+        for pair in 0..self.nblocks() / 2 {
+            t.words[pair * t.stride..pair * t.stride + HDR]
+                .copy_from_slice(&self.words[pair * self.stride..pair * self.stride + HDR]);
         }
         for (_, start, end) in self.runs() {
             for s in start..=end {
@@ -712,9 +761,9 @@ impl Iterator for Runs<'_> {
         let t = self.table;
         let limit = t.canonical as usize;
         while self.q < limit {
-            let w = t.occupieds(self.q / 64) >> (self.q % 64);
+            let w = t.occ_word(self.q / SLOTS) >> (self.q % SLOTS);
             if w == 0 {
-                self.q = (self.q / 64 + 1) * 64;
+                self.q = (self.q / SLOTS + 1) * SLOTS;
                 continue;
             }
             let q = self.q + w.trailing_zeros() as usize;
@@ -750,7 +799,7 @@ impl Builder {
         slots_hint: usize,
     ) -> Builder {
         let mut table = Table::new(canonical, fbits, vbits, signed);
-        let want = slots_hint.div_ceil(64) * table.stride;
+        let want = slots_hint.div_ceil(2 * SLOTS) * table.stride;
         if want > table.words.len() {
             table.words.reserve(want - table.words.len());
         }
@@ -789,8 +838,8 @@ impl Builder {
         t.set_value(pos, v);
         t.set_runend(pos, true);
         // Invariant 2: this entry counts for every block start in (q, pos].
-        for b in (q as usize) / 64 + 1..=pos / 64 {
-            t.spill[b] += 1;
+        for b in (q as usize) / SLOTS + 1..=pos / SLOTS {
+            t.add_spill(b, 1);
         }
         t.len += 1;
         t.len_hist[field_len(field, t.fbits) as usize] += 1;
@@ -807,6 +856,23 @@ impl Builder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn select_matches_the_naive_one() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..2000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            for w in [x, x & (x >> 7), x | 1 << 63, 1 << (x % 64), u64::MAX] {
+                let mut v = w;
+                for k in 0..w.count_ones() as usize {
+                    assert_eq!(select64(w, k), v.trailing_zeros() as usize, "{w:#x} {k}");
+                    v &= v - 1;
+                }
+            }
+        }
+    }
 
     #[test]
     fn bits_roundtrip_across_words() {
