@@ -60,8 +60,9 @@ fn main() {
         let absent: Vec<u64> = (n as u64..2 * n as u64)
             .map(|i| splitmix(i ^ 0xdead_beef_0000_0000))
             .collect();
-        // Counts below 256 even where two keys collide.
-        let counts: Vec<i64> = (0..n as i64).map(|i| 1 + i % 100).collect();
+        // Counts from 1 to 50: stored counts stay below 256 even where up to
+        // five keys share a fingerprint.
+        let counts: Vec<i64> = (0..n as i64).map(|i| 1 + i % 50).collect();
         for rate in [0.01, 0.001] {
             let (mut m, mut q, mut h) =
                 (Figures::default(), Figures::default(), Figures::default());

@@ -4,7 +4,9 @@ use crate::error::{MapletError, Result};
 use crate::hash::{Key, DEFAULT_SEED};
 use crate::operator::{Operator, OperatorKind};
 use crate::side::SideStore;
-use crate::table::{field_len, field_matches, value_width, Builder, Table, MAX_FBITS, MAX_LOAD};
+use crate::table::{
+    field_len, field_matches, value_width, Builder, Probe, Table, MAX_FBITS, MAX_LOAD,
+};
 
 /// Options beyond the expected size and false-positive rate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -296,10 +298,13 @@ impl<O: Operator> Maplet<O> {
     pub fn insert_hash(&mut self, hash: u64, value: O::Value) -> Result<()> {
         self.op.validate(&value)?;
         let (q, f) = self.table.locate(hash);
-        if let Some(s) = self.table.best_match(q, f) {
-            let merged = self.op.merge(&self.value_ref(s), &value)?;
-            return self.replace_value(s, merged);
-        }
+        let (pos, run_end) = match self.table.probe(q, f) {
+            Probe::Found(s) => {
+                let merged = self.op.merge(&self.value_ref(s), &value)?;
+                return self.replace_value(s, merged);
+            }
+            Probe::Missing { pos, run_end } => (pos, run_end),
+        };
         // A new entry: make room first, then place it.
         let grow = (self.table.len() + 1) as f64 > MAX_LOAD * self.table.canonical() as f64;
         let bits = if O::PACKED {
@@ -314,6 +319,7 @@ impl<O: Operator> Maplet<O> {
             self.table.fbits()
         };
         let canonical = self.table.canonical() * if grow { 2 } else { 1 };
+        let (mut q, mut f, mut pos, mut run_end) = (q, f, pos, run_end);
         if grow || vbits != self.table.vbits() || signed != self.table.signed() {
             let side_extra = if O::PACKED {
                 0
@@ -326,17 +332,21 @@ impl<O: Operator> Maplet<O> {
             }
             if grow {
                 self.grow_to(fbits);
+                (q, f) = self.table.locate(hash);
+                match self.table.probe(q, f) {
+                    Probe::Missing { pos: p, run_end: e } => (pos, run_end) = (p, e),
+                    Probe::Found(_) => unreachable!("doubling changed which entries match"),
+                }
             }
         } else if !O::PACKED {
             self.check_memory(self.table.heap_bytes() + self.side.bytes_for_one_more())?;
         }
-        let (q, f) = self.table.locate(hash);
         let bits = if O::PACKED {
             bits
         } else {
             self.side.insert(value, &self.op) as i64
         };
-        self.table.insert_new(q, f, bits);
+        self.table.insert_at(q, f, bits, pos, run_end);
         Ok(())
     }
 
@@ -403,17 +413,20 @@ impl<O: Operator> Maplet<O> {
     #[inline]
     pub fn query_hash(&self, hash: u64) -> Option<O::Value> {
         let (q, f) = self.table.locate(hash);
-        let (start, end) = self.table.run(q)?;
-        let mut s = (start..=end).find(|&s| field_matches(self.table.field(s), f))?;
+        let start = self.table.run_start(q)?;
+        let s = self.table.next_match(start, f)?;
         let mut acc = self.value_at(s);
+        if self.table.uniform() {
+            return Some(acc);
+        }
         // Several entries match only when fingerprints of different lengths
         // share a prefix (after growth); the answer folds them all.
-        s += 1;
-        while s <= end {
+        let mut s = s;
+        while !self.table.ends_run(s) {
+            s += 1;
             if field_matches(self.table.field(s), f) {
                 acc = self.op.merge(&acc, &self.value_ref(s)).unwrap_or(acc);
             }
-            s += 1;
         }
         Some(acc)
     }
@@ -427,7 +440,9 @@ impl<O: Operator> Maplet<O> {
     #[inline]
     pub fn contains_hash(&self, hash: u64) -> bool {
         let (q, f) = self.table.locate(hash);
-        self.table.matches(q, f).next().is_some()
+        self.table
+            .run_start(q)
+            .is_some_and(|s| self.table.next_match(s, f).is_some())
     }
 
     /// Takes `value` out of `key`'s entry with the operator's

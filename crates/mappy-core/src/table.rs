@@ -138,6 +138,21 @@ const SLOTS: usize = 64;
 /// Header words per pair of blocks: occupieds (2), runends (2), spills (2 x 32 bits).
 const HDR: usize = 5;
 
+/// What [`Table::probe`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Probe {
+    /// The slot of the matching entry with the longest fingerprint.
+    Found(usize),
+    /// No entry matches: a new one goes at `pos`; `run_end` is the end of
+    /// the home slot's run, if it has one.
+    Missing {
+        /// Where the new entry goes.
+        pos: usize,
+        /// End of the existing run.
+        run_end: Option<usize>,
+    },
+}
+
 /// The slot table. See the module documentation for its layout.
 #[derive(Clone, Debug)]
 pub(crate) struct Table {
@@ -411,6 +426,52 @@ impl Table {
         }
     }
 
+    /// First slot of the run of home slot `q`, if it has one.
+    #[inline]
+    pub(crate) fn run_start(&self, q: u64) -> Option<usize> {
+        let q = q as usize;
+        let b = q / SLOTS;
+        let occ = self.occ_word(b);
+        if occ >> (q % SLOTS) & 1 == 0 {
+            return None;
+        }
+        let d = (occ & (u64::MAX >> (63 - q % SLOTS))).count_ones() as usize;
+        let p0 = b * SLOTS + self.spill(b);
+        Some(if d == 1 {
+            q.max(p0)
+        } else {
+            q.max(self.select_runend_from(p0, d - 2) + 1)
+        })
+    }
+
+    /// Whether every stored fingerprint has full length, so that a query
+    /// matches at most one entry.
+    #[inline]
+    pub(crate) fn uniform(&self) -> bool {
+        self.len_hist[self.fbits as usize - 1] == self.len as u64
+    }
+
+    /// The first slot at or after `s` in the same run whose field matches
+    /// `query`.
+    #[inline]
+    pub(crate) fn next_match(&self, mut s: usize, query: u64) -> Option<usize> {
+        loop {
+            if field_matches(self.field(s), query) {
+                return Some(s);
+            }
+            if self.is_runend(s) {
+                return None;
+            }
+            s += 1;
+        }
+    }
+
+    /// Whether slot `s` ends its run.
+    #[inline]
+    pub(crate) fn ends_run(&self, s: usize) -> bool {
+        self.is_runend(s)
+    }
+
     /// Slots `start..=end` of the run of home slot `q`, if it has one.
     #[inline]
     pub(crate) fn run(&self, q: u64) -> Option<(usize, usize)> {
@@ -501,17 +562,60 @@ impl Table {
 
     // ---- insertion and removal --------------------------------------------
 
-    /// Adds a new entry with home slot `q`, field `field` and value `v`
-    /// (which must fit). The caller keeps the load below the maximum.
-    pub(crate) fn insert_new(&mut self, q: u64, field: u64, v: i64) {
-        let q = q as usize;
-        let old_end = self.run(q as u64).map(|r| r.1);
-        let pos = match self.run(q as u64) {
-            Some((start, end)) => (start..=end)
-                .find(|&s| self.field(s) > field)
-                .unwrap_or(end + 1),
-            None => self.new_run_start(q),
+    /// One pass over the run of home slot `q` for an insert: the matching
+    /// slot with the longest fingerprint, or where a new entry goes.
+    #[inline]
+    pub(crate) fn probe(&self, q: u64, query: u64) -> Probe {
+        let Some(start) = self.run_start(q) else {
+            return Probe::Missing {
+                pos: self.new_run_start(q as usize),
+                run_end: None,
+            };
         };
+        let uniform = self.uniform();
+        let mut best: Option<(usize, u32)> = None;
+        let mut pos = None;
+        let mut s = start;
+        loop {
+            let f = self.field(s);
+            if field_matches(f, query) {
+                let tz = f.trailing_zeros();
+                if uniform {
+                    return Probe::Found(s);
+                }
+                if best.is_none_or(|(_, btz)| tz < btz) {
+                    best = Some((s, tz));
+                }
+            }
+            if pos.is_none() && f > query {
+                pos = Some(s);
+            }
+            if self.is_runend(s) {
+                break;
+            }
+            s += 1;
+        }
+        match best {
+            Some((b, _)) => Probe::Found(b),
+            None => Probe::Missing {
+                pos: pos.unwrap_or(s + 1),
+                run_end: Some(s),
+            },
+        }
+    }
+
+    /// Adds a new entry with home slot `q`, field `field` and value `v`
+    /// (which must fit) where [`probe`](Table::probe) said it goes. The
+    /// caller keeps the load below the maximum.
+    pub(crate) fn insert_at(
+        &mut self,
+        q: u64,
+        field: u64,
+        v: i64,
+        pos: usize,
+        old_end: Option<usize>,
+    ) {
+        let q = q as usize;
         let empty = loop {
             match self.first_empty_from(pos) {
                 Some(e) => break e,
