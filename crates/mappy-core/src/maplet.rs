@@ -676,13 +676,7 @@ impl<O: Operator> Maplet<O> {
         }
         let vbits = a.table.vbits().max(b.table.vbits());
         let signed = a.table.signed() || b.table.signed();
-        let mut out = Builder::new(
-            a.table.canonical(),
-            fbits,
-            vbits,
-            signed,
-            a.table.nslots() + b.table.nslots(),
-        );
+        let mut out = Builder::new(a.table.canonical(), fbits, vbits, signed);
         let mut side = SideStore::default();
         let mut push = |out: &mut Builder, q: u64, f: u64, v: O::Value| {
             let bits = if O::PACKED {
@@ -776,7 +770,7 @@ impl<O: Operator> Maplet<O> {
         mut f: impl FnMut(&O::Value) -> Result<O2::Value>,
     ) -> Result<Maplet<O2>> {
         let t = &self.table;
-        let mut out = Builder::new(t.canonical(), t.fbits(), 1, false, t.nslots());
+        let mut out = Builder::new(t.canonical(), t.fbits(), 1, false);
         let mut side = SideStore::default();
         for (q, start, end) in t.runs() {
             for s in start..=end {

@@ -808,13 +808,7 @@ impl Table {
     /// `dup` for the second copy. `fbits` may be wider than now.
     pub(crate) fn doubled(&self, fbits: u32, mut dup: impl FnMut(i64) -> i64) -> Table {
         assert!(fbits >= self.fbits);
-        let mut b = Builder::new(
-            self.canonical * 2,
-            fbits,
-            self.vbits,
-            self.signed,
-            self.nslots() * 2,
-        );
+        let mut b = Builder::new(self.canonical * 2, fbits, self.vbits, self.signed);
         let top = 1u64 << (self.fbits - 1);
         let fmask = mask(self.fbits);
         let widen = fbits - self.fbits;
@@ -893,22 +887,10 @@ pub(crate) struct Builder {
 }
 
 impl Builder {
-    /// A builder for a table of `canonical` home slots; `slots_hint` reserves
-    /// room for the overflow area.
-    pub(crate) fn new(
-        canonical: u64,
-        fbits: u32,
-        vbits: u32,
-        signed: bool,
-        slots_hint: usize,
-    ) -> Builder {
-        let mut table = Table::new(canonical, fbits, vbits, signed);
-        let want = slots_hint.div_ceil(2 * SLOTS) * table.stride;
-        if want > table.words.len() {
-            table.words.reserve(want - table.words.len());
-        }
+    /// A builder for a table of `canonical` home slots.
+    pub(crate) fn new(canonical: u64, fbits: u32, vbits: u32, signed: bool) -> Builder {
         Builder {
-            table,
+            table: Table::new(canonical, fbits, vbits, signed),
             next_free: 0,
             last_q: None,
         }
