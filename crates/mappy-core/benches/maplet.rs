@@ -39,6 +39,7 @@ struct Figures {
     insert: Vec<f64>,
     hit: Vec<f64>,
     miss: Vec<f64>,
+    bulk: Vec<f64>,
     bits: f64,
     fpr: f64,
 }
@@ -53,8 +54,8 @@ fn main() {
         .map(|r| r.parse().unwrap())
         .unwrap_or(5);
     // cargo bench passes --bench; a filter argument selects nothing here.
-    println!("| n | rate | structure | insert Mops/s | query present Mops/s | query absent Mops/s | bits/item | measured FP rate |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| n | rate | structure | insert Mops/s | batch insert Mops/s | query present Mops/s | query absent Mops/s | bits/item | measured FP rate |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for &n in &sizes {
         let present: Vec<u64> = (0..n as u64).map(splitmix).collect();
         let absent: Vec<u64> = (n as u64..2 * n as u64)
@@ -88,6 +89,17 @@ fn main() {
                 m.bits = maplet.stats().bits_per_item;
                 m.fpr = fp as f64 / n as f64;
                 drop(maplet);
+                // The same inserts as one batch.
+                let mut bulk = Maplet::new(n, rate, Counter).unwrap();
+                let pairs: Vec<(u64, i64)> = present
+                    .iter()
+                    .copied()
+                    .zip(counts.iter().copied())
+                    .collect();
+                m.bulk
+                    .push(mops(n, || bulk.insert_many_hashes(pairs).unwrap()));
+                assert!(present.iter().all(|&k| bulk.contains_hash(k)));
+                drop(bulk);
 
                 // qfilter, membership only.
                 let mut filter = qfilter::Filter::new(n as u64, rate).unwrap();
@@ -136,8 +148,13 @@ fn main() {
                 ("qfilter (membership)", &q),
                 ("HashMap<u64, u64>", &h),
             ] {
+                let bulk = if f.bulk.is_empty() {
+                    "".to_string()
+                } else {
+                    format!("{:.1}", median(f.bulk.clone()))
+                };
                 println!(
-                    "| {n} | {rate} | {name} | {:.1} | {:.1} | {:.1} | {:.1} | {:.5} |",
+                    "| {n} | {rate} | {name} | {:.1} | {bulk} | {:.1} | {:.1} | {:.1} | {:.5} |",
                     median(f.insert.clone()),
                     median(f.hit.clone()),
                     median(f.miss.clone()),
@@ -146,8 +163,9 @@ fn main() {
                 );
             }
             println!(
-                "| {n} | {rate} | ratio mappy/qfilter | {:.2} | {:.2} | {:.2} | | |",
+                "| {n} | {rate} | ratio mappy/qfilter | {:.2} | {:.2} | {:.2} | {:.2} | | |",
                 median(m.insert.clone()) / median(q.insert.clone()),
+                median(m.bulk.clone()) / median(q.insert.clone()),
                 median(m.hit.clone()) / median(q.hit.clone()),
                 median(m.miss.clone()) / median(q.miss.clone())
             );

@@ -31,6 +31,7 @@ pub mod hash;
 mod maplet;
 pub mod operator;
 mod side;
+mod sort;
 mod table;
 
 pub use error::{MapletError, Result};

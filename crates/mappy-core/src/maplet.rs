@@ -4,6 +4,7 @@ use crate::error::{MapletError, Result};
 use crate::hash::{Key, DEFAULT_SEED};
 use crate::operator::{Operator, OperatorKind};
 use crate::side::SideStore;
+use crate::sort::sort_by_key;
 use crate::table::{
     field_len, field_matches, value_width, Builder, Probe, Table, MAX_FBITS, MAX_LOAD,
 };
@@ -381,11 +382,15 @@ impl<O: Operator> Maplet<O> {
     /// for new entries only (reserving bits up front would cost every entry
     /// from the start).
     fn fbits_after_doubling(&self) -> u32 {
-        let n2 = 2.0 * self.table.canonical() as f64;
+        self.fbits_after_doubling_of(&self.table)
+    }
+
+    fn fbits_after_doubling_of(&self, table: &Table) -> u32 {
+        let n2 = 2.0 * table.canonical() as f64;
         let doublings = (n2 / self.initial_canonical as f64).log2().round() as i32;
-        let new_entries = (MAX_LOAD * n2 - self.table.len() as f64).max(1.0);
+        let new_entries = (MAX_LOAD * n2 - table.len() as f64).max(1.0);
         let budget = self.false_positive_rate * 2f64.powi(-doublings);
-        let mut fbits = self.table.fbits();
+        let mut fbits = table.fbits();
         while fbits < MAX_FBITS && new_entries * 2f64.powi(-(fbits as i32 - 1)) / n2 > budget {
             fbits += 1;
         }
@@ -507,16 +512,42 @@ impl<O: Operator> Maplet<O> {
 
     // ---- bulk operations -------------------------------------------------------
 
-    /// Inserts many `(hash, value)` pairs, in order. Stops at the first
-    /// error: the pairs before it are inserted, the failing one and those
-    /// after it are not, and the error is returned with its index.
+    /// Inserts many `(hash, value)` pairs. The result is that of inserting
+    /// them one by one in order, except that the maplet grows before the
+    /// batch rather than during it, so entries may keep more fingerprint bits.
+    ///
+    /// A large batch for a packed operator (counter, max, min) is sorted by
+    /// hash, which is the table's own order, and merged into the table in one
+    /// linear pass; the pass builds a new table beside the old one, so it
+    /// briefly needs memory for both. Smaller batches are inserted one by one.
     ///
     /// # Errors
-    /// `(index, error)` of the first pair that failed.
-    pub fn insert_many_hashes<I>(
+    /// `(index, error)` of the first pair that failed; the pairs before it are
+    /// inserted, the failing pair and those after it are not.
+    pub fn insert_many_hashes(
         &mut self,
-        pairs: I,
-    ) -> std::result::Result<(), (usize, MapletError)>
+        pairs: Vec<(u64, O::Value)>,
+    ) -> std::result::Result<(), (usize, MapletError)> {
+        if O::PACKED && pairs.len() >= 1024 && pairs.len() >= self.len() / 8 {
+            if let Some(i) = pairs.iter().position(|(_, v)| self.op.validate(v).is_err()) {
+                // Insert up to the bad value, then report it.
+                return self.insert_one_by_one(pairs.into_iter().take(i + 1));
+            }
+            match self.merge_batch(&pairs) {
+                Ok(table) => {
+                    self.table = table;
+                    Ok(())
+                }
+                // A value that fails to merge: replay one by one for the
+                // exact point of failure.
+                Err(_) => self.insert_one_by_one(pairs),
+            }
+        } else {
+            self.insert_one_by_one(pairs)
+        }
+    }
+
+    fn insert_one_by_one<I>(&mut self, pairs: I) -> std::result::Result<(), (usize, MapletError)>
     where
         I: IntoIterator<Item = (u64, O::Value)>,
     {
@@ -524,6 +555,96 @@ impl<O: Operator> Maplet<O> {
             self.insert_hash(h, v).map_err(|e| (i, e))?;
         }
         Ok(())
+    }
+
+    /// The table with a batch merged in, in one pass. Packed operators only.
+    fn merge_batch(&self, pairs: &[(u64, O::Value)]) -> Result<Table> {
+        // Sort by (home slot, fingerprint) at the current size; grow a copy,
+        // leaving `self` as it is, until the distinct new fingerprints fit.
+        let mut grown: Option<Table> = None;
+        let mut sorted: Vec<(u64, i64)>;
+        loop {
+            let t = grown.as_ref().unwrap_or(&self.table);
+            sorted = pairs
+                .iter()
+                .map(|(h, v)| (t.sort_key(*h), self.op.pack(v)))
+                .collect();
+            sort_by_key(&mut sorted, t.sort_key_bits());
+            let distinct = 1 + sorted.windows(2).filter(|w| w[0].0 != w[1].0).count();
+            if (t.len() + distinct) as f64 <= MAX_LOAD * t.canonical() as f64 {
+                break;
+            }
+            let f = self.fbits_after_doubling_of(t);
+            self.check_memory(t.bytes_after(2 * t.canonical(), f, t.vbits()))?;
+            grown = Some(t.doubled(f, |v| v));
+        }
+        let t = grown.as_ref().unwrap_or(&self.table);
+        let base = self;
+        let mut out = Builder::new(t.canonical(), t.fbits(), t.vbits(), t.signed());
+        let push = |out: &mut Builder, q: u64, f: u64, v: &O::Value| {
+            let bits = base.op.pack(v);
+            if !out.table().fits(bits) {
+                let (vbits, signed) = widths_for(out.table().vbits(), out.table().signed(), bits);
+                out.widen_values(vbits, signed);
+            }
+            out.push(q, f, bits);
+        };
+        let mut runs = t.runs().peekable();
+        let mut next = 0usize;
+        let mut existing: Vec<(u64, O::Value)> = Vec::new();
+        let mut created: Vec<(u64, O::Value)> = Vec::new();
+        while next < sorted.len() || runs.peek().is_some() {
+            let batch_q = sorted.get(next).map(|p| t.locate_sort_key(p.0).0);
+            let q = match (runs.peek(), batch_q) {
+                (Some(r), Some(b)) => r.0.min(b),
+                (Some(r), None) => r.0,
+                (None, Some(b)) => b,
+                (None, None) => break,
+            };
+            existing.clear();
+            if runs.peek().is_some_and(|r| r.0 == q) {
+                let (_, start, end) = runs.next().unwrap();
+                existing.extend((start..=end).map(|s| (t.field(s), base.op.unpack(t.value(s)))));
+            }
+            created.clear();
+            while let Some(&(key, bits)) = sorted.get(next) {
+                let v = &base.op.unpack(bits);
+                let (iq, f) = t.locate_sort_key(key);
+                if iq != q {
+                    break;
+                }
+                next += 1;
+                let best = existing
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| field_matches(e.0, f))
+                    .min_by_key(|(_, e)| e.0.trailing_zeros())
+                    .map(|(k, _)| k);
+                match best {
+                    Some(k) => existing[k].1 = base.op.merge(&existing[k].1, v)?,
+                    None => match created.last_mut() {
+                        Some(c) if c.0 == f => c.1 = base.op.merge(&c.1, v)?,
+                        _ => created.push((f, v.clone())),
+                    },
+                }
+            }
+            // Both lists are sorted by field; emit them merged.
+            let (mut a, mut b) = (existing.iter().peekable(), created.iter().peekable());
+            loop {
+                let e = match (a.peek(), b.peek()) {
+                    (Some(x), Some(y)) if x.0 <= y.0 => a.next(),
+                    (Some(_), Some(_)) => b.next(),
+                    (Some(_), None) => a.next(),
+                    (None, Some(_)) => b.next(),
+                    (None, None) => break,
+                };
+                let (f, v) = e.unwrap();
+                push(&mut out, q, *f, v);
+            }
+        }
+        let table = out.finish();
+        self.check_memory(table.heap_bytes())?;
+        Ok(table)
     }
 
     /// Inserts `keys[i]` with `values[i]` for every `i`, like
@@ -548,7 +669,7 @@ impl<O: Operator> Maplet<O> {
             ));
         }
         let seed = self.options.seed;
-        self.insert_many_hashes(keys.iter().map(|k| k.hash_with(seed)).zip(values))
+        self.insert_many_hashes(keys.iter().map(|k| k.hash_with(seed)).zip(values).collect())
     }
 
     /// Queries many hashes at once.

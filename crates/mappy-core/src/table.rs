@@ -251,6 +251,28 @@ impl Table {
         (q, (fp << 1) | 1)
     }
 
+    /// A hash's home slot and fingerprint as one number, ordered like the
+    /// table: `q << (fbits - 1) | fingerprint`, below `2^sort_key_bits()`.
+    #[inline]
+    pub(crate) fn sort_key(&self, hash: u64) -> u64 {
+        let (q, f) = self.locate(hash);
+        (q << (self.fbits - 1)) | (f >> 1)
+    }
+
+    /// Bits of a [`sort_key`](Table::sort_key).
+    pub(crate) fn sort_key_bits(&self) -> u32 {
+        64 - self.canonical.leading_zeros() + self.fbits - 1
+    }
+
+    /// Home slot and query field of a [`sort_key`](Table::sort_key).
+    #[inline]
+    pub(crate) fn locate_sort_key(&self, key: u64) -> (u64, u64) {
+        (
+            key >> (self.fbits - 1),
+            ((key & mask(self.fbits - 1)) << 1) | 1,
+        )
+    }
+
     // ---- bit access -------------------------------------------------------
 
     /// Word index of header word `k` of block `b`'s pair.

@@ -155,6 +155,43 @@ proptest! {
         }
     }
 
+    /// A bulk insert holds exactly what inserting one by one holds when
+    /// neither grows, and stays one-sided when the batch makes it grow.
+    #[test]
+    fn bulk_insert_matches_one_by_one(
+        before in prop::collection::vec((key_strategy(), 1i64..100), 0..150),
+        batch in prop::collection::vec((key_strategy(), -50i64..100), 1024..1500),
+        crowd in 0usize..1100,
+    ) {
+        let mut small = new_maplet();
+        for &(h, v) in &before {
+            small.insert_hash(h, v).unwrap();
+        }
+        let batch: Vec<(u64, i64)> = batch.into_iter().map(|(h, v)| (if h % 1100 < crowd as u64 { h } else { h % 97 }, v)).collect();
+        // Big enough not to grow: exact equality with one-by-one inserts.
+        let mut one = Maplet::new(5000, 0.01, Counter).unwrap();
+        let mut bulk = one.clone();
+        for &(h, v) in before.iter().chain(&batch) {
+            one.insert_hash(h, v).unwrap();
+        }
+        for &(h, v) in &before {
+            bulk.insert_hash(h, v).unwrap();
+        }
+        bulk.insert_many_hashes(batch.clone()).unwrap();
+        bulk.check_invariants();
+        prop_assert_eq!(bulk.entries().collect::<Vec<_>>(), one.entries().collect::<Vec<_>>());
+        // Small: the batch makes it grow.
+        small.insert_many_hashes(batch.clone()).unwrap();
+        small.check_invariants();
+        let mut truth: HashMap<u64, i64> = HashMap::new();
+        for &(h, v) in before.iter().chain(&batch) {
+            *truth.entry(h).or_default() += v;
+        }
+        for (h, _) in truth {
+            prop_assert!(small.query_hash(h).is_some(), "false negative after bulk insert");
+        }
+    }
+
     #[test]
     fn extremes_and_sets_are_one_sided(pairs in prop::collection::vec((key_strategy(), -1000i64..1000), 1..300)) {
         let mut max = Maplet::new(EXPECTED, 0.01, Max::<i64>::new()).unwrap();
@@ -361,4 +398,25 @@ fn merge_of_maplets_that_grew_differently() {
         let want = if (1000..1100).contains(&i) { 3 } else { 1 };
         assert!(b.query(&i).unwrap() >= want);
     }
+}
+
+#[test]
+fn bulk_insert_stops_at_the_failing_pair() {
+    let mut m = Maplet::new(10_000, 0.01, Counter).unwrap();
+    let mut batch: Vec<(u64, i64)> = (0..3000u64)
+        .map(|i| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15), 1))
+        .collect();
+    batch[2000] = (batch[10].0, i64::MAX);
+    let err = m.insert_many_hashes(batch.clone()).unwrap_err();
+    assert_eq!(err.0, 2000);
+    assert!(matches!(err.1, mappy_core::MapletError::Overflow(_)));
+    m.check_invariants();
+    assert!(batch[..2000].iter().all(|&(h, _)| m.contains_hash(h)));
+    assert_eq!(m.query_hash(batch[10].0), Some(1));
+    // The pairs after the failing one are absent, but for false positives.
+    let after = batch[2001..]
+        .iter()
+        .filter(|&&(h, _)| m.contains_hash(h))
+        .count();
+    assert!(after < 40, "{after} of the pairs after the failure answer");
 }
