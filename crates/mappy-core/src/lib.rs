@@ -28,6 +28,8 @@
 
 pub mod error;
 pub mod hash;
+#[cfg(feature = "kmers")]
+pub mod kmer;
 mod maplet;
 pub mod operator;
 mod side;

@@ -1,0 +1,1 @@
+//! Counting k-mers of DNA sequences into a counter maplet.
