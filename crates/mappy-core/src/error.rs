@@ -30,6 +30,16 @@ pub enum MapletError {
     Operator(Box<dyn std::error::Error + Send + Sync>),
     /// Serialized data is truncated, corrupted or of an unknown version.
     Corrupt(String),
+    /// Reading or writing a file failed.
+    Io(std::io::Error),
+    /// The maplet is memory-mapped read-only; a copy can be modified.
+    ReadOnly,
+}
+
+impl From<std::io::Error> for MapletError {
+    fn from(e: std::io::Error) -> Self {
+        MapletError::Io(e)
+    }
 }
 
 impl fmt::Display for MapletError {
@@ -45,6 +55,8 @@ impl fmt::Display for MapletError {
             MapletError::Incompatible(m) => write!(f, "incompatible maplets: {m}"),
             MapletError::Operator(e) => write!(f, "merge operator failed: {e}"),
             MapletError::Corrupt(m) => write!(f, "corrupt maplet data: {m}"),
+            MapletError::Io(e) => write!(f, "I/O error: {e}"),
+            MapletError::ReadOnly => write!(f, "the maplet is memory-mapped read-only; modify a copy of it instead"),
         }
     }
 }
@@ -53,6 +65,7 @@ impl std::error::Error for MapletError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             MapletError::Operator(e) => Some(e.as_ref()),
+            MapletError::Io(e) => Some(e),
             _ => None,
         }
     }

@@ -27,6 +27,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod error;
+pub mod format;
 pub mod hash;
 #[cfg(feature = "kmers")]
 pub mod kmer;
@@ -34,9 +35,11 @@ mod maplet;
 pub mod operator;
 mod side;
 mod sort;
+mod storage;
 mod table;
 
 pub use error::{MapletError, Result};
+pub use format::ValueCodec;
 pub use hash::{Key, DEFAULT_SEED};
 pub use maplet::{Entry, Maplet, Options, Stats};
 pub use operator::{Counter, Custom, Max, Min, Operator, OperatorKind, SetUnion, VectorAdd};

@@ -1,10 +1,14 @@
 //! [`Maplet`]: the approximate key-value map.
 
+use std::path::Path;
+
 use crate::error::{MapletError, Result};
+use crate::format::{self, ValueCodec};
 use crate::hash::{Key, DEFAULT_SEED};
 use crate::operator::{Operator, OperatorKind};
 use crate::side::SideStore;
 use crate::sort::sort_by_key;
+use crate::storage::Words;
 use crate::table::{
     field_len, field_matches, value_width, Builder, Probe, Table, MAX_FBITS, MAX_LOAD,
 };
@@ -297,6 +301,7 @@ impl<O: Operator> Maplet<O> {
     /// # Errors
     /// As [`insert`](Maplet::insert).
     pub fn insert_hash(&mut self, hash: u64, value: O::Value) -> Result<()> {
+        self.writable()?;
         self.op.validate(&value)?;
         let (q, f) = self.table.locate(hash);
         let (pos, run_end) = match self.table.probe(q, f) {
@@ -468,6 +473,7 @@ impl<O: Operator> Maplet<O> {
     /// # Errors
     /// As [`delete`](Maplet::delete).
     pub fn delete_hash(&mut self, hash: u64, value: &O::Value) -> Result<bool> {
+        self.writable()?;
         let (q, f) = self.table.locate(hash);
         let Some(s) = self.table.best_match(q, f) else {
             return Ok(false);
@@ -480,20 +486,40 @@ impl<O: Operator> Maplet<O> {
     }
 
     /// Removes `key`'s entry whatever it holds. Returns whether one was found.
-    pub fn remove<K: Key + ?Sized>(&mut self, key: &K) -> bool {
+    ///
+    /// # Errors
+    /// [`MapletError::ReadOnly`] for a memory-mapped maplet.
+    pub fn remove<K: Key + ?Sized>(&mut self, key: &K) -> Result<bool> {
         let h = self.hash(key);
         self.remove_hash(h)
     }
 
     /// [`remove`](Maplet::remove) by a precomputed [`hash`](Maplet::hash).
-    pub fn remove_hash(&mut self, hash: u64) -> bool {
+    ///
+    /// # Errors
+    /// As [`remove`](Maplet::remove).
+    pub fn remove_hash(&mut self, hash: u64) -> Result<bool> {
+        self.writable()?;
         let (q, f) = self.table.locate(hash);
-        match self.table.best_match(q, f) {
+        Ok(match self.table.best_match(q, f) {
             Some(s) => {
                 self.remove_slot(q, s);
                 true
             }
             None => false,
+        })
+    }
+
+    /// Whether the maplet is memory-mapped and so read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.table.is_mapped()
+    }
+
+    fn writable(&self) -> Result<()> {
+        if self.table.is_mapped() {
+            Err(MapletError::ReadOnly)
+        } else {
+            Ok(())
         }
     }
 
@@ -505,9 +531,14 @@ impl<O: Operator> Maplet<O> {
     }
 
     /// Removes everything and returns to the initial size.
-    pub fn clear(&mut self) {
+    ///
+    /// # Errors
+    /// [`MapletError::ReadOnly`] for a memory-mapped maplet.
+    pub fn clear(&mut self) -> Result<()> {
+        self.writable()?;
         self.table = Table::new(self.initial_canonical, self.initial_fbits, 1, false);
         self.side = SideStore::default();
+        Ok(())
     }
 
     // ---- bulk operations -------------------------------------------------------
@@ -528,6 +559,7 @@ impl<O: Operator> Maplet<O> {
         &mut self,
         pairs: Vec<(u64, O::Value)>,
     ) -> std::result::Result<(), (usize, MapletError)> {
+        self.writable().map_err(|e| (0, e))?;
         if O::PACKED && pairs.len() >= 1024 && pairs.len() >= self.len() / 8 {
             if let Some(i) = pairs.iter().position(|(_, v)| self.op.validate(v).is_err()) {
                 // Insert up to the bad value, then report it.
@@ -776,6 +808,7 @@ impl<O: Operator> Maplet<O> {
     where
         O: Clone,
     {
+        self.writable()?;
         self.check_compatible(other)?;
         // Bring both to the same number of home slots and field width; neither
         // changes any answer.
@@ -921,6 +954,152 @@ impl<O: Operator> Maplet<O> {
         })
     }
 
+    // ---- persistence ---------------------------------------------------------
+
+    /// The maplet in the byte format of `docs/FORMAT.md`, side-stored values
+    /// written by `encode`. The result is about [`memory_usage`] bytes.
+    ///
+    /// [`memory_usage`]: Maplet::memory_usage
+    ///
+    /// # Errors
+    /// The first error `encode` returns.
+    pub fn to_bytes_with(
+        &self,
+        mut encode: impl FnMut(&O::Value, &mut Vec<u8>) -> Result<()>,
+    ) -> Result<Vec<u8>> {
+        let t = &self.table;
+        let name = match self.op.kind() {
+            OperatorKind::Custom(n) => n.as_bytes(),
+            _ => &[],
+        };
+        let table_offset = (format::FIXED_HEADER + name.len()).next_multiple_of(8);
+        let mut out = Vec::with_capacity(table_offset + t.words().len() * 8 + 64);
+        out.extend_from_slice(&format::MAGIC);
+        out.extend_from_slice(&format::VERSION.to_le_bytes());
+        let flags = t.signed() as u32 | ((!O::PACKED) as u32) << 1;
+        out.extend_from_slice(&flags.to_le_bytes());
+        out.extend_from_slice(&[
+            format::kind_code(self.op.kind()),
+            t.fbits() as u8,
+            t.vbits() as u8,
+            0,
+        ]);
+        out.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        for x in [
+            self.options.seed,
+            self.expected_items as u64,
+            self.false_positive_rate.to_bits(),
+            self.options.memory_limit.map_or(u64::MAX, |l| l as u64),
+            t.canonical(),
+            self.initial_canonical,
+            self.initial_fbits as u64,
+            t.len() as u64,
+            t.words().len() as u64,
+        ] {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        let side_len_at = out.len();
+        out.extend_from_slice(&0u64.to_le_bytes());
+        for h in t.len_hist() {
+            out.extend_from_slice(&h.to_le_bytes());
+        }
+        debug_assert_eq!(out.len(), format::FIXED_HEADER);
+        out.extend_from_slice(name);
+        out.resize(table_offset, 0);
+        for w in t.words() {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        let side_start = out.len();
+        if !O::PACKED {
+            let slots = self.side.slots();
+            out.extend_from_slice(&(slots.len() as u64).to_le_bytes());
+            for slot in slots {
+                match slot {
+                    None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
+                    Some(v) => {
+                        let at = out.len();
+                        out.extend_from_slice(&[0; 4]);
+                        encode(v, &mut out)?;
+                        let n = u32::try_from(out.len() - at - 4)
+                            .ok()
+                            .filter(|&n| n != u32::MAX)
+                            .ok_or_else(|| {
+                                MapletError::InvalidValue(
+                                    "a value of 4 GiB or more cannot be saved".into(),
+                                )
+                            })?;
+                        out[at..at + 4].copy_from_slice(&n.to_le_bytes());
+                    }
+                }
+            }
+        }
+        let side_len = (out.len() - side_start) as u64;
+        out[side_len_at..side_len_at + 8].copy_from_slice(&side_len.to_le_bytes());
+        let sum = format::checksum(&out);
+        out.extend_from_slice(&sum.to_le_bytes());
+        Ok(out)
+    }
+
+    /// Reads a maplet written by [`to_bytes_with`](Maplet::to_bytes_with),
+    /// side-stored values read by `decode`. Safe on untrusted input.
+    ///
+    /// # Errors
+    /// [`MapletError::Corrupt`] for truncated, damaged, hostile or
+    /// wrong-version data (checked: the checksum, every size before it is
+    /// allocated, every table invariant); [`MapletError::Incompatible`] when
+    /// the data holds another operator's maplet; the errors of `decode`.
+    pub fn from_bytes_with(
+        bytes: &[u8],
+        op: O,
+        decode: impl FnMut(&[u8]) -> Result<O::Value>,
+    ) -> Result<Self> {
+        let body = format::verified(bytes)?;
+        let (header, table_offset, words_len) = Header::read(body, &op)?;
+        let mut rest = &body[table_offset..];
+        let words_bytes = format::take(&mut rest, words_len * 8)?;
+        let words = Words::Owned(
+            words_bytes
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+        );
+        let side_bytes = format::take(&mut rest, header.side_len)?;
+        if !rest.is_empty() {
+            return Err(MapletError::Corrupt(format!(
+                "{} bytes after the side store",
+                rest.len()
+            )));
+        }
+        header.into_maplet(op, words, side_bytes, decode)
+    }
+
+    /// Saves to `path` atomically (see [`to_bytes_with`]): a crash while
+    /// saving leaves the previous file intact.
+    ///
+    /// [`to_bytes_with`]: Maplet::to_bytes_with
+    ///
+    /// # Errors
+    /// [`MapletError::Io`], and the errors of `encode`.
+    pub fn save_with(
+        &self,
+        path: impl AsRef<Path>,
+        encode: impl FnMut(&O::Value, &mut Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
+        format::write_atomic(path.as_ref(), &self.to_bytes_with(encode)?)
+    }
+
+    /// Loads a maplet saved by [`save_with`](Maplet::save_with).
+    ///
+    /// # Errors
+    /// [`MapletError::Io`], and those of [`from_bytes_with`](Maplet::from_bytes_with).
+    pub fn load_with(
+        path: impl AsRef<Path>,
+        op: O,
+        decode: impl FnMut(&[u8]) -> Result<O::Value>,
+    ) -> Result<Self> {
+        Self::from_bytes_with(&std::fs::read(path)?, op, decode)
+    }
+
     /// Checks the slot table's invariants from scratch, panicking if one is
     /// broken. For tests; linear in the table size.
     #[doc(hidden)]
@@ -931,5 +1110,341 @@ impl<O: Operator> Maplet<O> {
     /// The operator kind and the parameters that must match for a merge.
     pub fn kind(&self) -> OperatorKind {
         self.op.kind()
+    }
+}
+
+/// The parsed header of a saved maplet.
+struct Header {
+    flags: u32,
+    fbits: u32,
+    vbits: u32,
+    seed: u64,
+    expected_items: usize,
+    false_positive_rate: f64,
+    memory_limit: Option<usize>,
+    canonical: u64,
+    initial_canonical: u64,
+    initial_fbits: u32,
+    len: usize,
+    side_len: usize,
+    len_hist: [u64; 64],
+}
+
+impl Header {
+    /// The header, the offset of the table's words and their number.
+    fn read<O: Operator>(body: &[u8], op: &O) -> Result<(Header, usize, usize)> {
+        let corrupt = |m: String| MapletError::Corrupt(m);
+        let mut b = &body[12..];
+        let flags = format::take_u32(&mut b)?;
+        let codes = format::take(&mut b, 4)?;
+        let name_len = format::take_u32(&mut b)? as usize;
+        let mut nums = [0u64; 10];
+        for n in nums.iter_mut() {
+            *n = format::take_u64(&mut b)?;
+        }
+        let mut len_hist = [0u64; 64];
+        for h in len_hist.iter_mut() {
+            *h = format::take_u64(&mut b)?;
+        }
+        let name = format::take(&mut b, name_len)?;
+        let kind = op.kind();
+        let stored_name =
+            std::str::from_utf8(name).map_err(|_| corrupt("operator name is not UTF-8".into()))?;
+        let want_name = match kind {
+            OperatorKind::Custom(n) => n,
+            _ => "",
+        };
+        if codes[0] != format::kind_code(kind) || stored_name != want_name {
+            return Err(MapletError::Incompatible(format!(
+                "the data holds a maplet of operator code {} {stored_name:?}, not {kind}",
+                codes[0]
+            )));
+        }
+        if flags >> 2 != 0 || codes[3] != 0 || ((flags >> 1) & 1 == 1) == O::PACKED {
+            return Err(corrupt("unknown flags".into()));
+        }
+        let [seed, expected, rate, limit, canonical, initial_canonical, initial_fbits, len, words_len, side_len] =
+            nums;
+        let rate = f64::from_bits(rate);
+        if !(rate > 0.0 && rate < 1.0)
+            || expected == 0
+            || initial_canonical == 0
+            || initial_fbits > 62
+        {
+            return Err(corrupt("parameters out of range".into()));
+        }
+        let table_offset = (format::FIXED_HEADER + name_len).next_multiple_of(8);
+        let available = (body.len().saturating_sub(table_offset)) as u64;
+        if words_len.checked_mul(8).is_none_or(|w| w > available)
+            || side_len > available
+            || len > words_len.saturating_mul(64)
+        {
+            return Err(corrupt(format!(
+                "sizes exceed the {} bytes of data",
+                body.len()
+            )));
+        }
+        let header = Header {
+            flags,
+            fbits: codes[1] as u32,
+            vbits: codes[2] as u32,
+            seed,
+            expected_items: expected as usize,
+            false_positive_rate: rate,
+            memory_limit: (limit != u64::MAX).then_some(limit as usize),
+            canonical,
+            initial_canonical,
+            initial_fbits: initial_fbits as u32,
+            len: len as usize,
+            side_len: side_len as usize,
+            len_hist,
+        };
+        Ok((header, table_offset, words_len as usize))
+    }
+
+    /// The maplet these parts describe, every invariant checked.
+    fn into_maplet<O: Operator>(
+        self,
+        op: O,
+        words: Words,
+        mut side_bytes: &[u8],
+        mut decode: impl FnMut(&[u8]) -> Result<O::Value>,
+    ) -> Result<Maplet<O>> {
+        let signed = self.flags & 1 == 1;
+        let table = Table::from_parts(
+            self.canonical,
+            self.fbits,
+            self.vbits,
+            signed,
+            words,
+            self.len,
+            self.len_hist,
+        )
+        .map_err(MapletError::Corrupt)?;
+        table.validate().map_err(MapletError::Corrupt)?;
+        if self.initial_fbits < 2
+            || self.initial_fbits > self.fbits
+            || self.initial_canonical > self.canonical
+        {
+            return Err(MapletError::Corrupt(
+                "initial size larger than the table".into(),
+            ));
+        }
+        let side = if O::PACKED {
+            if !side_bytes.is_empty() {
+                return Err(MapletError::Corrupt(
+                    "a side store for a packed operator".into(),
+                ));
+            }
+            SideStore::default()
+        } else {
+            let n = format::take_u64(&mut side_bytes)?;
+            // Each index takes at least four bytes.
+            if n > (side_bytes.len() / 4) as u64 {
+                return Err(MapletError::Corrupt(format!(
+                    "{n} side-store values in {} bytes",
+                    side_bytes.len()
+                )));
+            }
+            let mut slots = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                slots.push(
+                    format::take_sized(&mut side_bytes)?
+                        .map(&mut decode)
+                        .transpose()?,
+                );
+            }
+            if !side_bytes.is_empty() {
+                return Err(MapletError::Corrupt(
+                    "bytes left over in the side store".into(),
+                ));
+            }
+            // Every slot refers to its own stored value.
+            let mut seen = vec![false; slots.len()];
+            for (_, start, end) in table.runs() {
+                for s in start..=end {
+                    let i = table.value(s);
+                    match usize::try_from(i)
+                        .ok()
+                        .filter(|&i| i < slots.len() && slots[i].is_some())
+                    {
+                        Some(i) if !seen[i] => seen[i] = true,
+                        _ => {
+                            return Err(MapletError::Corrupt(format!(
+                                "slot {s} refers to side-store value {i}"
+                            )))
+                        }
+                    }
+                }
+            }
+            if seen
+                .iter()
+                .zip(&slots)
+                .any(|(&seen, v)| v.is_some() && !seen)
+            {
+                return Err(MapletError::Corrupt(
+                    "a side-store value no slot refers to".into(),
+                ));
+            }
+            SideStore::from_slots(slots, &op)
+        };
+        if O::PACKED {
+            for (_, start, end) in table.runs() {
+                for s in start..=end {
+                    op.validate(&op.unpack(table.value(s)))
+                        .map_err(|e| MapletError::Corrupt(format!("slot {s}: {e}")))?;
+                }
+            }
+        }
+        Ok(Maplet {
+            op,
+            table,
+            side,
+            expected_items: self.expected_items,
+            false_positive_rate: self.false_positive_rate,
+            options: Options {
+                seed: self.seed,
+                memory_limit: self.memory_limit,
+            },
+            initial_canonical: self.initial_canonical,
+            initial_fbits: self.initial_fbits,
+        })
+    }
+}
+
+impl<O: Operator> Maplet<O>
+where
+    O::Value: ValueCodec,
+{
+    /// The maplet in the byte format of `docs/FORMAT.md`.
+    ///
+    /// ```
+    /// use mappy_core::{Maplet, Counter};
+    /// let mut m = Maplet::new(1000, 0.01, Counter).unwrap();
+    /// m.insert("ATC", 3).unwrap();
+    /// let bytes = m.to_bytes();
+    /// let back = Maplet::from_bytes(&bytes, Counter).unwrap();
+    /// assert_eq!(back.query("ATC"), Some(3));
+    /// assert!(Maplet::from_bytes(&bytes[..bytes.len() - 1], Counter).is_err());
+    /// ```
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.to_bytes_with(|v, out| {
+            v.encode(out);
+            Ok(())
+        })
+        .expect("encoding a ValueCodec value cannot fail")
+    }
+
+    /// Reads a maplet written by [`to_bytes`](Maplet::to_bytes).
+    ///
+    /// # Errors
+    /// As [`from_bytes_with`](Maplet::from_bytes_with).
+    pub fn from_bytes(bytes: &[u8], op: O) -> Result<Self> {
+        Self::from_bytes_with(bytes, op, O::Value::decode)
+    }
+
+    /// Saves to `path` atomically.
+    ///
+    /// # Errors
+    /// [`MapletError::Io`].
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        format::write_atomic(path.as_ref(), &self.to_bytes())
+    }
+
+    /// Loads a maplet saved by [`save`](Maplet::save).
+    ///
+    /// # Errors
+    /// As [`load_with`](Maplet::load_with).
+    pub fn load(path: impl AsRef<Path>, op: O) -> Result<Self> {
+        Self::from_bytes(&std::fs::read(path)?, op)
+    }
+}
+
+#[cfg(all(feature = "mmap", target_endian = "little"))]
+impl<O: Operator> Maplet<O> {
+    /// Opens a saved maplet of a packed operator (counter, max, min)
+    /// read-only through a memory map, without reading the file: queries
+    /// touch only the pages they need, and processes share those pages.
+    /// The header is checked, not the checksum or the table (that would read
+    /// the whole file); [`verify`](Maplet::verify) checks them on demand.
+    /// Modifying operations fail with [`MapletError::ReadOnly`]; a `clone`
+    /// is an ordinary in-memory maplet.
+    ///
+    /// The file must not be modified while it is mapped (saving over it with
+    /// [`save`](Maplet::save) is safe: that replaces the file rather than
+    /// writing into it).
+    ///
+    /// # Errors
+    /// [`MapletError::InvalidParameter`] for operators with a side store,
+    /// [`MapletError::Io`], and header errors as for
+    /// [`from_bytes_with`](Maplet::from_bytes_with).
+    pub fn load_mmap(path: impl AsRef<Path>, op: O) -> Result<Self> {
+        if !O::PACKED {
+            return Err(MapletError::InvalidParameter(format!(
+                "only maplets with packed values can be memory-mapped, not {}",
+                op.kind()
+            )));
+        }
+        let file = std::fs::File::open(path.as_ref())?;
+        // SAFETY: the map is read-only. Its contents could change only if
+        // another process wrote into the file, which the documentation above
+        // rules out; our own `save` replaces files by renaming.
+        #[allow(unsafe_code)]
+        let map = std::sync::Arc::new(unsafe { memmap2::Mmap::map(&file)? });
+        let bytes: &[u8] = &map;
+        if bytes.len() < format::FIXED_HEADER + 8 || bytes[..8] != format::MAGIC {
+            return Err(MapletError::Corrupt(
+                "not a maplet (bad magic bytes or too short)".into(),
+            ));
+        }
+        let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+        if version != format::VERSION {
+            return Err(MapletError::Corrupt(format!(
+                "format version {version} is not supported"
+            )));
+        }
+        let body = &bytes[..bytes.len() - 8];
+        let (header, table_offset, words_len) = Header::read(body, &op)?;
+        if table_offset + words_len * 8 + header.side_len != body.len() {
+            return Err(MapletError::Corrupt(
+                "sizes do not match the file length".into(),
+            ));
+        }
+        let mapped = crate::storage::Mapped::new(map.clone(), table_offset, words_len)
+            .ok_or_else(|| MapletError::Corrupt("the table is not aligned in the file".into()))?;
+        let table = Table::from_parts(
+            header.canonical,
+            header.fbits,
+            header.vbits,
+            header.flags & 1 == 1,
+            Words::Mapped(mapped),
+            header.len,
+            header.len_hist,
+        )
+        .map_err(MapletError::Corrupt)?;
+        Ok(Maplet {
+            op,
+            table,
+            side: SideStore::default(),
+            expected_items: header.expected_items,
+            false_positive_rate: header.false_positive_rate,
+            options: Options {
+                seed: header.seed,
+                memory_limit: header.memory_limit,
+            },
+            initial_canonical: header.initial_canonical,
+            initial_fbits: header.initial_fbits,
+        })
+    }
+}
+
+impl<O: Operator> Maplet<O> {
+    /// Checks every invariant of the slot table (for a maplet opened with
+    /// `load_mmap`, whose table is not checked on opening).
+    ///
+    /// # Errors
+    /// [`MapletError::Corrupt`] saying what is wrong.
+    pub fn verify(&self) -> Result<()> {
+        self.table.validate().map_err(MapletError::Corrupt)
     }
 }

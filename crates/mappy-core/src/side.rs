@@ -84,8 +84,21 @@ impl<V: Clone> SideStore<V> {
     }
 
     /// Stored values (for serialization), `None` at free indices.
-    #[allow(dead_code)]
     pub(crate) fn slots(&self) -> &[Option<V>] {
         &self.slots
+    }
+
+    /// A store holding `slots`; free indices are those that are `None`.
+    pub(crate) fn from_slots<O: Operator<Value = V>>(slots: Vec<Option<V>>, op: &O) -> Self {
+        let free = (0..slots.len())
+            .rev()
+            .filter(|&i| slots[i].is_none())
+            .collect();
+        let value_bytes = slots.iter().flatten().map(|v| op.heap_size(v)).sum();
+        SideStore {
+            slots,
+            free,
+            value_bytes,
+        }
     }
 }

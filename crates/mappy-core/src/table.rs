@@ -26,6 +26,8 @@
 //!    Doubling the table moves the first fingerprint bit into the home slot,
 //!    so every entry keeps matching exactly the keys it matched before.
 
+use crate::storage::Words;
+
 /// Maximum fraction of home slots in use before the table doubles.
 pub(crate) const MAX_LOAD: f64 = 0.95;
 /// Widest fingerprint field (fingerprint bits plus the marker).
@@ -163,7 +165,7 @@ pub(crate) struct Table {
     /// Words per pair of blocks: the header, then 128 slots of
     /// `fbits + vbits` bits.
     stride: usize,
-    words: Vec<u64>,
+    words: Words,
     len: usize,
     /// Entries by fingerprint length.
     len_hist: [u64; 64],
@@ -184,7 +186,7 @@ impl Table {
             vbits,
             signed,
             stride,
-            words: vec![0; nblocks / 2 * stride],
+            words: Words::zeroed(nblocks / 2 * stride),
             len: 0,
             len_hist: [0; 64],
         }
@@ -227,7 +229,7 @@ impl Table {
         self.nblocks() * SLOTS
     }
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.words.capacity() * 8
+        self.words.heap_bytes()
     }
     pub(crate) fn len_hist(&self) -> &[u64; 64] {
         &self.len_hist
@@ -553,8 +555,7 @@ impl Table {
     fn push_block(&mut self) {
         // Exact: the overflow area grows rarely, and a doubled allocation
         // would cost far more than the blocks.
-        self.words.reserve_exact(self.stride);
-        self.words.resize(self.words.len() + self.stride, 0);
+        self.words.extend_zeroed(self.stride);
     }
 
     // ---- lookup -----------------------------------------------------------
@@ -726,28 +727,60 @@ impl Table {
     /// Checks every invariant from scratch (for tests), panicking with what
     /// is wrong.
     pub(crate) fn check_invariants(&self) {
+        if let Err(e) = self.validate() {
+            panic!("slot table invariant broken: {e}");
+        }
+    }
+
+    /// Checks every invariant from scratch, saying what is wrong. Never
+    /// panics, whatever the words hold: this is what makes a table read from
+    /// untrusted bytes safe to use.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        let nslots = self.nslots();
+        if self.words.len() % self.stride != 0 || self.nblocks() < Self::blocks_for(self.canonical)
+        {
+            return Err(format!(
+                "{} words do not hold {} home slots",
+                self.words.len(),
+                self.canonical
+            ));
+        }
+        for q in self.canonical as usize..nslots {
+            if self.is_occupied(q) {
+                return Err(format!(
+                    "home slot {q} is past the {} home slots",
+                    self.canonical
+                ));
+            }
+        }
         let mut next_free = 0usize;
         let mut count = 0usize;
         let mut hist = [0u64; 64];
         let mut spill = vec![0usize; self.nblocks()];
-        let mut used = vec![false; self.nslots()];
+        let mut used = vec![false; nslots];
         for q in 0..self.canonical as usize {
             if !self.is_occupied(q) {
                 continue;
             }
             let start = q.max(next_free);
             let mut end = start;
-            while !self.is_runend(end) {
+            while end < nslots && !self.is_runend(end) {
                 end += 1;
+            }
+            if end >= nslots {
+                return Err(format!("the run of home slot {q} does not end"));
             }
             let mut prev = 0;
             for s in start..=end {
                 let f = self.field(s);
-                assert!(
-                    f != 0 && f < (1 << self.fbits),
-                    "field at slot {s} of home slot {q}: {f:#x}"
-                );
-                assert!(f >= prev, "run of home slot {q} not sorted");
+                if f == 0 {
+                    return Err(format!(
+                        "empty field at slot {s} in the run of home slot {q}"
+                    ));
+                }
+                if f < prev {
+                    return Err(format!("the run of home slot {q} is not sorted"));
+                }
                 prev = f;
                 hist[field_len(f, self.fbits) as usize] += 1;
                 used[s] = true;
@@ -758,22 +791,26 @@ impl Table {
             count += end - start + 1;
             next_free = end + 1;
         }
-        for s in 0..self.nslots() {
-            if !used[s] {
-                assert!(!self.is_runend(s), "runend bit on unused slot {s}");
-                assert_eq!(self.field(s), 0, "field on unused slot {s}");
+        for s in 0..nslots {
+            if !used[s] && (self.is_runend(s) || self.field(s) != 0 || self.raw_value(s) != 0) {
+                return Err(format!("slot {s} is outside every run but not empty"));
             }
         }
-        for q in self.canonical as usize..self.nslots() {
-            assert!(
-                !self.is_occupied(q),
-                "occupied bit past the home slots at {q}"
-            );
+        if count != self.len {
+            return Err(format!("{count} entries stored, {} recorded", self.len));
         }
-        assert_eq!(count, self.len, "entry count");
-        assert_eq!(hist, self.len_hist, "length histogram");
-        let stored: Vec<usize> = (0..self.nblocks()).map(|b| self.spill(b)).collect();
-        assert_eq!(spill, stored, "spill counts");
+        if hist != self.len_hist {
+            return Err("fingerprint length counts do not match the entries".into());
+        }
+        for (b, &want) in spill.iter().enumerate() {
+            if self.spill(b) != want {
+                return Err(format!(
+                    "block {b} records {} spilled entries, holds {want}",
+                    self.spill(b)
+                ));
+            }
+        }
+        // With the layout verified, rank and select find every run.
         next_free = 0;
         for q in 0..self.canonical as usize {
             if self.is_occupied(q) {
@@ -782,14 +819,62 @@ impl Table {
                 while !self.is_runend(end) {
                     end += 1;
                 }
-                assert_eq!(
-                    self.run(q as u64),
-                    Some((start, end)),
-                    "run of home slot {q}"
-                );
+                if self.run(q as u64) != Some((start, end)) {
+                    return Err(format!("rank and select miss the run of home slot {q}"));
+                }
                 next_free = end + 1;
             }
         }
+        Ok(())
+    }
+
+    /// Whether the table is a read-only memory map.
+    pub(crate) fn is_mapped(&self) -> bool {
+        self.words.is_mapped()
+    }
+
+    /// The words, for serialization.
+    pub(crate) fn words(&self) -> &[u64] {
+        &self.words
+    }
+
+    /// A table from serialized parts; checks that the sizes agree (but not
+    /// the contents: see [`validate`](Table::validate)).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_parts(
+        canonical: u64,
+        fbits: u32,
+        vbits: u32,
+        signed: bool,
+        words: Words,
+        len: usize,
+        len_hist: [u64; 64],
+    ) -> Result<Table, String> {
+        if canonical == 0 || canonical > 1 << 48 {
+            return Err(format!("{canonical} home slots"));
+        }
+        if !(2..=MAX_FBITS).contains(&fbits) || !(1..=64).contains(&vbits) {
+            return Err(format!(
+                "field width {fbits} or value width {vbits} out of range"
+            ));
+        }
+        let stride = Self::stride_for(fbits, vbits);
+        if words.len() % stride != 0 || words.len() / stride * 2 < Self::blocks_for(canonical) {
+            return Err(format!(
+                "{} words do not hold {canonical} home slots",
+                words.len()
+            ));
+        }
+        Ok(Table {
+            canonical,
+            fbits,
+            vbits,
+            signed,
+            stride,
+            words,
+            len,
+            len_hist,
+        })
     }
 
     // ---- whole-table passes ------------------------------------------------

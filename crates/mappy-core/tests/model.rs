@@ -116,7 +116,7 @@ proptest! {
                     }
                 }
                 Op::Clear => {
-                    m.clear();
+                    m.clear().unwrap();
                     model.clear();
                 }
             }
@@ -280,7 +280,7 @@ fn runs_at_the_end_of_the_table_extend_the_overflow_area() {
     );
     assert!(hashes.iter().all(|&h| m.query_hash(h) == Some(1)));
     for &h in &hashes {
-        assert!(m.remove_hash(h));
+        assert!(m.remove_hash(h).unwrap());
     }
     m.check_invariants();
     assert!(m.is_empty());

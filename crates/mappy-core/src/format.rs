@@ -1,0 +1,251 @@
+//! Saving and loading maplets: the byte format of `docs/FORMAT.md`.
+//!
+//! Everything is little-endian. A file is a header (magic, version,
+//! operator, parameters, seed, counts), the slot table's words at an
+//! 8-byte-aligned offset (so a file can be memory-mapped and used in place),
+//! the side store, and an XXH3-64 checksum of all that precedes it. Reading
+//! checks the checksum, every size against the input's length before
+//! allocating, and every invariant of the table, so truncated, corrupted or
+//! hostile input is an error, never a crash or an outsized allocation.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::error::{MapletError, Result};
+use crate::operator::OperatorKind;
+
+/// The first eight bytes of every saved maplet.
+pub const MAGIC: [u8; 8] = *b"MAPPYMAP";
+/// The format version this library writes (and the only one it reads).
+pub const VERSION: u32 = 1;
+/// Bytes before the (variable-length) operator name.
+pub(crate) const FIXED_HEADER: usize = 104 + 64 * 8;
+
+/// A value that can be written to the side store and read back.
+///
+/// Implemented for the value types of the built-in side-stored operators;
+/// other value types go through [`Maplet::to_bytes_with`] and
+/// [`Maplet::from_bytes_with`].
+///
+/// [`Maplet::to_bytes_with`]: crate::Maplet::to_bytes_with
+/// [`Maplet::from_bytes_with`]: crate::Maplet::from_bytes_with
+pub trait ValueCodec: Sized {
+    /// Appends the value's bytes to `out`.
+    fn encode(&self, out: &mut Vec<u8>);
+    /// The value whose bytes are exactly `bytes`.
+    ///
+    /// # Errors
+    /// [`MapletError::Corrupt`] for bytes no value encodes to.
+    fn decode(bytes: &[u8]) -> Result<Self>;
+}
+
+fn corrupt(msg: impl Into<String>) -> MapletError {
+    MapletError::Corrupt(msg.into())
+}
+
+macro_rules! codec_for_number {
+    ($($t:ty),*) => {$(
+        impl ValueCodec for $t {
+            fn encode(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+            fn decode(bytes: &[u8]) -> Result<Self> {
+                let arr = bytes.try_into().map_err(|_| corrupt(concat!("a ", stringify!($t), " value of the wrong length")))?;
+                Ok(<$t>::from_le_bytes(arr))
+            }
+        }
+    )*};
+}
+codec_for_number!(i64, u64, i32, u32, f64, f32);
+
+macro_rules! codec_for_vec {
+    ($($t:ty),*) => {$(
+        impl ValueCodec for Vec<$t> {
+            fn encode(&self, out: &mut Vec<u8>) {
+                for x in self {
+                    out.extend_from_slice(&x.to_le_bytes());
+                }
+            }
+            fn decode(bytes: &[u8]) -> Result<Self> {
+                const W: usize = std::mem::size_of::<$t>();
+                if bytes.len() % W != 0 {
+                    return Err(corrupt("a vector value of the wrong length"));
+                }
+                Ok(bytes.chunks_exact(W).map(|c| <$t>::from_le_bytes(c.try_into().unwrap())).collect())
+            }
+        }
+    )*};
+}
+codec_for_vec!(f32, f64);
+
+impl ValueCodec for String {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.as_bytes());
+    }
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        String::from_utf8(bytes.to_vec()).map_err(|_| corrupt("a string value that is not UTF-8"))
+    }
+}
+
+impl ValueCodec for Vec<u8> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self);
+    }
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        Ok(bytes.to_vec())
+    }
+}
+
+impl<T: ValueCodec + Ord> ValueCodec for BTreeSet<T> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        for x in self {
+            let at = out.len();
+            out.extend_from_slice(&[0; 4]);
+            x.encode(out);
+            let n = (out.len() - at - 4) as u32;
+            out[at..at + 4].copy_from_slice(&n.to_le_bytes());
+        }
+    }
+    fn decode(mut bytes: &[u8]) -> Result<Self> {
+        let mut set = BTreeSet::new();
+        while !bytes.is_empty() {
+            let item =
+                take_sized(&mut bytes)?.ok_or_else(|| corrupt("a free slot inside a set value"))?;
+            set.insert(T::decode(item)?);
+        }
+        Ok(set)
+    }
+}
+
+/// Reads a `u32` length and that many bytes; `Ok(None)` for the length
+/// `u32::MAX`, which marks a free side-store index.
+pub(crate) fn take_sized<'a>(bytes: &mut &'a [u8]) -> Result<Option<&'a [u8]>> {
+    let n = u32::from_le_bytes(take(bytes, 4)?.try_into().unwrap());
+    if n == u32::MAX {
+        return Ok(None);
+    }
+    Ok(Some(take(bytes, n as usize)?))
+}
+
+/// The first `n` bytes of `bytes`, advancing it.
+pub(crate) fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
+    if bytes.len() < n {
+        return Err(corrupt(format!(
+            "truncated: {n} more bytes expected, {} left",
+            bytes.len()
+        )));
+    }
+    let (head, rest) = bytes.split_at(n);
+    *bytes = rest;
+    Ok(head)
+}
+
+pub(crate) fn take_u64(bytes: &mut &[u8]) -> Result<u64> {
+    Ok(u64::from_le_bytes(take(bytes, 8)?.try_into().unwrap()))
+}
+
+pub(crate) fn take_u32(bytes: &mut &[u8]) -> Result<u32> {
+    Ok(u32::from_le_bytes(take(bytes, 4)?.try_into().unwrap()))
+}
+
+/// The byte code of an operator kind.
+pub(crate) fn kind_code(kind: OperatorKind) -> u8 {
+    match kind {
+        OperatorKind::Counter => 1,
+        OperatorKind::MaxI64 => 2,
+        OperatorKind::MinI64 => 3,
+        OperatorKind::MaxF64 => 4,
+        OperatorKind::MinF64 => 5,
+        OperatorKind::SetUnion => 6,
+        OperatorKind::VectorF32 => 7,
+        OperatorKind::VectorF64 => 8,
+        OperatorKind::Custom(_) => 9,
+    }
+}
+
+/// The checksum of a saved maplet (everything before the checksum).
+pub(crate) fn checksum(bytes: &[u8]) -> u64 {
+    xxh3_64(bytes)
+}
+
+/// Checks the checksum at the end of `bytes`, returning what precedes it.
+pub(crate) fn verified(bytes: &[u8]) -> Result<&[u8]> {
+    if bytes.len() < FIXED_HEADER + 8 {
+        return Err(corrupt(format!(
+            "{} bytes is too short for a maplet",
+            bytes.len()
+        )));
+    }
+    if bytes[..8] != MAGIC {
+        return Err(corrupt("not a maplet (bad magic bytes)"));
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+    if version != VERSION {
+        return Err(corrupt(format!(
+            "format version {version} is not supported (this library reads version {VERSION})"
+        )));
+    }
+    let (body, sum) = bytes.split_at(bytes.len() - 8);
+    if checksum(body) != u64::from_le_bytes(sum.try_into().unwrap()) {
+        return Err(corrupt(
+            "checksum mismatch: the data is truncated or damaged",
+        ));
+    }
+    Ok(body)
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same
+/// folder, flushed to disk, then renamed over `path`, so a crash at any
+/// point leaves either the old file or the new one, never a mix.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::env::current_dir()?,
+    };
+    let name = path.file_name().ok_or_else(|| {
+        MapletError::InvalidParameter(format!("{}: not a file path", path.display()))
+    })?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        // Make the rename itself durable.
+        #[cfg(unix)]
+        fs::File::open(&dir)?.sync_all()?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    Ok(result?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codecs_round_trip() {
+        let set: BTreeSet<String> = ["a".to_string(), "bc".to_string()].into();
+        let mut out = Vec::new();
+        set.encode(&mut out);
+        assert_eq!(BTreeSet::<String>::decode(&out).unwrap(), set);
+        let v = vec![1.5f32, -2.0];
+        out.clear();
+        v.encode(&mut out);
+        assert_eq!(Vec::<f32>::decode(&out).unwrap(), v);
+        assert!(Vec::<f32>::decode(&out[..5]).is_err());
+        assert!(BTreeSet::<String>::decode(&[9, 0, 0, 0, b'x']).is_err());
+    }
+}

@@ -1,0 +1,122 @@
+//! Where the slot table's words live: on the heap, or in a read-only memory
+//! map of a saved maplet.
+
+use std::ops::{Deref, DerefMut};
+
+/// The slot table's words.
+pub(crate) enum Words {
+    /// Heap words, writable.
+    Owned(Vec<u64>),
+    /// Words inside a memory-mapped file, read-only.
+    #[cfg(all(feature = "mmap", target_endian = "little"))]
+    Mapped(Mapped),
+}
+
+/// A run of little-endian `u64` words inside a read-only memory map.
+#[cfg(all(feature = "mmap", target_endian = "little"))]
+pub(crate) struct Mapped {
+    map: std::sync::Arc<memmap2::Mmap>,
+    offset: usize,
+    len: usize,
+}
+
+#[cfg(all(feature = "mmap", target_endian = "little"))]
+impl Mapped {
+    /// `len` words at byte `offset` of `map`; `None` unless they lie inside
+    /// the map at an 8-byte-aligned address.
+    pub(crate) fn new(
+        map: std::sync::Arc<memmap2::Mmap>,
+        offset: usize,
+        len: usize,
+    ) -> Option<Mapped> {
+        let end = len.checked_mul(8)?.checked_add(offset)?;
+        let aligned =
+            (map.as_ptr() as usize).checked_add(offset)? % std::mem::align_of::<u64>() == 0;
+        (end <= map.len() && aligned).then_some(Mapped { map, offset, len })
+    }
+}
+
+impl Words {
+    pub(crate) fn zeroed(n: usize) -> Words {
+        Words::Owned(vec![0; n])
+    }
+
+    /// Whether the words are read-only (memory-mapped).
+    pub(crate) fn is_mapped(&self) -> bool {
+        !matches!(self, Words::Owned(_))
+    }
+
+    /// Heap bytes held (none for a memory map).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        match self {
+            Words::Owned(v) => v.capacity() * 8,
+            #[cfg(all(feature = "mmap", target_endian = "little"))]
+            Words::Mapped(_) => 0,
+        }
+    }
+
+    /// Appends `n` zero words, allocating exactly.
+    pub(crate) fn extend_zeroed(&mut self, n: usize) {
+        let v = self.owned_mut();
+        v.reserve_exact(n);
+        v.resize(v.len() + n, 0);
+    }
+
+    fn owned_mut(&mut self) -> &mut Vec<u64> {
+        match self {
+            Words::Owned(v) => v,
+            // Every mutating maplet operation refuses a mapped maplet first.
+            #[cfg(all(feature = "mmap", target_endian = "little"))]
+            Words::Mapped(_) => unreachable!("a memory-mapped maplet is read-only"),
+        }
+    }
+}
+
+impl Deref for Words {
+    type Target = [u64];
+
+    #[inline]
+    fn deref(&self) -> &[u64] {
+        match self {
+            Words::Owned(v) => v,
+            #[cfg(all(feature = "mmap", target_endian = "little"))]
+            #[allow(unsafe_code)]
+            Words::Mapped(m) => {
+                // SAFETY: `Mapped::new` checked that the `len` words at
+                // `offset` lie inside the map and are 8-byte aligned; every
+                // bit pattern is a valid `u64`; the map lives as long as the
+                // `Arc` we hold and is mapped read-only, so nothing in this
+                // process writes it (see `Maplet::load_mmap` for writers in
+                // other processes).
+                unsafe {
+                    std::slice::from_raw_parts(m.map.as_ptr().add(m.offset) as *const u64, m.len)
+                }
+            }
+        }
+    }
+}
+
+impl DerefMut for Words {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [u64] {
+        self.owned_mut()
+    }
+}
+
+impl Clone for Words {
+    /// A copy is always on the heap and writable.
+    fn clone(&self) -> Words {
+        Words::Owned(self.to_vec())
+    }
+}
+
+impl std::fmt::Debug for Words {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Words({} words{})",
+            self.len(),
+            if self.is_mapped() { ", mapped" } else { "" }
+        )
+    }
+}

@@ -1,0 +1,212 @@
+//! Saving, loading and memory-mapping maplets, and reading hostile bytes.
+
+use std::collections::BTreeSet;
+
+use mappy_core::{Counter, Custom, Maplet, MapletError, Max, Options, SetUnion, VectorAdd};
+use proptest::prelude::*;
+
+fn sample_counter(n: u64) -> Maplet<Counter> {
+    let mut m = Maplet::with_options(
+        50,
+        0.01,
+        Counter,
+        Options {
+            seed: 7,
+            memory_limit: Some(1 << 30),
+        },
+    )
+    .unwrap();
+    for i in 0..n {
+        m.insert(
+            &i,
+            if i % 7 == 0 {
+                -(i as i64)
+            } else {
+                (i * i) as i64
+            },
+        )
+        .unwrap();
+    }
+    m
+}
+
+fn temp_path(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("mappy-test-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("m.maplet")
+}
+
+#[test]
+fn round_trips_keep_every_entry_and_parameter() {
+    let m = sample_counter(3000); // grows from 50 and goes signed
+    let back = Maplet::from_bytes(&m.to_bytes(), Counter).unwrap();
+    assert_eq!(
+        back.entries().collect::<Vec<_>>(),
+        m.entries().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        (back.seed(), back.memory_limit(), back.capacity()),
+        (7, Some(1 << 30), m.capacity())
+    );
+    assert_eq!(back.stats(), m.stats());
+    back.check_invariants();
+    // The encoding costs about the maplet's memory.
+    assert!(m.to_bytes().len() <= m.memory_usage() + 1024);
+
+    let mut mx = Maplet::new(100, 0.001, Max::<f64>::new()).unwrap();
+    mx.insert("a", -2.5).unwrap();
+    mx.insert("b", 1e300).unwrap();
+    let back = Maplet::from_bytes(&mx.to_bytes(), Max::<f64>::new()).unwrap();
+    assert_eq!(
+        (back.query("a"), back.query("b")),
+        (Some(-2.5), Some(1e300))
+    );
+
+    let mut sets = Maplet::new(100, 0.01, SetUnion::<String>::new()).unwrap();
+    for i in 0..300 {
+        sets.insert(&(i % 40), BTreeSet::from([format!("v{i}")]))
+            .unwrap();
+    }
+    sets.remove(&3u64).unwrap();
+    let back = Maplet::from_bytes(&sets.to_bytes(), SetUnion::<String>::new()).unwrap();
+    assert_eq!(
+        back.entries().collect::<Vec<_>>(),
+        sets.entries().collect::<Vec<_>>()
+    );
+
+    let mut vecs = Maplet::new(10, 0.01, VectorAdd::<f32>::new()).unwrap();
+    vecs.insert("x", vec![1.0, 2.0]).unwrap();
+    vecs.insert("x", vec![0.5, 0.5]).unwrap();
+    let back = Maplet::from_bytes(&vecs.to_bytes(), VectorAdd::<f32>::new()).unwrap();
+    assert_eq!(back.query("x"), Some(vec![1.5, 2.5]));
+
+    let op = || Custom::new("concat", |a: &String, b: &String| Ok(format!("{a}{b}")));
+    let mut c = Maplet::new(10, 0.01, op()).unwrap();
+    c.insert("k", "ab".to_string()).unwrap();
+    c.insert("k", "cd".to_string()).unwrap();
+    let back = Maplet::from_bytes(&c.to_bytes(), op()).unwrap();
+    assert_eq!(back.query("k").as_deref(), Some("abcd"));
+}
+
+#[test]
+fn wrong_operator_version_or_magic_is_a_clear_error() {
+    let bytes = sample_counter(100).to_bytes();
+    let err = Maplet::from_bytes(&bytes, Max::<i64>::new()).unwrap_err();
+    assert!(matches!(err, MapletError::Incompatible(_)), "{err}");
+    let mut v2 = bytes.clone();
+    v2[8] = 2;
+    let err = Maplet::from_bytes(&v2, Counter).unwrap_err();
+    assert!(err.to_string().contains("version 2"), "{err}");
+    let err = Maplet::from_bytes(b"hello world", Counter).unwrap_err();
+    assert!(matches!(err, MapletError::Corrupt(_)), "{err}");
+}
+
+#[test]
+fn every_truncation_is_an_error() {
+    let bytes = sample_counter(200).to_bytes();
+    for n in 0..bytes.len() {
+        assert!(
+            Maplet::from_bytes(&bytes[..n], Counter).is_err(),
+            "accepted {n} of {} bytes",
+            bytes.len()
+        );
+    }
+}
+
+/// Replaces the checksum so that mutations reach the structural checks.
+fn reseal(bytes: &mut [u8]) {
+    let n = bytes.len() - 8;
+    let sum = xxhash_rust_free_checksum(&bytes[..n]);
+    bytes[n..].copy_from_slice(&sum.to_le_bytes());
+}
+
+fn xxhash_rust_free_checksum(body: &[u8]) -> u64 {
+    // The same checksum the format uses, through the public hash function.
+    mappy_core::hash::hash_bytes(body, 0)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// Hostile bytes (valid checksum, anything inside) never panic, and what
+    /// they decode to passes every invariant.
+    #[test]
+    fn hostile_bytes_never_panic(flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6), cut in any::<prop::sample::Index>(), truncate in any::<bool>()) {
+        let mut bytes = sample_counter(150).to_bytes();
+        for (at, x) in flips {
+            let i = at.index(bytes.len() - 8);
+            bytes[i] ^= x | 1;
+        }
+        if truncate {
+            let n = 16 + cut.index(bytes.len() - 16);
+            bytes.truncate(n);
+        }
+        if bytes.len() >= 8 {
+            reseal(&mut bytes);
+        }
+        if let Ok(m) = Maplet::from_bytes(&bytes, Counter) {
+            m.check_invariants();
+            let _ = m.query("anything");
+        }
+        let mut sets = Maplet::new(20, 0.01, SetUnion::<String>::new()).unwrap();
+        sets.insert("a", BTreeSet::from(["x".to_string()])).unwrap();
+        let _ = Maplet::from_bytes(&bytes, SetUnion::<String>::new());
+    }
+}
+
+#[test]
+fn save_is_atomic_and_load_round_trips() {
+    let path = temp_path("save");
+    let m = sample_counter(500);
+    m.save(&path).unwrap();
+    let dir = path.parent().unwrap();
+    assert_eq!(
+        std::fs::read_dir(dir).unwrap().count(),
+        1,
+        "a temporary file was left behind"
+    );
+    let back = Maplet::load(&path, Counter).unwrap();
+    assert_eq!(
+        back.entries().collect::<Vec<_>>(),
+        m.entries().collect::<Vec<_>>()
+    );
+    // Saving over a file replaces it whole.
+    sample_counter(10).save(&path).unwrap();
+    assert_eq!(
+        Maplet::load(&path, Counter).unwrap().len(),
+        sample_counter(10).len()
+    );
+    // A failing save (no such folder) leaves nothing behind and says why.
+    let err = m.save(dir.join("missing/m.maplet")).unwrap_err();
+    assert!(matches!(err, MapletError::Io(_)), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn memory_mapped_maplets_answer_and_refuse_writes() {
+    let path = temp_path("mmap");
+    let m = sample_counter(2000);
+    m.save(&path).unwrap();
+    let mut mapped = Maplet::load_mmap(&path, Counter).unwrap();
+    assert!(mapped.is_read_only());
+    assert_eq!(mapped.memory_usage(), 0);
+    for i in 0..2000u64 {
+        assert_eq!(mapped.query(&i), m.query(&i));
+    }
+    mapped.verify().unwrap();
+    assert!(matches!(mapped.insert("x", 1), Err(MapletError::ReadOnly)));
+    assert!(matches!(mapped.remove(&1u64), Err(MapletError::ReadOnly)));
+    assert!(matches!(mapped.clear(), Err(MapletError::ReadOnly)));
+    assert_eq!(mapped.query(&1u64), m.query(&1u64));
+    let mut copy = mapped.clone();
+    assert!(!copy.is_read_only());
+    copy.insert("x", 1).unwrap();
+    assert!(Maplet::load_mmap(&path, Max::<i64>::new()).is_err());
+    let sets = Maplet::new(20, 0.01, SetUnion::<String>::new()).unwrap();
+    sets.save(&path).unwrap();
+    assert!(matches!(
+        Maplet::load_mmap(&path, SetUnion::<String>::new()),
+        Err(MapletError::InvalidParameter(_))
+    ));
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}
