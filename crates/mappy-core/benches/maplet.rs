@@ -40,6 +40,7 @@ struct Figures {
     hit: Vec<f64>,
     miss: Vec<f64>,
     bulk: Vec<f64>,
+    bulk_hit: Vec<f64>,
     bits: f64,
     fpr: f64,
 }
@@ -54,8 +55,8 @@ fn main() {
         .map(|r| r.parse().unwrap())
         .unwrap_or(5);
     // cargo bench passes --bench; a filter argument selects nothing here.
-    println!("| n | rate | structure | insert Mops/s | batch insert Mops/s | query present Mops/s | query absent Mops/s | bits/item | measured FP rate |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| n | rate | structure | insert Mops/s | batch insert Mops/s | query present Mops/s | batch query present Mops/s | query absent Mops/s | bits/item | measured FP rate |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for &n in &sizes {
         let present: Vec<u64> = (0..n as u64).map(splitmix).collect();
         let absent: Vec<u64> = (n as u64..2 * n as u64)
@@ -85,6 +86,9 @@ fn main() {
                     for &k in &absent {
                         fp += maplet.query_hash(k).is_some() as usize;
                     }
+                }));
+                m.bulk_hit.push(mops(n, || {
+                    black_box(maplet.query_many_hashes(&present));
                 }));
                 m.bits = maplet.stats().bits_per_item;
                 m.fpr = fp as f64 / n as f64;
@@ -148,25 +152,30 @@ fn main() {
                 ("qfilter (membership)", &q),
                 ("HashMap<u64, u64>", &h),
             ] {
-                let bulk = if f.bulk.is_empty() {
-                    "".to_string()
-                } else {
-                    format!("{:.1}", median(f.bulk.clone()))
+                let cell = |v: &Vec<f64>| {
+                    if v.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{:.1}", median(v.clone()))
+                    }
                 };
                 println!(
-                    "| {n} | {rate} | {name} | {:.1} | {bulk} | {:.1} | {:.1} | {:.1} | {:.5} |",
+                    "| {n} | {rate} | {name} | {:.1} | {} | {:.1} | {} | {:.1} | {:.1} | {:.5} |",
                     median(f.insert.clone()),
+                    cell(&f.bulk),
                     median(f.hit.clone()),
+                    cell(&f.bulk_hit),
                     median(f.miss.clone()),
                     f.bits,
                     f.fpr
                 );
             }
             println!(
-                "| {n} | {rate} | ratio mappy/qfilter | {:.2} | {:.2} | {:.2} | {:.2} | | |",
+                "| {n} | {rate} | ratio mappy/qfilter | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | | |",
                 median(m.insert.clone()) / median(q.insert.clone()),
                 median(m.bulk.clone()) / median(q.insert.clone()),
                 median(m.hit.clone()) / median(q.hit.clone()),
+                median(m.bulk_hit.clone()) / median(q.hit.clone()),
                 median(m.miss.clone()) / median(q.miss.clone())
             );
         }

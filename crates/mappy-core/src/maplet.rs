@@ -704,19 +704,40 @@ impl<O: Operator> Maplet<O> {
         self.insert_many_hashes(keys.iter().map(|k| k.hash_with(seed)).zip(values).collect())
     }
 
-    /// Queries many hashes at once.
+    /// Queries many hashes at once, prefetching each lookup's block a few
+    /// lookups ahead so that the memory accesses overlap.
     pub fn query_many_hashes(&self, hashes: &[u64]) -> Vec<Option<O::Value>> {
-        hashes.iter().map(|&h| self.query_hash(h)).collect()
+        const AHEAD: usize = 8;
+        let mut out = Vec::with_capacity(hashes.len());
+        for (i, &h) in hashes.iter().enumerate() {
+            if let Some(&next) = hashes.get(i + AHEAD) {
+                self.table.prefetch(self.table.locate(next).0);
+            }
+            out.push(self.query_hash(h));
+        }
+        out
     }
 
-    /// Queries many keys at once.
+    /// Queries many keys at once (hashed in one pass, then as
+    /// [`query_many_hashes`](Maplet::query_many_hashes)).
     pub fn query_many<K: Key>(&self, keys: &[K]) -> Vec<Option<O::Value>> {
-        keys.iter().map(|k| self.query(k)).collect()
+        let seed = self.options.seed;
+        let hashes: Vec<u64> = keys.iter().map(|k| k.hash_with(seed)).collect();
+        self.query_many_hashes(&hashes)
     }
 
-    /// Membership of many hashes at once.
+    /// Membership of many hashes at once, prefetching like
+    /// [`query_many_hashes`](Maplet::query_many_hashes).
     pub fn contains_many_hashes(&self, hashes: &[u64]) -> Vec<bool> {
-        hashes.iter().map(|&h| self.contains_hash(h)).collect()
+        const AHEAD: usize = 8;
+        let mut out = Vec::with_capacity(hashes.len());
+        for (i, &h) in hashes.iter().enumerate() {
+            if let Some(&next) = hashes.get(i + AHEAD) {
+                self.table.prefetch(self.table.locate(next).0);
+            }
+            out.push(self.contains_hash(h));
+        }
+        out
     }
 
     // ---- whole-maplet operations ------------------------------------------------

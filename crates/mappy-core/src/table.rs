@@ -275,6 +275,27 @@ impl Table {
         )
     }
 
+    /// Asks the CPU to start loading the block header and the first slots of
+    /// home slot `q`, so that a lookup a few steps later finds them in cache.
+    #[inline]
+    pub(crate) fn prefetch(&self, q: u64) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let b = q as usize / SLOTS;
+            let at = self.hdr(b, 0).min(self.words.len().saturating_sub(1));
+            let p = self.words.as_ptr().wrapping_add(at) as *const i8;
+            // SAFETY: a prefetch is only a hint: it never faults and has no
+            // effect a program can observe, whatever the address.
+            #[allow(unsafe_code)]
+            unsafe {
+                std::arch::x86_64::_mm_prefetch(p, std::arch::x86_64::_MM_HINT_T0);
+                std::arch::x86_64::_mm_prefetch(p.wrapping_add(64), std::arch::x86_64::_MM_HINT_T0);
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = q;
+    }
+
     // ---- bit access -------------------------------------------------------
 
     /// Word index of header word `k` of block `b`'s pair.
