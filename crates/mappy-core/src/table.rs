@@ -96,6 +96,24 @@ fn read_bits(words: &[u64], bit: usize, width: u32) -> u64 {
     v & mask(width)
 }
 
+/// Moves bits `start..end` of `words` up by `by` bits (to
+/// `start + by..end + by`), from the top word down so that no source bit is
+/// overwritten before it is read.
+fn shift_bits_up(words: &mut [u64], start: usize, end: usize, by: usize) {
+    let (dst_lo, dst_hi) = (start + by, end + by);
+    let mut w = (dst_hi - 1) / 64;
+    loop {
+        let word_lo = w * 64;
+        let (lo, hi) = (dst_lo.max(word_lo), dst_hi.min(word_lo + 64));
+        let v = read_bits(words, lo - by, (hi - lo) as u32);
+        write_bits(words, lo, (hi - lo) as u32, v);
+        if word_lo <= dst_lo {
+            break;
+        }
+        w -= 1;
+    }
+}
+
 #[inline]
 fn write_bits(words: &mut [u64], bit: usize, width: u32, value: u64) {
     let (w, sh) = (bit / 64, bit % 64);
@@ -424,6 +442,54 @@ impl Table {
         let r = self.is_runend(src);
         self.set_runend(dst, r);
     }
+    /// Moves slots `pos..empty` (fields, values, runend bits) one slot up,
+    /// to `pos + 1..=empty`, a word at a time.
+    fn shift_up(&mut self, pos: usize, empty: usize) {
+        let width = (self.fbits + self.vbits) as usize;
+        // Slots: within a pair they are contiguous bits; the last slot of a
+        // pair moves to the first of the next on its own.
+        let mut top = empty;
+        while top > pos {
+            if top % (2 * SLOTS) == 0 {
+                let (from, to) = (self.slot_bit(top - 1), self.slot_bit(top));
+                let v = read_bits(&self.words, from, width as u32);
+                if width <= 64 {
+                    write_bits(&mut self.words, to, width as u32, v);
+                } else {
+                    self.move_slot(top, top - 1);
+                }
+                top -= 1;
+                continue;
+            }
+            let lo = pos.max(top / (2 * SLOTS) * (2 * SLOTS));
+            let (from, to) = (self.slot_bit(lo), self.slot_bit(top - 1) + width);
+            shift_bits_up(&mut self.words, from, to, width);
+            top = lo;
+        }
+        // Runend bits, block by block from the top, carrying bit 63 up.
+        let mut b = empty / SLOTS;
+        loop {
+            let base = b * SLOTS;
+            let (lo, hi) = ((pos + 1).max(base), empty.min(base + SLOTS - 1));
+            if lo <= hi {
+                let w = self.run_word(b);
+                let carry = if lo == base {
+                    self.run_word(b - 1) >> 63
+                } else {
+                    0
+                };
+                let shifted = (w << 1) | carry;
+                let m = (u64::MAX >> (SLOTS - 1 - (hi - base))) & (u64::MAX << (lo - base));
+                let at = self.hdr(b, 2 + b % 2);
+                self.words[at] = (w & !m) | (shifted & m);
+            }
+            if base <= pos + 1 {
+                break;
+            }
+            b -= 1;
+        }
+    }
+
     /// Empties slot `s`.
     #[inline]
     fn clear_slot(&mut self, s: usize) {
@@ -666,9 +732,8 @@ impl Table {
                 None => self.push_block(),
             }
         };
-        // Shift slots pos..empty one to the right.
-        for j in (pos + 1..=empty).rev() {
-            self.move_slot(j, j - 1);
+        if empty > pos {
+            self.shift_up(pos, empty);
         }
         self.set_field(pos, field);
         self.set_value(pos, v);
@@ -1085,6 +1150,30 @@ mod tests {
                     v &= v - 1;
                 }
             }
+        }
+    }
+
+    #[test]
+    fn bit_shifts_match_bit_by_bit_moves() {
+        let mut x = 3u64;
+        for _ in 0..500 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let mut words: Vec<u64> = (0..8).map(|i| x.rotate_left(i * 7) ^ (i as u64)).collect();
+            let start = (x % 200) as usize;
+            let end = start + 1 + (x >> 20) as usize % 150;
+            let by = 1 + (x >> 40) as usize % 100;
+            if end + by > 8 * 64 {
+                continue;
+            }
+            let mut want = words.clone();
+            for bit in (start..end).rev() {
+                let v = read_bits(&want, bit, 1);
+                write_bits(&mut want, bit + by, 1, v);
+            }
+            shift_bits_up(&mut words, start, end, by);
+            assert_eq!(words, want, "start {start} end {end} by {by}");
         }
     }
 
