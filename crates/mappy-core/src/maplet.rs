@@ -759,6 +759,12 @@ impl<O: Operator> Maplet<O> {
         })
     }
 
+    /// The side-stored values, borrowed (none for packed operators); for
+    /// bindings that must visit the foreign objects a maplet holds.
+    pub fn stored_values(&self) -> impl Iterator<Item = &O::Value> + '_ {
+        self.side.slots().iter().flatten()
+    }
+
     /// Size and accuracy figures.
     pub fn stats(&self) -> Stats {
         let items = self.len();
