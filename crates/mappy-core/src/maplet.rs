@@ -206,6 +206,10 @@ impl<O: Operator> Maplet<O> {
     pub fn operator(&self) -> &O {
         &self.op
     }
+    /// The seed and memory limit.
+    pub fn options(&self) -> Options {
+        self.options
+    }
     /// The hash seed.
     pub fn seed(&self) -> u64 {
         self.options.seed
