@@ -201,7 +201,11 @@ pub(crate) fn verified(bytes: &[u8]) -> Result<&[u8]> {
 /// Writes `bytes` to `path` atomically: a temporary file in the same
 /// folder, flushed to disk, then renamed over `path`, so a crash at any
 /// point leaves either the old file or the new one, never a mix.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+///
+/// # Errors
+/// [`MapletError::Io`] when the file cannot be written; `path` is then
+/// left as it was.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::env::current_dir()?,
