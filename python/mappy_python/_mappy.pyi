@@ -1,0 +1,183 @@
+"""Type stubs for the native module ``mappy_python._mappy``."""
+
+from os import PathLike
+from typing import Any, Callable, Iterable, Optional, Union, final
+
+from typing_extensions import Self
+
+__version__: str
+
+Key = Union[str, bytes, bytearray, memoryview, int]
+
+class MapletError(Exception):
+    """Base class of every error a maplet raises."""
+
+class InvalidParameterError(MapletError, ValueError):
+    """A constructor or method argument is out of range."""
+
+class InvalidValueError(MapletError, ValueError):
+    """A value the maplet's operator cannot store or merge."""
+
+class MapletOverflowError(MapletError, OverflowError):
+    """A count that would pass the range of a signed 64-bit integer."""
+
+class MemoryLimitError(MapletError, MemoryError):
+    """The operation would take the maplet past its memory limit."""
+
+class IncompatibleMapletsError(MapletError, ValueError):
+    """Maplets built with different operators, parameters or seeds."""
+
+class CorruptDataError(MapletError, ValueError):
+    """Saved maplet data that is truncated, damaged or of another version."""
+
+class ReadOnlyError(MapletError):
+    """A write to a memory-mapped (read-only) maplet."""
+
+@final
+class CounterOperator:
+    """Adds counts: a query never answers less than the true total."""
+
+    def __new__(cls) -> Self: ...
+
+@final
+class MaxOperator:
+    """Keeps the largest value: a query never answers less than the true maximum."""
+
+    def __new__(cls) -> Self: ...
+
+@final
+class MinOperator:
+    """Keeps the smallest value: a query never answers more than the true minimum."""
+
+    def __new__(cls) -> Self: ...
+
+@final
+class SetOperator:
+    """Unions sets; queries answer a frozenset never smaller than the true set."""
+
+    def __new__(cls) -> Self: ...
+
+@final
+class VectorOperator:
+    """Adds vectors element by element (NumPy arrays or sequences of numbers)."""
+
+    def __new__(cls) -> Self: ...
+
+@final
+class CustomOperator:
+    """Merges with a Python function ``fn(old, new)``."""
+
+    def __new__(cls, func: Callable[[Any, Any], Any]) -> Self: ...
+    @property
+    def func(self) -> Callable[[Any, Any], Any]:
+        """The merge function."""
+
+Operator = Union[CounterOperator, MaxOperator, MinOperator, SetOperator, VectorOperator, CustomOperator]
+
+@final
+class Stats:
+    """Size and accuracy figures of a maplet."""
+
+    @property
+    def item_count(self) -> int:
+        """Stored entries (distinct fingerprints)."""
+    @property
+    def capacity(self) -> int:
+        """Home slots (grows by doubling)."""
+    @property
+    def load_factor(self) -> float:
+        """``item_count / capacity``."""
+    @property
+    def memory_usage(self) -> int:
+        """Bytes held by the slot table and the side store."""
+    @property
+    def bits_per_item(self) -> float:
+        """``memory_usage * 8 / item_count``."""
+    @property
+    def false_positive_rate(self) -> float:
+        """The configured false-positive rate."""
+    @property
+    def expected_false_positive_rate(self) -> float:
+        """The false-positive rate expected now."""
+
+class Maplet:
+    """A space-efficient approximate map from keys to values."""
+
+    def __new__(
+        cls,
+        expected_items: int,
+        false_positive_rate: float,
+        operator: Optional[Operator] = None,
+        *,
+        memory_limit_mb: Optional[float] = None,
+        seed: Optional[int] = None,
+    ) -> Self: ...
+    def insert(self, key: Key, value: Any) -> None:
+        """Merges ``value`` into what ``key``'s fingerprint holds."""
+    def query(self, key: Key) -> Any:
+        """The value stored for ``key``, or ``None``."""
+    def contains(self, key: Key) -> bool:
+        """Whether ``key``'s fingerprint is present."""
+    def delete(self, key: Key, value: Optional[Any] = None) -> bool:
+        """Subtracts a count, or removes ``key``'s entry."""
+    def batch_insert(self, pairs_or_keys: Iterable[Any], values: Optional[Iterable[Any]] = None) -> None:
+        """Inserts many values at once."""
+    def batch_query(self, keys: Iterable[Key]) -> Any:
+        """The values of many keys, in order."""
+    def batch_contains(self, keys: Iterable[Key]) -> Any:
+        """Membership of many keys."""
+    async def abatch_insert(self, pairs_or_keys: Iterable[Any], values: Optional[Iterable[Any]] = None) -> None:
+        """``batch_insert`` in a worker thread."""
+    async def abatch_query(self, keys: Iterable[Key]) -> Any:
+        """``batch_query`` in a worker thread."""
+    def clear(self) -> None:
+        """Removes everything."""
+    def copy(self) -> Maplet:
+        """An independent, writable copy."""
+    def __copy__(self) -> Maplet: ...
+    def __deepcopy__(self, memo: Optional[Any] = None) -> Maplet: ...
+    def merge(self, other: Maplet) -> None:
+        """Merges ``other`` into this maplet."""
+    def __or__(self, other: Any) -> Any: ...
+    def stats(self) -> Stats:
+        """Size and accuracy figures."""
+    @property
+    def expected_items(self) -> int:
+        """The number of distinct keys the maplet was sized for."""
+    @property
+    def false_positive_rate(self) -> float:
+        """The configured false-positive rate."""
+    @property
+    def capacity(self) -> int:
+        """Home slots now."""
+    @property
+    def seed(self) -> int:
+        """The hash seed."""
+    @property
+    def operator(self) -> Operator:
+        """The merge operator."""
+    @property
+    def read_only(self) -> bool:
+        """Whether the maplet is memory-mapped."""
+    def to_bytes(self) -> bytes:
+        """The maplet in its file format."""
+    @classmethod
+    def from_bytes(cls, data: bytes, operator: Optional[Operator] = None) -> Maplet:
+        """A maplet from ``to_bytes()`` output."""
+    def save(self, path: Union[str, PathLike[str]]) -> None:
+        """Writes the maplet to ``path`` atomically."""
+    @classmethod
+    def load(
+        cls, path: Union[str, PathLike[str]], operator: Optional[Operator] = None, *, mmap: bool = False
+    ) -> Maplet:
+        """Reads a saved maplet (``mmap=True``: maps it read-only)."""
+    @staticmethod
+    def _restore(data: bytes, func: Optional[Callable[[Any, Any], Any]]) -> Maplet: ...
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]: ...
+    def __contains__(self, key: Key) -> bool: ...
+    def __getitem__(self, key: Key) -> Any: ...
+    def __len__(self) -> int: ...
+    __hash__: None  # type: ignore[assignment]
+
+def merge(maplets: Iterable[Maplet]) -> Maplet:
+    """A new maplet merging maplets built alike."""
