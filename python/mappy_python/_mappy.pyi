@@ -3,11 +3,12 @@
 from os import PathLike
 from typing import Any, Callable, Iterable, Optional, Union, final
 
-from typing_extensions import Self
+from typing_extensions import Self, disjoint_base
 
 __version__: str
+__all__ = ['MapletError', 'InvalidParameterError', 'InvalidValueError', 'MapletOverflowError', 'MemoryLimitError', 'IncompatibleMapletsError', 'CorruptDataError', 'ReadOnlyError', '__version__', 'Maplet', 'Stats', 'CounterOperator', 'MaxOperator', 'MinOperator', 'SetOperator', 'VectorOperator', 'CustomOperator', 'merge']
 
-Key = Union[str, bytes, bytearray, memoryview, int]
+_Key = Union[str, bytes, bytearray, memoryview, int]
 
 class MapletError(Exception):
     """Base class of every error a maplet raises."""
@@ -72,7 +73,7 @@ class CustomOperator:
     def func(self) -> Callable[[Any, Any], Any]:
         """The merge function."""
 
-Operator = Union[CounterOperator, MaxOperator, MinOperator, SetOperator, VectorOperator, CustomOperator]
+_Operator = Union[CounterOperator, MaxOperator, MinOperator, SetOperator, VectorOperator, CustomOperator]
 
 @final
 class Stats:
@@ -100,6 +101,7 @@ class Stats:
     def expected_false_positive_rate(self) -> float:
         """The false-positive rate expected now."""
 
+@disjoint_base
 class Maplet:
     """A space-efficient approximate map from keys to values."""
 
@@ -107,28 +109,28 @@ class Maplet:
         cls,
         expected_items: int,
         false_positive_rate: float,
-        operator: Optional[Operator] = None,
+        operator: Optional[_Operator] = None,
         *,
         memory_limit_mb: Optional[float] = None,
         seed: Optional[int] = None,
     ) -> Self: ...
-    def insert(self, key: Key, value: Any) -> None:
+    def insert(self, key: _Key, value: Any) -> None:
         """Merges ``value`` into what ``key``'s fingerprint holds."""
-    def query(self, key: Key) -> Any:
+    def query(self, key: _Key) -> Any:
         """The value stored for ``key``, or ``None``."""
-    def contains(self, key: Key) -> bool:
+    def contains(self, key: _Key) -> bool:
         """Whether ``key``'s fingerprint is present."""
-    def delete(self, key: Key, value: Optional[Any] = None) -> bool:
+    def delete(self, key: _Key, value: Optional[Any] = None) -> bool:
         """Subtracts a count, or removes ``key``'s entry."""
     def batch_insert(self, pairs_or_keys: Iterable[Any], values: Optional[Iterable[Any]] = None) -> None:
         """Inserts many values at once."""
-    def batch_query(self, keys: Iterable[Key]) -> Any:
+    def batch_query(self, keys: Iterable[_Key]) -> Any:
         """The values of many keys, in order."""
-    def batch_contains(self, keys: Iterable[Key]) -> Any:
+    def batch_contains(self, keys: Iterable[_Key]) -> Any:
         """Membership of many keys."""
     async def abatch_insert(self, pairs_or_keys: Iterable[Any], values: Optional[Iterable[Any]] = None) -> None:
         """``batch_insert`` in a worker thread."""
-    async def abatch_query(self, keys: Iterable[Key]) -> Any:
+    async def abatch_query(self, keys: Iterable[_Key]) -> Any:
         """``batch_query`` in a worker thread."""
     def clear(self) -> None:
         """Removes everything."""
@@ -138,7 +140,8 @@ class Maplet:
     def __deepcopy__(self, memo: Optional[Any] = None) -> Maplet: ...
     def merge(self, other: Maplet) -> None:
         """Merges ``other`` into this maplet."""
-    def __or__(self, other: Any) -> Any: ...
+    def __or__(self, value: Any, /) -> Any: ...
+    def __ror__(self, value: Any, /) -> Any: ...
     def stats(self) -> Stats:
         """Size and accuracy figures."""
     @property
@@ -154,7 +157,7 @@ class Maplet:
     def seed(self) -> int:
         """The hash seed."""
     @property
-    def operator(self) -> Operator:
+    def operator(self) -> _Operator:
         """The merge operator."""
     @property
     def read_only(self) -> bool:
@@ -162,20 +165,20 @@ class Maplet:
     def to_bytes(self) -> bytes:
         """The maplet in its file format."""
     @classmethod
-    def from_bytes(cls, data: bytes, operator: Optional[Operator] = None) -> Maplet:
+    def from_bytes(cls, data: bytes, operator: Optional[_Operator] = None) -> Maplet:
         """A maplet from ``to_bytes()`` output."""
     def save(self, path: Union[str, PathLike[str]]) -> None:
         """Writes the maplet to ``path`` atomically."""
     @classmethod
     def load(
-        cls, path: Union[str, PathLike[str]], operator: Optional[Operator] = None, *, mmap: bool = False
+        cls, path: Union[str, PathLike[str]], operator: Optional[_Operator] = None, *, mmap: bool = False
     ) -> Maplet:
         """Reads a saved maplet (``mmap=True``: maps it read-only)."""
     @staticmethod
     def _restore(data: bytes, func: Optional[Callable[[Any, Any], Any]]) -> Maplet: ...
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]: ...
-    def __contains__(self, key: Key) -> bool: ...
-    def __getitem__(self, key: Key) -> Any: ...
+    def __contains__(self, key: _Key, /) -> bool: ...
+    def __getitem__(self, key: _Key, /) -> Any: ...
     def __len__(self) -> int: ...
     __hash__: None  # type: ignore[assignment]
 

@@ -1,0 +1,214 @@
+"""The Maplet API: Python protocols, operators, keys, copies and merges."""
+
+import copy
+import pickle
+
+import cloudpickle
+import numpy as np
+import pytest
+
+import mappy_python as mappy
+
+
+def counter(n=1000, rate=0.01, **kw):
+    return mappy.Maplet(n, rate, mappy.CounterOperator(), **kw)
+
+
+def test_constructor_positional_and_keyword():
+    a = mappy.Maplet(1000, 0.01, mappy.CounterOperator())
+    b = mappy.Maplet(expected_items=1000, false_positive_rate=0.01, operator=mappy.CounterOperator(), memory_limit_mb=10, seed=7)
+    c = mappy.Maplet(1000, 0.01)  # counter by default
+    assert a.seed == c.seed != b.seed == 7
+    assert isinstance(c.operator, mappy.CounterOperator)
+    assert (b.expected_items, b.false_positive_rate) == (1000, 0.01)
+
+
+def test_python_protocols():
+    m = counter()
+    m.insert("a", 3)
+    assert len(m) == 1 and "a" in m and "b" not in m
+    assert m["a"] == 3
+    with pytest.raises(KeyError):
+        m["b"]
+    assert repr(m) == "Maplet(operator=CounterOperator(), len=1, capacity=1053, false_positive_rate=0.01)"
+    with pytest.raises(TypeError):
+        hash(m)
+    assert "Stats(item_count=1" in repr(m.stats())
+
+
+def test_keys_of_each_type_are_distinct_and_stable():
+    m = counter(seed=1)
+    for k in ("1", b"1", 1, bytearray(b"x"), memoryview(b"y"), 2**100, -(2**70), np.int64(5)):
+        m.insert(k, 1)
+    assert len(m) == 8
+    assert m.query(bytearray(b"1")) == m.query(b"1") == 1
+    assert m.query(np.uint8(5)) == m.query(5) == 1
+    assert m.query(True) == m.query(1)  # bool is an int, as in a dict
+    with pytest.raises(TypeError, match="str, bytes or int"):
+        m.insert(1.5, 1)
+    with pytest.raises(TypeError):
+        m.query(("a",))
+
+    # Every process hashes keys alike: the same inserts give the same bytes.
+    import subprocess
+    import sys
+
+    code = "import mappy_python as m, sys; x = m.Maplet(100, 0.01); x.insert('k', 1); x.insert(2**70, 2); sys.stdout.buffer.write(x.to_bytes())"
+    here = counter(100)
+    here.insert("k", 1)
+    here.insert(2**70, 2)
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout == here.to_bytes()
+
+
+def test_counter_values():
+    m = counter()
+    m.insert("a", -5)
+    m.insert("a", 2)
+    assert m.query("a") == -3
+    with pytest.raises(OverflowError):
+        m.insert("b", 2**63)
+    assert "b" not in m
+    m.insert("c", 2**63 - 1)
+    with pytest.raises(OverflowError):
+        m.insert("c", 1)
+    assert m.query("c") == 2**63 - 1
+    with pytest.raises(TypeError):
+        m.insert("d", "1")
+
+
+def test_max_min_numbers_and_objects():
+    mx = mappy.Maplet(100, 0.01, mappy.MaxOperator())
+    mx.insert("a", 3)
+    mx.insert("a", 7)
+    mx.insert("a", 5)
+    assert mx.query("a") == 7
+    mx.insert("a", 8.5)  # a float after ints: still answers numbers
+    assert mx.query("a") == 8.5
+    mx.insert("cfg", {"v": 1})  # any comparable objects
+    assert mx.query("cfg") == {"v": 1}
+    mn = mappy.Maplet(100, 0.01, mappy.MinOperator())
+    for v in (3.5, -1.25, 2.0):
+        mn.insert("x", v)
+    assert mn.query("x") == -1.25
+    strings = mappy.Maplet(100, 0.01, mappy.MaxOperator())
+    strings.insert("s", "apple")
+    strings.insert("s", "pear")
+    assert strings.query("s") == "pear"
+
+
+def test_sets_vectors_custom():
+    s = mappy.Maplet(100, 0.01, mappy.SetOperator())
+    s.insert("k", {1, 2})
+    s.insert("k", [2, 3])
+    s.insert("k", frozenset({"x"}))
+    assert s.query("k") == frozenset({1, 2, 3, "x"})
+    with pytest.raises(TypeError):
+        s.insert("k", "abc")
+    v = mappy.Maplet(100, 0.01, mappy.VectorOperator())
+    v.insert("a", [1, 2])
+    v.insert("a", np.array([0.5, 0.5]))
+    assert v.query("a").tolist() == [1.5, 2.5] and v.query("a").dtype == np.float64
+    with pytest.raises(ValueError, match="length"):
+        v.insert("a", [1.0, 2.0, 3.0])
+    assert v.query("a").tolist() == [1.5, 2.5]
+    c = mappy.Maplet(100, 0.01, mappy.CustomOperator(lambda a, b: a + b * 2))
+    c.insert("k", 1)
+    c.insert("k", 10)
+    assert c.query("k") == 21
+
+
+def test_delete_and_clear():
+    m = counter()
+    m.insert("a", 5)
+    assert m.delete("a", 2) and m.query("a") == 3
+    assert m.delete("a", 3) and m.query("a") is None
+    assert not m.delete("missing")
+    m.insert("b", 1)
+    assert m.delete("b") and "b" not in m
+    m.insert("c", 1)
+    m.clear()
+    assert len(m) == 0 and m.capacity == 1053
+
+
+def test_batches():
+    m = counter()
+    m.batch_insert([("a", 1), ("b", 2), ("a", 3)])
+    m.batch_insert(["c", "d"], [5, 6])
+    assert m.batch_query(["a", "b", "c", "d", "zz"]) == [4, 2, 5, 6, None]
+    assert m.batch_contains(["a", "zz"]) == [True, False]
+    keys = np.array([10, 20, 30], dtype=np.uint64)
+    m.batch_insert(keys, np.array([1, 2, 3], dtype=np.int64))
+    out = m.batch_query(keys)
+    assert isinstance(out, np.ndarray) and out.tolist() == [1, 2, 3]
+    assert m.query(10) == 1  # array keys are the same keys as Python ints
+    with pytest.raises(ValueError, match="keys but"):
+        m.batch_insert(["x", "y"], [1])
+    with pytest.raises(TypeError):
+        m.batch_insert(["x", 1.5], [1, 1])
+    assert "x" not in m  # a bad key stops the batch before anything is inserted
+
+
+def test_copy_merge_and_or():
+    a, b = counter(), counter()
+    a.insert("x", 1)
+    b.insert("x", 2)
+    b.insert("y", 5)
+    c = a | b
+    assert (c.query("x"), c.query("y"), a.query("y")) == (3, 5, None)
+    d = copy.copy(a)
+    d.insert("z", 1)
+    assert "z" not in a
+    a.merge(b)
+    assert a.query("x") == 3
+    assert mappy.merge([counter(), b, b]).query("y") == 10
+    with pytest.raises(mappy.IncompatibleMapletsError):
+        a.merge(counter(rate=0.001))
+    with pytest.raises(mappy.IncompatibleMapletsError):
+        a.merge(counter(seed=9))
+    with pytest.raises(mappy.IncompatibleMapletsError):
+        a.merge(mappy.Maplet(1000, 0.01, mappy.MaxOperator()))
+    assert a.query("x") == 3
+
+
+def test_pickle_and_cloudpickle_round_trip():
+    m = counter()
+    m.batch_insert([(f"k{i}", i) for i in range(500)])
+    for dumps, loads in ((pickle.dumps, pickle.loads), (cloudpickle.dumps, cloudpickle.loads)):
+        data = dumps(m)
+        assert len(data) <= m.stats().memory_usage + 2048
+        back = loads(data)
+        assert all(back.query(f"k{i}") == m.query(f"k{i}") for i in range(500))
+    sets = mappy.Maplet(100, 0.01, mappy.SetOperator())
+    sets.insert("k", {"a"})
+    assert pickle.loads(pickle.dumps(sets)).query("k") == frozenset({"a"})
+    custom = mappy.Maplet(100, 0.01, mappy.CustomOperator(max))
+    custom.insert("k", 3)
+    assert pickle.loads(pickle.dumps(custom)).query("k") == 3
+    unpicklable = mappy.Maplet(100, 0.01, mappy.CustomOperator(lambda a, b: a))
+    with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
+        pickle.dumps(unpicklable)
+    assert cloudpickle.loads(cloudpickle.dumps(unpicklable)).operator.func(1, 2) == 1
+
+
+def test_save_load_and_mmap(tmp_path):
+    path = tmp_path / "m.maplet"
+    m = counter()
+    m.batch_insert([(f"k{i}", i) for i in range(1000)])
+    m.save(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.maplet"]
+    for loaded in (mappy.Maplet.load(path), mappy.Maplet.load(str(path), mmap=True)):
+        assert all(loaded.query(f"k{i}") == m.query(f"k{i}") for i in range(1000))
+    mapped = mappy.Maplet.load(path, mmap=True)
+    assert mapped.read_only and not m.read_only
+    with pytest.raises(mappy.ReadOnlyError):
+        mapped.insert("x", 1)
+    writable = mapped.copy()
+    writable.insert("x", 1)
+    assert writable.query("x") == 1
+    with pytest.raises(FileNotFoundError):
+        mappy.Maplet.load(tmp_path / "missing.maplet")
+    data = m.to_bytes()
+    for bad in (data[:-1], data[:100], b"\x00" * len(data), data[:16] + b"\x02" + data[17:]):
+        with pytest.raises(mappy.MapletError):
+            mappy.Maplet.from_bytes(bad)
+    assert mappy.Maplet.from_bytes(data).query("k5") == 5

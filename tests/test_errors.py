@@ -1,0 +1,108 @@
+"""Errors: clear exception classes, and a failing call changes nothing."""
+
+import pytest
+
+import mappy_python as mappy
+
+
+def entries(m, keys):
+    return [m.query(k) for k in keys]
+
+
+def test_error_hierarchy():
+    assert issubclass(mappy.InvalidParameterError, mappy.MapletError)
+    assert issubclass(mappy.InvalidParameterError, ValueError)
+    assert issubclass(mappy.IncompatibleMapletsError, ValueError)
+    assert issubclass(mappy.CorruptDataError, ValueError)
+    assert issubclass(mappy.MemoryLimitError, MemoryError)
+    assert issubclass(mappy.MapletOverflowError, OverflowError)
+    assert issubclass(mappy.MapletError, Exception)
+    assert mappy.MapletError.__module__ == "mappy_python"
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, fragment",
+    [
+        ((0, 0.01), {}, "expected_items"),
+        ((-5, 0.01), {}, "expected_items"),
+        ((100, 0.0), {}, "false_positive_rate"),
+        ((100, 1.0), {}, "false_positive_rate"),
+        ((100, 1.5), {}, "false_positive_rate"),
+        ((100, 0.01), {"memory_limit_mb": 0}, "memory_limit_mb"),
+    ],
+)
+def test_bad_parameters(args, kwargs, fragment):
+    with pytest.raises(mappy.InvalidParameterError, match=fragment):
+        mappy.Maplet(*args, **kwargs)
+
+
+def test_bad_operator_is_a_type_error():
+    with pytest.raises(TypeError, match="operator"):
+        mappy.Maplet(100, 0.01, "counter")
+    with pytest.raises(TypeError):
+        mappy.CustomOperator(42)
+
+
+def test_memory_limit_stops_growth_and_changes_nothing():
+    m = mappy.Maplet(1000, 0.01, mappy.CounterOperator(), memory_limit_mb=0.01)
+    inserted = 0
+    with pytest.raises(mappy.MemoryLimitError):
+        for i in range(100_000):
+            m.insert(f"k{i}", 1)
+            inserted += 1
+    before = (len(m), m.stats().memory_usage)
+    with pytest.raises(mappy.MemoryLimitError):
+        m.insert(f"k{inserted}", 1)
+    assert (len(m), m.stats().memory_usage) == before
+    assert m.stats().memory_usage <= 0.01 * 2**20
+    assert all(m.query(f"k{i}") >= 1 for i in range(inserted))
+
+
+def test_failing_custom_function_propagates_and_changes_nothing():
+    class Boom(Exception):
+        pass
+
+    def merge(old, new):
+        if new == "bad":
+            raise Boom("no")
+        return old + new
+
+    m = mappy.Maplet(100, 0.01, mappy.CustomOperator(merge))
+    m.insert("k", "a")
+    with pytest.raises(Boom):
+        m.insert("k", "bad")
+    assert m.query("k") == "a"
+    m.insert("k", "b")
+    assert m.query("k") == "ab"
+
+
+def test_incomparable_max_values_propagate():
+    m = mappy.Maplet(100, 0.01, mappy.MaxOperator())
+    m.insert("k", {"a": 1})
+    with pytest.raises(TypeError):
+        m.insert("k", {"b": 2})
+    assert m.query("k") == {"a": 1}
+
+
+def test_vector_mismatch_and_overflow_change_nothing():
+    v = mappy.Maplet(100, 0.01, mappy.VectorOperator())
+    v.insert("k", [1.0, 2.0])
+    with pytest.raises(mappy.InvalidValueError):
+        v.insert("k", [1.0])
+    assert v.query("k").tolist() == [1.0, 2.0]
+    c = mappy.Maplet(100, 0.01)
+    c.batch_insert([("a", 1), ("b", 2**63 - 1)])
+    with pytest.raises(OverflowError):
+        c.insert("b", 1)
+    assert entries(c, ["a", "b"]) == [1, 2**63 - 1]
+
+
+def test_batch_with_a_failing_merge_keeps_earlier_items():
+    c = mappy.Maplet(10_000, 0.01)
+    c.insert("big", 2**63 - 10)
+    pairs = [(f"k{i}", 1) for i in range(2000)] + [("big", 100)] + [(f"after{i}", 1) for i in range(10)]
+    with pytest.raises(OverflowError):
+        c.batch_insert(pairs)
+    assert all(c.query(f"k{i}") >= 1 for i in range(2000))
+    assert c.query("big") == 2**63 - 10
+    assert sum(c.query(f"after{i}") is not None for i in range(10)) <= 1
