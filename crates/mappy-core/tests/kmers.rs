@@ -1,0 +1,129 @@
+//! k-mer counting against an exact count.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use mappy_core::kmer::{canonical_kmer, count_files, count_sequences};
+use mappy_core::{Counter, Maplet};
+
+fn random_dna(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    (0..n)
+        .map(|i| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            if i % 97 == 50 {
+                b'N'
+            } else {
+                b"ACGTacgt"[(x >> 33) as usize % 8]
+            }
+        })
+        .collect()
+}
+
+fn exact(seqs: &[Vec<u8>], k: usize, canonical: bool) -> HashMap<String, i64> {
+    let mut out = HashMap::new();
+    for s in seqs {
+        let s = String::from_utf8(s.to_ascii_uppercase()).unwrap();
+        for i in 0..(s.len() + 1).saturating_sub(k) {
+            let w = &s[i..i + k];
+            if w.bytes().all(|b| b"ACGT".contains(&b)) {
+                let key = if canonical {
+                    canonical_kmer(w).unwrap()
+                } else {
+                    w.to_string()
+                };
+                *out.entry(key).or_default() += 1;
+            }
+        }
+    }
+    out
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mappy-kmers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn counts_match_an_exact_count() {
+    let seqs: Vec<Vec<u8>> = (0..60).map(|i| random_dna(10 + i * 37, i as u64)).collect();
+    for k in [1, 5, 21, 31, 32] {
+        for canonical in [true, false] {
+            let truth = exact(&seqs, k, canonical);
+            let mut m = Maplet::new(truth.len().max(1), 0.001, Counter).unwrap();
+            let stats =
+                count_sequences(&mut m, seqs.iter().map(|s| s.as_slice()), k, canonical).unwrap();
+            assert_eq!(stats.kmers as i64, truth.values().sum::<i64>());
+            let exact_share = truth
+                .iter()
+                .filter(|(km, &n)| m.query(km.as_str()) == Some(n))
+                .count() as f64
+                / truth.len() as f64;
+            assert!(
+                truth
+                    .iter()
+                    .all(|(km, &n)| m.query(km.as_str()).unwrap() >= n),
+                "k={k} undercount"
+            );
+            assert!(exact_share > 0.99, "k={k}: {exact_share}");
+        }
+    }
+}
+
+#[test]
+fn files_plain_gzip_fasta_fastq_and_threads_agree() {
+    let seqs: Vec<Vec<u8>> = (0..300).map(|i| random_dna(150, 1000 + i as u64)).collect();
+    let fasta: String = seqs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!(">r{i}\n{}\n", String::from_utf8_lossy(s)))
+        .collect();
+    let fastq: String = seqs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            format!(
+                "@r{i}\n{}\n+\n{}\n",
+                String::from_utf8_lossy(s),
+                "I".repeat(s.len())
+            )
+        })
+        .collect();
+    let fa = temp("reads.fa");
+    std::fs::write(&fa, &fasta).unwrap();
+    let fq_gz = temp("reads.fq.gz");
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&fq_gz).unwrap(),
+        flate2::Compression::fast(),
+    );
+    gz.write_all(fastq.as_bytes()).unwrap();
+    gz.finish().unwrap();
+    let truth = exact(&seqs, 21, true);
+    let mut single = Maplet::new(truth.len(), 0.001, Counter).unwrap();
+    count_sequences(&mut single, seqs.iter().map(|s| s.as_slice()), 21, true).unwrap();
+    for (path, threads) in [(&fa, Some(1)), (&fa, Some(3)), (&fq_gz, None)] {
+        let mut m = Maplet::new(truth.len(), 0.001, Counter).unwrap();
+        let stats = count_files(&mut m, std::slice::from_ref(path), 21, true, threads).unwrap();
+        assert_eq!(stats.sequences, 300);
+        assert_eq!(
+            m.entries().collect::<Vec<_>>(),
+            single.entries().collect::<Vec<_>>()
+        );
+    }
+    let bad = temp("bad.fq");
+    std::fs::write(&bad, "@r1\nACGT\n+\nII\n").unwrap();
+    let mut m = Maplet::new(100, 0.01, Counter).unwrap();
+    let err = count_files(&mut m, &[bad.clone()], 3, true, None).unwrap_err();
+    assert!(
+        err.to_string().contains(&bad.display().to_string()),
+        "{err}"
+    );
+    let err = count_files(&mut m, &[temp("none.fa")], 3, true, None).unwrap_err();
+    assert!(err.to_string().contains("no such file"), "{err}");
+    assert!(count_sequences(&mut m, [&b"ACGT"[..]], 33, true).is_err());
+    std::fs::remove_dir_all(fa.parent().unwrap()).unwrap();
+}
