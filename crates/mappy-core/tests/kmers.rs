@@ -117,7 +117,7 @@ fn files_plain_gzip_fasta_fastq_and_threads_agree() {
     let bad = temp("bad.fq");
     std::fs::write(&bad, "@r1\nACGT\n+\nII\n").unwrap();
     let mut m = Maplet::new(100, 0.01, Counter).unwrap();
-    let err = count_files(&mut m, &[bad.clone()], 3, true, None).unwrap_err();
+    let err = count_files(&mut m, std::slice::from_ref(&bad), 3, true, None).unwrap_err();
     assert!(
         err.to_string().contains(&bad.display().to_string()),
         "{err}"
