@@ -36,6 +36,8 @@ from ._mappy import (
     Stats,
     VectorOperator,
     __version__,
+    canonical_kmer,
+    count_kmers,
     merge,
 )
 
@@ -57,6 +59,8 @@ __all__ = [
     "Stats",
     "VectorOperator",
     "__version__",
+    "canonical_kmer",
+    "count_kmers",
     "merge",
 ]
 

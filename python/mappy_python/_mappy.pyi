@@ -6,7 +6,7 @@ from typing import Any, Callable, Iterable, Optional, Union, final
 from typing_extensions import Self, disjoint_base
 
 __version__: str
-__all__ = ['MapletError', 'InvalidParameterError', 'InvalidValueError', 'MapletOverflowError', 'MemoryLimitError', 'IncompatibleMapletsError', 'CorruptDataError', 'ReadOnlyError', '__version__', 'Maplet', 'Stats', 'CounterOperator', 'MaxOperator', 'MinOperator', 'SetOperator', 'VectorOperator', 'CustomOperator', 'merge']
+__all__ = ['MapletError', 'InvalidParameterError', 'InvalidValueError', 'MapletOverflowError', 'MemoryLimitError', 'IncompatibleMapletsError', 'CorruptDataError', 'ReadOnlyError', '__version__', 'Maplet', 'Stats', 'CounterOperator', 'MaxOperator', 'MinOperator', 'SetOperator', 'VectorOperator', 'CustomOperator', 'merge', 'count_kmers', 'canonical_kmer']
 
 _Key = Union[str, bytes, bytearray, memoryview, int]
 
@@ -184,3 +184,15 @@ class Maplet:
 
 def merge(maplets: Iterable[Maplet]) -> Maplet:
     """A new maplet merging maplets built alike."""
+
+def count_kmers(
+    maplet: Maplet,
+    sequences_or_paths: Any,
+    k: int,
+    canonical: bool = True,
+    threads: Optional[int] = None,
+) -> dict[str, int]:
+    """Counts the k-mers of DNA sequences or FASTA/FASTQ files into a counter maplet."""
+
+def canonical_kmer(kmer: str) -> Optional[str]:
+    """The canonical form of a k-mer, or ``None``."""

@@ -137,13 +137,11 @@ fn hash_key(key: &Bound<'_, PyAny>, seed: u64) -> PyResult<u64> {
         }
         // A big int: its minimal little-endian two's-complement bytes.
         let bits: usize = key.call_method0("bit_length")?.extract()?;
-        let bytes = key.call_method1("to_bytes", ((bits + 8) / 8, "little"))?;
-        let signed = key.call_method(
+        let bytes = key.call_method(
             "to_bytes",
             ((bits + 8) / 8, "little"),
             Some(&[("signed", true)].into_py_dict(key.py())?),
-        );
-        let bytes = signed.unwrap_or(bytes);
+        )?;
         return Ok(hash::hash_int_bytes(bytes.cast::<PyBytes>()?.as_bytes(), seed));
     }
     if key.is_instance_of::<PyByteArray>() || key.is_instance_of::<PyMemoryView>() {
@@ -1458,6 +1456,100 @@ fn merge(py: Python<'_>, maplets: &Bound<'_, PyAny>) -> PyResult<Py<Maplet>> {
     Ok(out.unbind())
 }
 
+/// count_kmers(maplet, sequences_or_paths, k, canonical=True, threads=None)
+///
+/// Counts the k-mers (1 <= k <= 32) of DNA sequences into a counter maplet:
+/// ``sequences_or_paths`` is a FASTA/FASTQ path (plain or gzip), a list of
+/// paths, or an iterable of sequences (str or bytes). k-mers spanning a base
+/// other than ACGT are skipped; ``canonical`` counts each k-mer with its
+/// reverse complement. Keys are the (canonical) k-mer strings, so
+/// ``maplet.query(canonical_kmer("ACG"))`` finds them. Returns counts of
+/// what was read. The work runs without the GIL, on ``threads`` cores.
+#[pyfunction]
+#[pyo3(signature = (maplet, sequences_or_paths, k, canonical=true, threads=None))]
+fn count_kmers<'py>(
+    py: Python<'py>,
+    maplet: &Bound<'py, Maplet>,
+    sequences_or_paths: &Bound<'py, PyAny>,
+    k: usize,
+    canonical: bool,
+    threads: Option<usize>,
+) -> PyResult<Bound<'py, PyDict>> {
+    if maplet.get().spec != Spec::Counter {
+        return Err(PyTypeError::new_err("count_kmers needs a maplet with CounterOperator()"));
+    }
+    let as_path = |o: &Bound<'py, PyAny>| -> Option<std::path::PathBuf> {
+        if o.is_instance_of::<PyString>() || o.hasattr("__fspath__").unwrap_or(false) {
+            o.extract::<std::path::PathBuf>().ok()
+        } else {
+            None
+        }
+    };
+    let (paths, seqs): (Vec<std::path::PathBuf>, Vec<Vec<u8>>) = match as_path(sequences_or_paths) {
+        Some(p) if !sequences_or_paths.is_instance_of::<PyString>() || std::path::Path::new(&p).exists() || !p.to_string_lossy().bytes().all(|b| b"ACGTNacgtn".contains(&b)) => {
+            (vec![p], Vec::new())
+        }
+        _ => {
+            let mut paths = Vec::new();
+            let mut seqs = Vec::new();
+            let items: Vec<Bound<'py, PyAny>> = if sequences_or_paths.is_instance_of::<PyString>() {
+                vec![sequences_or_paths.clone()]
+            } else {
+                sequences_or_paths.try_iter()?.collect::<PyResult<_>>()?
+            };
+            for item in items {
+                if let Ok(b) = item.cast::<PyBytes>() {
+                    seqs.push(b.as_bytes().to_vec());
+                } else if let Ok(s) = item.cast::<PyString>() {
+                    let text = s.to_str()?;
+                    if std::path::Path::new(text).exists() {
+                        paths.push(text.into());
+                    } else {
+                        seqs.push(text.as_bytes().to_vec());
+                    }
+                } else if let Some(p) = as_path(&item) {
+                    paths.push(p);
+                } else {
+                    return Err(PyTypeError::new_err("count_kmers takes paths or sequences (str or bytes)"));
+                }
+            }
+            if !paths.is_empty() && !seqs.is_empty() {
+                return Err(PyTypeError::new_err("count_kmers takes paths or sequences, not both"));
+            }
+            (paths, seqs)
+        }
+    };
+    let m = maplet.get();
+    let stats = py
+        .detach(|| match &mut *m.lock_detached() {
+            Inner::Counter(c) => {
+                if paths.is_empty() {
+                    core::kmer::count_sequences(c, seqs.iter().map(|s| s.as_slice()), k, canonical)
+                } else {
+                    core::kmer::count_files(c, &paths, k, canonical, threads)
+                }
+            }
+            _ => unreachable!("checked above"),
+        })
+        .map_err(|e| map_err(py, e))?;
+    let out = PyDict::new(py);
+    out.set_item("sequences", stats.sequences)?;
+    out.set_item("bases", stats.bases)?;
+    out.set_item("kmers", stats.kmers)?;
+    out.set_item("skipped", stats.skipped)?;
+    Ok(out)
+}
+
+/// canonical_kmer(kmer)
+///
+/// The canonical form of a k-mer (the smaller of it and its reverse
+/// complement, upper case), or ``None`` if it holds other letters than
+/// ACGT or is longer than 32.
+#[pyfunction]
+fn canonical_kmer(kmer: &str) -> Option<String> {
+    core::kmer::canonical_kmer(kmer)
+}
+
 /// The native module.
 #[pymodule]
 fn _mappy(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -1478,5 +1570,7 @@ fn _mappy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<VectorOperator>()?;
     m.add_class::<CustomOperator>()?;
     m.add_function(wrap_pyfunction!(merge, m)?)?;
+    m.add_function(wrap_pyfunction!(count_kmers, m)?)?;
+    m.add_function(wrap_pyfunction!(canonical_kmer, m)?)?;
     Ok(())
 }
