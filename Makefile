@@ -14,8 +14,13 @@ $(PY):
 install: $(PY)
 	$(PY) -m pip install --quiet .
 
-## demo: the main job, on the bundled sample data
+DEMO_OUT ?= $(VENV)/sample_kmers.maplet
+
+## demo: the main job: count the k-mers of the bundled sample reads, query a few
 demo: install
+	$(VENV)/bin/mappy kmers count -k 21 --rate 0.001 --expected-items 200000 -o $(DEMO_OUT) examples/data/sample_reads.fa
+	sed -n '2p;4p;6p' examples/data/sample_reads.fa | cut -c1-21 | $(VENV)/bin/mappy kmers query $(DEMO_OUT)
+	$(VENV)/bin/mappy stats $(DEMO_OUT)
 	$(PY) examples/basic_usage.py
 
 test-deps: $(PY)
@@ -29,6 +34,7 @@ test-rust:
 
 test-python: test-deps
 	$(PY) -m pytest -q
+	$(PY) tests/test_integration.py
 
 ## lint: formatting and lints, Rust and Python
 lint: test-deps
@@ -43,7 +49,7 @@ format: test-deps
 
 ## bench: the Rust and Python benchmarks (long; results go to benchmarks/)
 bench: test-deps
-	cargo bench -p mappy-core --bench maplet
+	cargo bench -p mappy-core --bench maplet | tee benchmarks/rust-latest.md
 	$(PY) benchmarks/benchmark.py
 
 clean:

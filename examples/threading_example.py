@@ -26,7 +26,9 @@ def main(threads=4, per_thread=10_000):
     # Batch inserts release the GIL: four threads each insert an array.
     big = mappy.Maplet(4_000_000, 0.01, mappy.CounterOperator())
     arrays = [np.arange(i * 1_000_000, (i + 1) * 1_000_000, dtype=np.uint64) for i in range(4)]
-    pool = [threading.Thread(target=big.batch_insert, args=(a, np.ones(len(a), dtype=np.int64))) for a in arrays]
+    pool = [
+        threading.Thread(target=big.batch_insert, args=(a, np.ones(len(a), dtype=np.int64))) for a in arrays
+    ]
     for t in pool:
         t.start()
     for t in pool:

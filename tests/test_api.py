@@ -16,7 +16,13 @@ def counter(n=1000, rate=0.01, **kw):
 
 def test_constructor_positional_and_keyword():
     a = mappy.Maplet(1000, 0.01, mappy.CounterOperator())
-    b = mappy.Maplet(expected_items=1000, false_positive_rate=0.01, operator=mappy.CounterOperator(), memory_limit_mb=10, seed=7)
+    b = mappy.Maplet(
+        expected_items=1000,
+        false_positive_rate=0.01,
+        operator=mappy.CounterOperator(),
+        memory_limit_mb=10,
+        seed=7,
+    )
     c = mappy.Maplet(1000, 0.01)  # counter by default
     assert a.seed == c.seed != b.seed == 7
     assert isinstance(c.operator, mappy.CounterOperator)
@@ -53,11 +59,17 @@ def test_keys_of_each_type_are_distinct_and_stable():
     import subprocess
     import sys
 
-    code = "import mappy_python as m, sys; x = m.Maplet(100, 0.01); x.insert('k', 1); x.insert(2**70, 2); sys.stdout.buffer.write(x.to_bytes())"
+    code = (
+        "import mappy_python as m, sys; x = m.Maplet(100, 0.01); x.insert('k', 1); "
+        "x.insert(2**70, 2); sys.stdout.buffer.write(x.to_bytes())"
+    )
     here = counter(100)
     here.insert("k", 1)
     here.insert(2**70, 2)
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout == here.to_bytes()
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout
+        == here.to_bytes()
+    )
 
 
 def test_counter_values():

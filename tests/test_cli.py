@@ -24,7 +24,16 @@ def mappy_cli(*args, stdin=None):
 
 
 def test_every_command_has_help():
-    for args in ([], ["build"], ["query"], ["stats"], ["merge"], ["kmers"], ["kmers", "count"], ["kmers", "query"]):
+    for args in (
+        [],
+        ["build"],
+        ["query"],
+        ["stats"],
+        ["merge"],
+        ["kmers"],
+        ["kmers", "count"],
+        ["kmers", "query"],
+    ):
         r = mappy_cli(*args, "--help")
         assert r.returncode == 0, r.stderr
         assert "usage: mappy" in r.stdout

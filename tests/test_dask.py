@@ -12,13 +12,16 @@ import mappy_python as mappy
 
 @pytest.fixture(scope="module")
 def client():
-    with LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-    ) as cluster, Client(cluster) as c:
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as c,
+    ):
         yield c
 
 
@@ -41,7 +44,9 @@ def test_bag_build_answers_like_one_process(client):
 
 
 def test_dataframe_build_with_key_and_value_columns(client):
-    frame = pd.DataFrame({"ip": [f"10.0.{i % 300}.{i % 7}" for i in range(20_000)], "bytes": list(range(20_000))})
+    frame = pd.DataFrame(
+        {"ip": [f"10.0.{i % 300}.{i % 7}" for i in range(20_000)], "bytes": list(range(20_000))}
+    )
     ddf = dd.from_pandas(frame, npartitions=6)
     built = mappy.dask.build(ddf, key="ip", value="bytes", expected_items=6000, false_positive_rate=0.01)
     single = single_process(frame["ip"].tolist(), frame["bytes"].tolist())

@@ -18,8 +18,14 @@ EXPECTED = {
         r"missing: None",
         r"page:3 views: 100",
     ],
-    "numpy_integration.py": [r"vec1 = \[1\.5 2\.5 3\.5\] \(float32\)", r"first counts: \[1 1 1 1 1\] \(ndarray, int64\)"],
-    "threading_example.py": [r"total count: 40000 \(expected 40000\)", r"entries after parallel batches: 3,9\d\d,\d\d\d"],
+    "numpy_integration.py": [
+        r"vec1 = \[1\.5 2\.5 3\.5\] \(float32\)",
+        r"first counts: \[1 1 1 1 1\] \(ndarray, int64\)",
+    ],
+    "threading_example.py": [
+        r"total count: 40000 \(expected 40000\)",
+        r"entries after parallel batches: 3,9\d\d,\d\d\d",
+    ],
 }
 
 

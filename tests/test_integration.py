@@ -33,7 +33,11 @@ def test_word_counts_end_to_end():
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "words.maplet")
         merged.save(path)
-        for loaded in (mappy.Maplet.load(path), mappy.Maplet.load(path, mmap=True), pickle.loads(pickle.dumps(merged))):
+        for loaded in (
+            mappy.Maplet.load(path),
+            mappy.Maplet.load(path, mmap=True),
+            pickle.loads(pickle.dumps(merged)),
+        ):
             assert all(loaded.query(w) == merged.query(w) for w in list(truth)[:2000])
         del loaded
 

@@ -6,7 +6,28 @@ from typing import Any, Callable, Iterable, Optional, Union, final
 from typing_extensions import Self, disjoint_base
 
 __version__: str
-__all__ = ['MapletError', 'InvalidParameterError', 'InvalidValueError', 'MapletOverflowError', 'MemoryLimitError', 'IncompatibleMapletsError', 'CorruptDataError', 'ReadOnlyError', '__version__', 'Maplet', 'Stats', 'CounterOperator', 'MaxOperator', 'MinOperator', 'SetOperator', 'VectorOperator', 'CustomOperator', 'merge', 'count_kmers', 'canonical_kmer']
+__all__ = [
+    "MapletError",
+    "InvalidParameterError",
+    "InvalidValueError",
+    "MapletOverflowError",
+    "MemoryLimitError",
+    "IncompatibleMapletsError",
+    "CorruptDataError",
+    "ReadOnlyError",
+    "__version__",
+    "Maplet",
+    "Stats",
+    "CounterOperator",
+    "MaxOperator",
+    "MinOperator",
+    "SetOperator",
+    "VectorOperator",
+    "CustomOperator",
+    "merge",
+    "count_kmers",
+    "canonical_kmer",
+]
 
 _Key = Union[str, bytes, bytearray, memoryview, int]
 
@@ -128,7 +149,9 @@ class Maplet:
         """The values of many keys, in order."""
     def batch_contains(self, keys: Iterable[_Key]) -> Any:
         """Membership of many keys."""
-    async def abatch_insert(self, pairs_or_keys: Iterable[Any], values: Optional[Iterable[Any]] = None) -> None:
+    async def abatch_insert(
+        self, pairs_or_keys: Iterable[Any], values: Optional[Iterable[Any]] = None
+    ) -> None:
         """``batch_insert`` in a worker thread."""
     async def abatch_query(self, keys: Iterable[_Key]) -> Any:
         """``batch_query`` in a worker thread."""

@@ -132,7 +132,7 @@ def input_size(paths: Sequence[str]) -> Optional[int]:
         return None
 
 
-def load(path: str) -> "mappy.Maplet":
+def load(path: str) -> mappy.Maplet:
     try:
         return mappy.Maplet.load(path)
     except FileNotFoundError:
@@ -259,21 +259,39 @@ def parser() -> argparse.ArgumentParser:
     def sizing(q: argparse.ArgumentParser, expected: int) -> None:
         q.add_argument("--rate", type=float, default=0.01, help="false-positive rate (default 0.01)")
         q.add_argument(
-            "--expected-items", type=int, default=expected, help=f"distinct keys expected (default {expected:,}; the maplet grows past it)"
+            "--expected-items",
+            type=int,
+            default=expected,
+            help=f"distinct keys expected (default {expected:,}; the maplet grows past it)",
         )
         q.add_argument("--seed", type=int, default=None, help="hash seed")
 
-    b = sub.add_parser("build", help="build a maplet from keys (and values)", description="Build a maplet from lines, TSV or CSV.")
+    b = sub.add_parser(
+        "build",
+        help="build a maplet from keys (and values)",
+        description="Build a maplet from lines, TSV or CSV.",
+    )
     b.add_argument("output", help="the maplet file to write")
     b.add_argument("inputs", nargs="*", help="input files, plain or .gz ('-' or none: stdin)")
-    b.add_argument("--format", choices=["lines", "tsv", "csv"], default="lines", help="input format (default: one key per line)")
+    b.add_argument(
+        "--format",
+        choices=["lines", "tsv", "csv"],
+        default="lines",
+        help="input format (default: one key per line)",
+    )
     b.add_argument("--key-column", type=int, default=1, help="1-based key column for tsv/csv (default 1)")
-    b.add_argument("--value-column", type=int, default=None, help="1-based value column (default: each record counts 1)")
-    b.add_argument("--operator", choices=sorted(OPERATORS), default="counter", help="merge operator (default counter)")
+    b.add_argument(
+        "--value-column", type=int, default=None, help="1-based value column (default: each record counts 1)"
+    )
+    b.add_argument(
+        "--operator", choices=sorted(OPERATORS), default="counter", help="merge operator (default counter)"
+    )
     sizing(b, 1_000_000)
     b.set_defaults(run=cmd_build)
 
-    q = sub.add_parser("query", help="print the values of keys", description="Print KEY<TAB>VALUE; '-' for an absent key.")
+    q = sub.add_parser(
+        "query", help="print the values of keys", description="Print KEY<TAB>VALUE; '-' for an absent key."
+    )
     q.add_argument("file")
     q.add_argument("keys", nargs="*", help="keys (default: one per line on stdin)")
     q.set_defaults(run=cmd_query)

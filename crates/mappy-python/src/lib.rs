@@ -21,7 +21,10 @@ use numpy::{PyArray1, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyMemoryView, PyString, PyTuple, PyType};
+use pyo3::types::{
+    PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyMemoryView, PyString,
+    PyTuple, PyType,
+};
 use pyo3::{PyTraverseError, PyVisit};
 
 // ---- errors ----------------------------------------------------------------
@@ -70,7 +73,10 @@ const ERROR_NAMES: [&str; 8] = [
 static ERRORS: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
 
 fn error_type<'py>(py: Python<'py>, name: &str) -> Bound<'py, PyType> {
-    let dict = ERRORS.get(py).expect("error classes are made when the module is imported").bind(py);
+    let dict = ERRORS
+        .get(py)
+        .expect("error classes are made when the module is imported")
+        .bind(py);
     dict.get_item(name)
         .ok()
         .flatten()
@@ -142,7 +148,10 @@ fn hash_key(key: &Bound<'_, PyAny>, seed: u64) -> PyResult<u64> {
             ((bits + 8) / 8, "little"),
             Some(&[("signed", true)].into_py_dict(key.py())?),
         )?;
-        return Ok(hash::hash_int_bytes(bytes.cast::<PyBytes>()?.as_bytes(), seed));
+        return Ok(hash::hash_int_bytes(
+            bytes.cast::<PyBytes>()?.as_bytes(),
+            seed,
+        ));
     }
     if key.is_instance_of::<PyByteArray>() || key.is_instance_of::<PyMemoryView>() {
         let b = key.py().get_type::<PyBytes>().call1((key,))?;
@@ -166,16 +175,31 @@ fn hash_keys(keys: &Bound<'_, PyAny>, seed: u64) -> PyResult<(Vec<u64>, bool)> {
     if let Ok(a) = keys.extract::<PyReadonlyArray1<'_, u64>>() {
         let out = match a.as_slice() {
             Ok(s) => s.iter().map(|&v| hash::hash_u64(v, seed)).collect(),
-            Err(_) => a.as_array().iter().map(|&v| hash::hash_u64(v, seed)).collect(),
+            Err(_) => a
+                .as_array()
+                .iter()
+                .map(|&v| hash::hash_u64(v, seed))
+                .collect(),
         };
         return Ok((out, true));
     }
     if let Ok(a) = keys.extract::<PyReadonlyArray1<'_, i64>>() {
         let out = match a.as_slice() {
             Ok(s) => s.iter().map(|&v| hash::hash_i64(v, seed)).collect(),
-            Err(_) => a.as_array().iter().map(|&v| hash::hash_i64(v, seed)).collect(),
+            Err(_) => a
+                .as_array()
+                .iter()
+                .map(|&v| hash::hash_i64(v, seed))
+                .collect(),
         };
         return Ok((out, true));
+    }
+    if let Ok(list) = keys.cast::<PyList>() {
+        let out = list
+            .iter()
+            .map(|k| hash_key(&k, seed))
+            .collect::<PyResult<_>>()?;
+        return Ok((out, false));
     }
     let is_array = keys.hasattr("__array_interface__")?;
     let mut out = Vec::with_capacity(keys.len().unwrap_or(0));
@@ -249,7 +273,12 @@ impl Operator for PyOp {
                     }
                 }
                 ObjKind::Set => a.call_method1("__or__", (b,))?,
-                ObjKind::Custom => self.func.as_ref().expect("custom operators have a function").bind(py).call1((a, b))?,
+                ObjKind::Custom => self
+                    .func
+                    .as_ref()
+                    .expect("custom operators have a function")
+                    .bind(py)
+                    .call1((a, b))?,
             };
             Ok::<_, PyErr>(PyObj(merged.unbind()))
         })
@@ -334,10 +363,15 @@ where
         return Ok(a.as_array().iter().map(|&x| x.as_()).collect());
     }
     if v.hasattr("ndim")? && v.getattr("ndim")?.extract::<usize>()? != 1 {
-        return Err(PyValueError::new_err("vector values must be one-dimensional"));
+        return Err(PyValueError::new_err(
+            "vector values must be one-dimensional",
+        ));
     }
     let mut out = Vec::new();
-    for x in v.try_iter().map_err(|_| PyTypeError::new_err("vector values must be arrays or sequences of numbers"))? {
+    for x in v
+        .try_iter()
+        .map_err(|_| PyTypeError::new_err("vector values must be arrays or sequences of numbers"))?
+    {
         out.push(x?.extract::<f64>()?.as_());
     }
     Ok(out)
@@ -377,38 +411,87 @@ fn to_set(v: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
             "set values must be sets or iterables of items; wrap a single string as {\"...\"}",
         ));
     }
-    Ok(PyFrozenSet::new(v.py(), v.try_iter()?.collect::<PyResult<Vec<_>>>()?)?.into_any().unbind())
+    Ok(
+        PyFrozenSet::new(v.py(), v.try_iter()?.collect::<PyResult<Vec<_>>>()?)?
+            .into_any()
+            .unbind(),
+    )
 }
 
 impl Inner {
-    fn new(spec: Spec, func: Option<&Py<PyAny>>, py: Python<'_>, n: usize, rate: f64, opts: core::Options) -> core::Result<Inner> {
+    fn new(
+        spec: Spec,
+        func: Option<&Py<PyAny>>,
+        py: Python<'_>,
+        n: usize,
+        rate: f64,
+        opts: core::Options,
+    ) -> core::Result<Inner> {
         Ok(match spec {
             Spec::Counter => Inner::Counter(M::with_options(n, rate, Counter, opts)?),
             Spec::Max => Inner::MaxI(M::with_options(n, rate, Max::new(), opts)?),
             Spec::Min => Inner::MinI(M::with_options(n, rate, Min::new(), opts)?),
             Spec::Vector => Inner::VecF64(M::with_options(n, rate, VectorAdd::new(), opts)?),
-            Spec::Set => Inner::Obj(M::with_options(n, rate, PyOp { kind: ObjKind::Set, func: None }, opts)?),
+            Spec::Set => Inner::Obj(M::with_options(
+                n,
+                rate,
+                PyOp {
+                    kind: ObjKind::Set,
+                    func: None,
+                },
+                opts,
+            )?),
             Spec::Custom => Inner::Obj(M::with_options(
                 n,
                 rate,
-                PyOp { kind: ObjKind::Custom, func: func.map(|f| Arc::new(f.clone_ref(py))) },
+                PyOp {
+                    kind: ObjKind::Custom,
+                    func: func.map(|f| Arc::new(f.clone_ref(py))),
+                },
                 opts,
             )?),
         })
     }
 
     /// Moves a numeric max/min maplet to Python-object storage.
-    fn to_objects(&mut self, py: Python<'_>) -> PyResult<()> {
+    fn convert_to_objects(&mut self, py: Python<'_>) -> PyResult<()> {
         let obj = |v: PyResult<Bound<'_, PyAny>>| -> core::Result<PyObj> {
-            v.map(|b| PyObj(b.unbind())).map_err(|e| core::MapletError::Operator(Box::new(e)))
+            v.map(|b| PyObj(b.unbind()))
+                .map_err(|e| core::MapletError::Operator(Box::new(e)))
         };
-        let max = PyOp { kind: ObjKind::Max, func: None };
-        let min = PyOp { kind: ObjKind::Min, func: None };
+        let max = PyOp {
+            kind: ObjKind::Max,
+            func: None,
+        };
+        let min = PyOp {
+            kind: ObjKind::Min,
+            func: None,
+        };
         let converted = match self {
-            Inner::MaxI(m) => m.map_values(max, |v| obj(v.into_pyobject(py).map(|b| b.into_any()).map_err(Into::into))),
-            Inner::MinI(m) => m.map_values(min, |v| obj(v.into_pyobject(py).map(|b| b.into_any()).map_err(Into::into))),
-            Inner::MaxF(m) => m.map_values(max, |v| obj(v.into_pyobject(py).map(|b| b.into_any()).map_err(Into::into))),
-            Inner::MinF(m) => m.map_values(min, |v| obj(v.into_pyobject(py).map(|b| b.into_any()).map_err(Into::into))),
+            Inner::MaxI(m) => m.map_values(max, |v| {
+                obj(v
+                    .into_pyobject(py)
+                    .map(|b| b.into_any())
+                    .map_err(Into::into))
+            }),
+            Inner::MinI(m) => m.map_values(min, |v| {
+                obj(v
+                    .into_pyobject(py)
+                    .map(|b| b.into_any())
+                    .map_err(Into::into))
+            }),
+            Inner::MaxF(m) => m.map_values(max, |v| {
+                obj(v
+                    .into_pyobject(py)
+                    .map(|b| b.into_any())
+                    .map_err(Into::into))
+            }),
+            Inner::MinF(m) => m.map_values(min, |v| {
+                obj(v
+                    .into_pyobject(py)
+                    .map(|b| b.into_any())
+                    .map_err(Into::into))
+            }),
             _ => return Ok(()),
         };
         *self = Inner::Obj(converted.map_err(|e| map_err(py, e))?);
@@ -417,7 +500,9 @@ impl Inner {
 
     fn insert(&mut self, py: Python<'_>, h: u64, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let r = match self {
-            Inner::Counter(m) => m.insert_hash(h, value.extract::<i64>().map_err(counter_value_error)?),
+            Inner::Counter(m) => {
+                m.insert_hash(h, value.extract::<i64>().map_err(counter_value_error)?)
+            }
             Inner::MaxI(_) | Inner::MinI(_) => match classify(value) {
                 Num::Int(v) => match self {
                     Inner::MaxI(m) => m.insert_hash(h, v),
@@ -428,42 +513,58 @@ impl Inner {
                     let opts = self.options();
                     let (n, rate) = self.sizing();
                     *self = match self {
-                        Inner::MaxI(_) => Inner::MaxF(M::with_options(n, rate, Max::new(), opts).map_err(|e| map_err(py, e))?),
-                        _ => Inner::MinF(M::with_options(n, rate, Min::new(), opts).map_err(|e| map_err(py, e))?),
+                        Inner::MaxI(_) => Inner::MaxF(
+                            M::with_options(n, rate, Max::new(), opts)
+                                .map_err(|e| map_err(py, e))?,
+                        ),
+                        _ => Inner::MinF(
+                            M::with_options(n, rate, Min::new(), opts)
+                                .map_err(|e| map_err(py, e))?,
+                        ),
                     };
                     return self.insert(py, h, value);
                 }
                 _ => {
-                    self.to_objects(py)?;
+                    self.convert_to_objects(py)?;
                     return self.insert(py, h, value);
                 }
             },
             Inner::MaxF(_) | Inner::MinF(_) => {
                 let v = match classify(value) {
                     Num::Float(f) => Some(f),
-                    Num::Int(i) if (i as f64) as i64 == i && i.unsigned_abs() <= 1 << 53 => Some(i as f64),
+                    Num::Int(i) if (i as f64) as i64 == i && i.unsigned_abs() <= 1 << 53 => {
+                        Some(i as f64)
+                    }
                     _ => None,
                 };
                 match (v, &mut *self) {
                     (Some(v), Inner::MaxF(m)) => m.insert_hash(h, v),
                     (Some(v), Inner::MinF(m)) => m.insert_hash(h, v),
                     _ => {
-                        self.to_objects(py)?;
+                        self.convert_to_objects(py)?;
                         return self.insert(py, h, value);
                     }
                 }
             }
             Inner::VecF64(m) => {
                 if m.is_empty() && f32_array(value) {
-                    let (opts, n, rate) = (m.options(), m.expected_items(), m.false_positive_rate());
-                    *self = Inner::VecF32(M::with_options(n, rate, VectorAdd::new(), opts).map_err(|e| map_err(py, e))?);
+                    let (opts, n, rate) =
+                        (m.options(), m.expected_items(), m.false_positive_rate());
+                    *self = Inner::VecF32(
+                        M::with_options(n, rate, VectorAdd::new(), opts)
+                            .map_err(|e| map_err(py, e))?,
+                    );
                     return self.insert(py, h, value);
                 }
                 m.insert_hash(h, to_vector::<f64>(value)?)
             }
             Inner::VecF32(m) => m.insert_hash(h, to_vector::<f32>(value)?),
             Inner::Obj(m) => {
-                let v = if m.operator().kind == ObjKind::Set { to_set(value)? } else { value.clone().unbind() };
+                let v = if m.operator().kind == ObjKind::Set {
+                    to_set(value)?
+                } else {
+                    value.clone().unbind()
+                };
                 m.insert_hash(h, PyObj(v))
             }
         };
@@ -472,13 +573,30 @@ impl Inner {
 
     fn query(&self, py: Python<'_>, h: u64) -> PyResult<Option<Py<PyAny>>> {
         Ok(match self {
-            Inner::Counter(m) => m.query_hash(h).map(|v| v.into_pyobject(py).map(|b| b.into_any().unbind())).transpose()?,
-            Inner::MaxI(m) => m.query_hash(h).map(|v| v.into_pyobject(py).map(|b| b.into_any().unbind())).transpose()?,
-            Inner::MinI(m) => m.query_hash(h).map(|v| v.into_pyobject(py).map(|b| b.into_any().unbind())).transpose()?,
-            Inner::MaxF(m) => m.query_hash(h).map(|v| PyFloat::new(py, v).into_any().unbind()),
-            Inner::MinF(m) => m.query_hash(h).map(|v| PyFloat::new(py, v).into_any().unbind()),
-            Inner::VecF32(m) => m.query_hash(h).map(|v| PyArray1::from_vec(py, v).into_any().unbind()),
-            Inner::VecF64(m) => m.query_hash(h).map(|v| PyArray1::from_vec(py, v).into_any().unbind()),
+            Inner::Counter(m) => m
+                .query_hash(h)
+                .map(|v| v.into_pyobject(py).map(|b| b.into_any().unbind()))
+                .transpose()?,
+            Inner::MaxI(m) => m
+                .query_hash(h)
+                .map(|v| v.into_pyobject(py).map(|b| b.into_any().unbind()))
+                .transpose()?,
+            Inner::MinI(m) => m
+                .query_hash(h)
+                .map(|v| v.into_pyobject(py).map(|b| b.into_any().unbind()))
+                .transpose()?,
+            Inner::MaxF(m) => m
+                .query_hash(h)
+                .map(|v| PyFloat::new(py, v).into_any().unbind()),
+            Inner::MinF(m) => m
+                .query_hash(h)
+                .map(|v| PyFloat::new(py, v).into_any().unbind()),
+            Inner::VecF32(m) => m
+                .query_hash(h)
+                .map(|v| PyArray1::from_vec(py, v).into_any().unbind()),
+            Inner::VecF64(m) => m
+                .query_hash(h)
+                .map(|v| PyArray1::from_vec(py, v).into_any().unbind()),
             Inner::Obj(m) => m.query_hash(h).map(|v| v.0),
         })
     }
@@ -512,7 +630,11 @@ impl Inner {
 fn counter_value_error(e: PyErr) -> PyErr {
     Python::attach(|py| {
         if e.is_instance_of::<pyo3::exceptions::PyOverflowError>(py) {
-            raise(py, "MapletOverflowError", "counter values must fit in a signed 64-bit integer".into())
+            raise(
+                py,
+                "MapletOverflowError",
+                "counter values must fit in a signed 64-bit integer".into(),
+            )
         } else {
             e
         }
@@ -622,9 +744,13 @@ impl CustomOperator {
     #[new]
     fn new(func: Bound<'_, PyAny>) -> PyResult<Self> {
         if !func.is_callable() {
-            return Err(PyTypeError::new_err("CustomOperator needs a callable merge(old, new)"));
+            return Err(PyTypeError::new_err(
+                "CustomOperator needs a callable merge(old, new)",
+            ));
         }
-        Ok(CustomOperator { func: func.unbind() })
+        Ok(CustomOperator {
+            func: func.unbind(),
+        })
     }
     /// The merge function.
     #[getter]
@@ -635,7 +761,10 @@ impl CustomOperator {
         Ok(format!("CustomOperator({})", self.func.bind(py).repr()?))
     }
     fn __reduce__(&self, py: Python<'_>) -> PyResult<(Py<PyAny>, (Py<PyAny>,))> {
-        Ok((py.get_type::<CustomOperator>().into_any().unbind(), (self.func.clone_ref(py),)))
+        Ok((
+            py.get_type::<CustomOperator>().into_any().unbind(),
+            (self.func.clone_ref(py),),
+        ))
     }
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.func)
@@ -643,7 +772,9 @@ impl CustomOperator {
 }
 
 fn spec_of(op: Option<&Bound<'_, PyAny>>) -> PyResult<(Spec, Option<Py<PyAny>>)> {
-    let Some(op) = op else { return Ok((Spec::Counter, None)) };
+    let Some(op) = op else {
+        return Ok((Spec::Counter, None));
+    };
     if op.is_instance_of::<CounterOperator>() {
         Ok((Spec::Counter, None))
     } else if op.is_instance_of::<MaxOperator>() {
@@ -731,6 +862,9 @@ thread_local! {
 #[pyclass(module = "mappy_python", frozen, subclass, weakref)]
 struct Maplet {
     state: Mutex<Inner>,
+    /// The hash seed (fixed for the maplet's life; kept here so hashing a
+    /// key needs no lock).
+    seed: u64,
     /// Thread token of the thread holding `state`, 0 when free.
     owner: AtomicU64,
     spec: Spec,
@@ -771,13 +905,19 @@ impl Maplet {
             match self.state.try_lock() {
                 Ok(guard) => {
                     self.owner.store(me, Ordering::Release);
-                    return Ok(Locked { guard, owner: &self.owner });
+                    return Ok(Locked {
+                        guard,
+                        owner: &self.owner,
+                    });
                 }
                 // Every core operation leaves the maplet whole when it fails,
                 // so a poisoned lock still guards consistent state.
                 Err(TryLockError::Poisoned(p)) => {
                     self.owner.store(me, Ordering::Release);
-                    return Ok(Locked { guard: p.into_inner(), owner: &self.owner });
+                    return Ok(Locked {
+                        guard: p.into_inner(),
+                        owner: &self.owner,
+                    });
                 }
                 Err(TryLockError::WouldBlock) => {
                     if self.owner.load(Ordering::Acquire) == me {
@@ -796,12 +936,19 @@ impl Maplet {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn seed(&self, py: Python<'_>) -> PyResult<u64> {
-        Ok(each!(&*self.lock(py)?, m => m.seed()))
+    fn seed(&self, _py: Python<'_>) -> PyResult<u64> {
+        Ok(self.seed)
     }
 
     fn from_inner(inner: Inner, spec: Spec, func: Option<Py<PyAny>>) -> Maplet {
-        Maplet { state: Mutex::new(inner), owner: AtomicU64::new(0), spec, func }
+        let seed = each!(&inner, m => m.seed());
+        Maplet {
+            state: Mutex::new(inner),
+            seed,
+            owner: AtomicU64::new(0),
+            spec,
+            func,
+        }
     }
 
     fn operator_object<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -811,10 +958,17 @@ impl Maplet {
             Spec::Min => Bound::new(py, MinOperator)?.into_any(),
             Spec::Set => Bound::new(py, SetOperator)?.into_any(),
             Spec::Vector => Bound::new(py, VectorOperator)?.into_any(),
-            Spec::Custom => {
-                Bound::new(py, CustomOperator { func: self.func.as_ref().expect("custom has a function").clone_ref(py) })?
-                    .into_any()
-            }
+            Spec::Custom => Bound::new(
+                py,
+                CustomOperator {
+                    func: self
+                        .func
+                        .as_ref()
+                        .expect("custom has a function")
+                        .clone_ref(py),
+                },
+            )?
+            .into_any(),
         })
     }
 
@@ -834,7 +988,11 @@ impl Maplet {
                     let b = pickle
                         .call_method1("dumps", (v.0.bind(py),))
                         .map_err(|e| core::MapletError::Operator(Box::new(e)))?;
-                    out.extend_from_slice(b.cast::<PyBytes>().map_err(|e| core::MapletError::Operator(Box::new(PyErr::from(e))))?.as_bytes());
+                    out.extend_from_slice(
+                        b.cast::<PyBytes>()
+                            .map_err(|e| core::MapletError::Operator(Box::new(PyErr::from(e))))?
+                            .as_bytes(),
+                    );
                     Ok(())
                 })
             }
@@ -844,22 +1002,54 @@ impl Maplet {
 }
 
 /// Reads a saved maplet of whatever operator it holds.
-fn inner_from_bytes(py: Python<'_>, data: &[u8], func: Option<&Py<PyAny>>) -> PyResult<(Inner, Spec)> {
+fn inner_from_bytes(
+    py: Python<'_>,
+    data: &[u8],
+    func: Option<&Py<PyAny>>,
+) -> PyResult<(Inner, Spec)> {
     if data.len() < 624 || data[..8] != core::format::MAGIC {
-        return Err(raise(py, "CorruptDataError", "corrupt maplet data: not a maplet".into()));
+        return Err(raise(
+            py,
+            "CorruptDataError",
+            "corrupt maplet data: not a maplet".into(),
+        ));
     }
     let code = data[16];
     let name_len = u32::from_le_bytes(data[20..24].try_into().unwrap()) as usize;
-    let name = data.get(616..616 + name_len).and_then(|n| std::str::from_utf8(n).ok()).unwrap_or("");
+    let name = data
+        .get(616..616 + name_len)
+        .and_then(|n| std::str::from_utf8(n).ok())
+        .unwrap_or("");
     let e = |err| map_err(py, err);
     Ok(match code {
-        1 => (Inner::Counter(M::from_bytes(data, Counter).map_err(e)?), Spec::Counter),
-        2 => (Inner::MaxI(M::from_bytes(data, Max::new()).map_err(e)?), Spec::Max),
-        3 => (Inner::MinI(M::from_bytes(data, Min::new()).map_err(e)?), Spec::Min),
-        4 => (Inner::MaxF(M::from_bytes(data, Max::new()).map_err(e)?), Spec::Max),
-        5 => (Inner::MinF(M::from_bytes(data, Min::new()).map_err(e)?), Spec::Min),
-        7 => (Inner::VecF32(M::from_bytes(data, VectorAdd::new()).map_err(e)?), Spec::Vector),
-        8 => (Inner::VecF64(M::from_bytes(data, VectorAdd::new()).map_err(e)?), Spec::Vector),
+        1 => (
+            Inner::Counter(M::from_bytes(data, Counter).map_err(e)?),
+            Spec::Counter,
+        ),
+        2 => (
+            Inner::MaxI(M::from_bytes(data, Max::new()).map_err(e)?),
+            Spec::Max,
+        ),
+        3 => (
+            Inner::MinI(M::from_bytes(data, Min::new()).map_err(e)?),
+            Spec::Min,
+        ),
+        4 => (
+            Inner::MaxF(M::from_bytes(data, Max::new()).map_err(e)?),
+            Spec::Max,
+        ),
+        5 => (
+            Inner::MinF(M::from_bytes(data, Min::new()).map_err(e)?),
+            Spec::Min,
+        ),
+        7 => (
+            Inner::VecF32(M::from_bytes(data, VectorAdd::new()).map_err(e)?),
+            Spec::Vector,
+        ),
+        8 => (
+            Inner::VecF64(M::from_bytes(data, VectorAdd::new()).map_err(e)?),
+            Spec::Vector,
+        ),
         9 => {
             let (kind, spec) = match name {
                 "python-max" => (ObjKind::Max, Spec::Max),
@@ -867,7 +1057,11 @@ fn inner_from_bytes(py: Python<'_>, data: &[u8], func: Option<&Py<PyAny>>) -> Py
                 "python-set" => (ObjKind::Set, Spec::Set),
                 "python-custom" => (ObjKind::Custom, Spec::Custom),
                 other => {
-                    return Err(raise(py, "IncompatibleMapletsError", format!("operator {other:?} is not one of this package's")))
+                    return Err(raise(
+                        py,
+                        "IncompatibleMapletsError",
+                        format!("operator {other:?} is not one of this package's"),
+                    ))
                 }
             };
             if kind == ObjKind::Custom && func.is_none() {
@@ -875,7 +1069,12 @@ fn inner_from_bytes(py: Python<'_>, data: &[u8], func: Option<&Py<PyAny>>) -> Py
                     "this maplet was built with a CustomOperator: pass operator=CustomOperator(fn) to load it",
                 ));
             }
-            let op = PyOp { kind, func: func.filter(|_| kind == ObjKind::Custom).map(|f| Arc::new(f.clone_ref(py))) };
+            let op = PyOp {
+                kind,
+                func: func
+                    .filter(|_| kind == ObjKind::Custom)
+                    .map(|f| Arc::new(f.clone_ref(py))),
+            };
             let pickle = py.import("pickle")?;
             let m = M::from_bytes_with(data, op, |b| {
                 pickle
@@ -886,7 +1085,13 @@ fn inner_from_bytes(py: Python<'_>, data: &[u8], func: Option<&Py<PyAny>>) -> Py
             .map_err(e)?;
             (Inner::Obj(m), spec)
         }
-        other => return Err(raise(py, "CorruptDataError", format!("corrupt maplet data: unknown operator code {other}"))),
+        other => {
+            return Err(raise(
+                py,
+                "CorruptDataError",
+                format!("corrupt maplet data: unknown operator code {other}"),
+            ))
+        }
     })
 }
 
@@ -908,20 +1113,41 @@ impl Maplet {
         memory_limit_mb: Option<f64>,
         seed: Option<u64>,
     ) -> PyResult<Self> {
-        let n: i64 = expected_items.extract().map_err(|_| PyTypeError::new_err("expected_items must be an int"))?;
+        let n: i64 = expected_items
+            .extract()
+            .map_err(|_| PyTypeError::new_err("expected_items must be an int"))?;
         if n <= 0 {
-            return Err(raise(py, "InvalidParameterError", format!("invalid parameter: expected_items must be at least 1, got {n}")));
+            return Err(raise(
+                py,
+                "InvalidParameterError",
+                format!("invalid parameter: expected_items must be at least 1, got {n}"),
+            ));
         }
         let memory_limit = match memory_limit_mb {
             Some(mb) if !(mb > 0.0 && mb.is_finite()) => {
-                return Err(raise(py, "InvalidParameterError", format!("invalid parameter: memory_limit_mb must be positive, got {mb}")))
+                return Err(raise(
+                    py,
+                    "InvalidParameterError",
+                    format!("invalid parameter: memory_limit_mb must be positive, got {mb}"),
+                ))
             }
             Some(mb) => Some((mb * 1024.0 * 1024.0) as usize),
             None => None,
         };
         let (spec, func) = spec_of(operator)?;
-        let opts = core::Options { seed: seed.unwrap_or(hash::DEFAULT_SEED), memory_limit };
-        let inner = Inner::new(spec, func.as_ref(), py, n as usize, false_positive_rate, opts).map_err(|e| map_err(py, e))?;
+        let opts = core::Options {
+            seed: seed.unwrap_or(hash::DEFAULT_SEED),
+            memory_limit,
+        };
+        let inner = Inner::new(
+            spec,
+            func.as_ref(),
+            py,
+            n as usize,
+            false_positive_rate,
+            opts,
+        )
+        .map_err(|e| map_err(py, e))?;
         Ok(Maplet::from_inner(inner, spec, func))
     }
 
@@ -929,7 +1155,12 @@ impl Maplet {
     ///
     /// Merges ``value`` into what ``key``'s fingerprint holds. On any error
     /// the maplet is unchanged.
-    fn insert(&self, py: Python<'_>, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn insert(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let h = hash_key(key, self.seed(py)?)?;
         guarded(py, || self.lock(py)?.insert(py, h, value))
     }
@@ -938,8 +1169,8 @@ impl Maplet {
     ///
     /// The value stored for ``key``, or ``None`` if its fingerprint is absent.
     fn query(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+        let h = hash_key(key, self.seed)?;
         let state = self.lock(py)?;
-        let h = hash_key(key, each!(&*state, m => m.seed()))?;
         guarded(py, || state.query(py, h))
     }
 
@@ -947,8 +1178,8 @@ impl Maplet {
     ///
     /// Whether ``key``'s fingerprint is present (``key in maplet`` too).
     fn contains(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let h = hash_key(key, self.seed)?;
         let state = self.lock(py)?;
-        let h = hash_key(key, each!(&*state, m => m.seed()))?;
         Ok(each!(&*state, m => m.contains_hash(h)))
     }
 
@@ -957,7 +1188,8 @@ impl Maplet {
     }
 
     fn __getitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.query(py, key)?.ok_or_else(|| PyKeyError::new_err(key.clone().unbind()))
+        self.query(py, key)?
+            .ok_or_else(|| PyKeyError::new_err(key.clone().unbind()))
     }
 
     fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
@@ -965,7 +1197,9 @@ impl Maplet {
     }
 
     fn __hash__(&self) -> PyResult<isize> {
-        Err(PyTypeError::new_err("unhashable type: 'Maplet' (it is mutable)"))
+        Err(PyTypeError::new_err(
+            "unhashable type: 'Maplet' (it is mutable)",
+        ))
     }
 
     /// delete(key, value=None)
@@ -974,11 +1208,18 @@ impl Maplet {
     /// zero); otherwise removes ``key``'s entry. Returns whether one was
     /// found. Keys sharing the fingerprint share the entry.
     #[pyo3(signature = (key, value=None))]
-    fn delete(&self, py: Python<'_>, key: &Bound<'_, PyAny>, value: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
+    fn delete(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        value: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let h = hash_key(key, self.seed)?;
         let mut state = self.lock(py)?;
-        let h = hash_key(key, each!(&*state, m => m.seed()))?;
         let r = match (&mut *state, value) {
-            (Inner::Counter(m), Some(v)) => m.delete_hash(h, &v.extract::<i64>().map_err(counter_value_error)?),
+            (Inner::Counter(m), Some(v)) => {
+                m.delete_hash(h, &v.extract::<i64>().map_err(counter_value_error)?)
+            }
             (inner, _) => each!(inner, m => m.remove_hash(h)),
         };
         r.map_err(|e| map_err(py, e))
@@ -992,7 +1233,12 @@ impl Maplet {
     /// counters and numeric max/min the work then runs without the GIL. If a
     /// merge fails mid-batch, the items before it stay inserted.
     #[pyo3(signature = (pairs_or_keys, values=None))]
-    fn batch_insert(&self, py: Python<'_>, pairs_or_keys: &Bound<'_, PyAny>, values: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    fn batch_insert(
+        &self,
+        py: Python<'_>,
+        pairs_or_keys: &Bound<'_, PyAny>,
+        values: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
         let seed = self.seed(py)?;
         let (keys, vals): (Vec<u64>, Vec<Bound<'_, PyAny>>);
         let (hashes, numpy_vals) = match values {
@@ -1006,7 +1252,11 @@ impl Maplet {
                 for pair in pairs_or_keys.try_iter()? {
                     let pair = pair?;
                     let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) =
-                        pair.extract().map_err(|_| PyTypeError::new_err("batch_insert takes (key, value) pairs, or keys and values"))?;
+                        pair.extract().map_err(|_| {
+                            PyTypeError::new_err(
+                                "batch_insert takes (key, value) pairs, or keys and values",
+                            )
+                        })?;
                     hs.push(hash_key(&k, seed)?);
                     vs.push(v);
                 }
@@ -1021,15 +1271,36 @@ impl Maplet {
         if self.spec == Spec::Counter {
             if let Ok(a) = v.extract::<PyReadonlyArray1<'_, i64>>() {
                 if a.len() != n {
-                    return Err(PyValueError::new_err(format!("{n} keys but {} values", a.len())));
+                    return Err(PyValueError::new_err(format!(
+                        "{n} keys but {} values",
+                        a.len()
+                    )));
                 }
                 let counts: Vec<i64> = a.as_array().to_vec();
                 return self.insert_converted(py, hashes, ValuesIn::Ints(counts));
             }
         }
+        if self.spec == Spec::Counter {
+            if let Ok(list) = v.cast::<PyList>() {
+                if list.len() != n {
+                    return Err(PyValueError::new_err(format!(
+                        "{n} keys but {} values",
+                        list.len()
+                    )));
+                }
+                let counts = list
+                    .iter()
+                    .map(|x| x.extract::<i64>().map_err(counter_value_error))
+                    .collect::<PyResult<_>>()?;
+                return self.insert_converted(py, hashes, ValuesIn::Ints(counts));
+            }
+        }
         let vs: Vec<Bound<'_, PyAny>> = v.try_iter()?.collect::<PyResult<_>>()?;
         if vs.len() != n {
-            return Err(PyValueError::new_err(format!("{n} keys but {} values", vs.len())));
+            return Err(PyValueError::new_err(format!(
+                "{n} keys but {} values",
+                vs.len()
+            )));
         }
         self.insert_converted(py, hashes, ValuesIn::Objects(vs))
     }
@@ -1053,7 +1324,10 @@ impl Maplet {
             return Ok(PyList::new(py, answers)?.into_any().unbind());
         }
         let state = self.lock(py)?;
-        let out = hashes.iter().map(|&h| state.query(py, h)).collect::<PyResult<Vec<_>>>()?;
+        let out = hashes
+            .iter()
+            .map(|&h| state.query(py, h))
+            .collect::<PyResult<Vec<_>>>()?;
         Ok(PyList::new(py, out)?.into_any().unbind())
     }
 
@@ -1062,7 +1336,8 @@ impl Maplet {
     /// Membership of many keys (a NumPy bool array for NumPy input).
     fn batch_contains(&self, py: Python<'_>, keys: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let (hashes, is_array) = hash_keys(keys, self.seed(py)?)?;
-        let answers = py.detach(|| each!(&*self.lock_detached(), m => m.contains_many_hashes(&hashes)));
+        let answers =
+            py.detach(|| each!(&*self.lock_detached(), m => m.contains_many_hashes(&hashes)));
         if is_array {
             Ok(PyArray1::from_vec(py, answers).into_any().unbind())
         } else {
@@ -1090,9 +1365,14 @@ impl Maplet {
     /// abatch_query(keys)
     ///
     /// ``batch_query`` in a worker thread, for ``await`` in asyncio code.
-    fn abatch_query<'py>(slf: &Bound<'py, Self>, keys: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn abatch_query<'py>(
+        slf: &Bound<'py, Self>,
+        keys: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let f = slf.getattr("batch_query")?;
-        slf.py().import("asyncio")?.call_method1("to_thread", (f, keys))
+        slf.py()
+            .import("asyncio")?
+            .call_method1("to_thread", (f, keys))
     }
 
     /// clear()
@@ -1109,7 +1389,11 @@ impl Maplet {
     /// maplet).
     fn copy(&self, py: Python<'_>) -> PyResult<Maplet> {
         let inner = self.lock(py)?.clone_with(py);
-        Ok(Maplet::from_inner(inner, self.spec, self.func.as_ref().map(|f| f.clone_ref(py))))
+        Ok(Maplet::from_inner(
+            inner,
+            self.spec,
+            self.func.as_ref().map(|f| f.clone_ref(py)),
+        ))
     }
 
     fn __copy__(&self, py: Python<'_>) -> PyResult<Maplet> {
@@ -1147,21 +1431,27 @@ impl Maplet {
             (Inner::Obj(a), Inner::Obj(b)) => a.merge(b),
             (a, b) if slf.get().spec == other.get().spec && (a.is_empty() || b.is_empty()) => {
                 if a.is_empty() {
-                    let check = each!(&*a, m => (m.seed(), m.expected_items(), m.false_positive_rate()));
-                    let theirs = each!(b, m => (m.seed(), m.expected_items(), m.false_positive_rate()));
+                    let check =
+                        each!(&*a, m => (m.seed(), m.expected_items(), m.false_positive_rate()));
+                    let theirs =
+                        each!(b, m => (m.seed(), m.expected_items(), m.false_positive_rate()));
                     if check == theirs {
                         *a = b.clone_with(py);
                         return Ok(());
                     }
                 }
-                Err(core::MapletError::Incompatible("the maplets differ in parameters or seed".into()))
+                Err(core::MapletError::Incompatible(
+                    "the maplets differ in parameters or seed".into(),
+                ))
             }
             (a, b) => {
                 // Numeric max/min against object storage: move both to objects.
-                if slf.get().spec == other.get().spec && matches!(slf.get().spec, Spec::Max | Spec::Min) {
-                    a.to_objects(py)?;
+                if slf.get().spec == other.get().spec
+                    && matches!(slf.get().spec, Spec::Max | Spec::Min)
+                {
+                    a.convert_to_objects(py)?;
                     let mut b = b.clone_with(py);
-                    b.to_objects(py)?;
+                    b.convert_to_objects(py)?;
                     match (&mut *a, &b) {
                         (Inner::Obj(x), Inner::Obj(y)) => x.merge(y),
                         _ => Err(core::MapletError::Incompatible("storage mismatch".into())),
@@ -1244,7 +1534,8 @@ impl Maplet {
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        let (len, cap, rate) = each!(&*self.lock(py)?, m => (m.len(), m.capacity(), m.false_positive_rate()));
+        let (len, cap, rate) =
+            each!(&*self.lock(py)?, m => (m.len(), m.capacity(), m.false_positive_rate()));
         Ok(format!(
             "Maplet(operator={}, len={len}, capacity={cap}, false_positive_rate={rate})",
             self.operator_object(py)?.repr()?
@@ -1268,7 +1559,12 @@ impl Maplet {
     /// ``CustomOperator``. Raises ``CorruptDataError`` for damaged data.
     #[classmethod]
     #[pyo3(signature = (data, operator=None))]
-    fn from_bytes(_cls: &Bound<'_, PyType>, py: Python<'_>, data: &[u8], operator: Option<&Bound<'_, PyAny>>) -> PyResult<Maplet> {
+    fn from_bytes(
+        _cls: &Bound<'_, PyType>,
+        py: Python<'_>,
+        data: &[u8],
+        operator: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Maplet> {
         let func = match operator {
             Some(op) => spec_of(Some(op))?.1,
             None => None,
@@ -1283,7 +1579,8 @@ impl Maplet {
     /// then renamed), so a crash never leaves a damaged file.
     fn save(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
         let bytes = self.to_bytes_inner(py)?;
-        py.detach(|| core::format::write_atomic(&path, &bytes)).map_err(|e| map_err(py, e))
+        py.detach(|| core::format::write_atomic(&path, &bytes))
+            .map_err(|e| map_err(py, e))
     }
 
     /// load(path, operator=None, *, mmap=False)
@@ -1309,32 +1606,62 @@ impl Maplet {
         {
             use std::io::Read;
             let mut f = std::fs::File::open(&path)?;
-            f.read_exact(&mut head).map_err(|_| raise(py, "CorruptDataError", "corrupt maplet data: too short".into()))?;
+            f.read_exact(&mut head).map_err(|_| {
+                raise(
+                    py,
+                    "CorruptDataError",
+                    "corrupt maplet data: too short".into(),
+                )
+            })?;
         }
         let e = |err| map_err(py, err);
         let (inner, spec) = match head[16] {
-            1 => (Inner::Counter(M::load_mmap(&path, Counter).map_err(e)?), Spec::Counter),
-            2 => (Inner::MaxI(M::load_mmap(&path, Max::new()).map_err(e)?), Spec::Max),
-            3 => (Inner::MinI(M::load_mmap(&path, Min::new()).map_err(e)?), Spec::Min),
-            4 => (Inner::MaxF(M::load_mmap(&path, Max::new()).map_err(e)?), Spec::Max),
-            5 => (Inner::MinF(M::load_mmap(&path, Min::new()).map_err(e)?), Spec::Min),
-            _ => {
-                return Err(raise(
-                    py,
-                    "InvalidParameterError",
-                    "invalid parameter: only counters and numeric max/min maplets can be memory-mapped".into(),
-                ))
-            }
+            1 => (
+                Inner::Counter(M::load_mmap(&path, Counter).map_err(e)?),
+                Spec::Counter,
+            ),
+            2 => (
+                Inner::MaxI(M::load_mmap(&path, Max::new()).map_err(e)?),
+                Spec::Max,
+            ),
+            3 => (
+                Inner::MinI(M::load_mmap(&path, Min::new()).map_err(e)?),
+                Spec::Min,
+            ),
+            4 => (
+                Inner::MaxF(M::load_mmap(&path, Max::new()).map_err(e)?),
+                Spec::Max,
+            ),
+            5 => (
+                Inner::MinF(M::load_mmap(&path, Min::new()).map_err(e)?),
+                Spec::Min,
+            ),
+            _ => return Err(raise(
+                py,
+                "InvalidParameterError",
+                "invalid parameter: only counters and numeric max/min maplets can be memory-mapped"
+                    .into(),
+            )),
         };
         Ok(Maplet::from_inner(inner, spec, None))
     }
 
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
         let py = slf.py();
         let data = slf.get().to_bytes(py)?;
         let restore = py.get_type::<Maplet>().getattr("_restore")?;
-        let func = slf.get().func.as_ref().map(|f| f.clone_ref(py)).unwrap_or_else(|| py.None());
-        Ok((restore, PyTuple::new(py, [data.into_any(), func.into_bound(py)])?))
+        let func = slf
+            .get()
+            .func
+            .as_ref()
+            .map(|f| f.clone_ref(py))
+            .unwrap_or_else(|| py.None());
+        Ok((
+            restore,
+            PyTuple::new(py, [data.into_any(), func.into_bound(py)])?,
+        ))
     }
 
     /// Unpickling: a maplet from its bytes and, for custom operators, its
@@ -1380,18 +1707,29 @@ enum ValuesIn<'py> {
 }
 
 impl Maplet {
-    fn insert_converted(&self, py: Python<'_>, hashes: Vec<u64>, values: ValuesIn<'_>) -> PyResult<()> {
+    fn insert_converted(
+        &self,
+        py: Python<'_>,
+        hashes: Vec<u64>,
+        values: ValuesIn<'_>,
+    ) -> PyResult<()> {
         // Packed operators: convert everything, then work without the GIL.
         let ints: Option<Vec<i64>> = match (&values, self.spec) {
             (ValuesIn::Ints(v), _) => Some(v.clone()),
-            (ValuesIn::Objects(vs), Spec::Counter) => {
-                Some(vs.iter().map(|v| v.extract::<i64>().map_err(counter_value_error)).collect::<PyResult<_>>()?)
-            }
-            (ValuesIn::Objects(vs), Spec::Max | Spec::Min) if matches!(&*self.lock(py)?, Inner::MaxI(_) | Inner::MinI(_)) => {
-                vs.iter().map(|v| match classify(v) {
-                    Num::Int(i) => Some(i),
-                    _ => None,
-                }).collect()
+            (ValuesIn::Objects(vs), Spec::Counter) => Some(
+                vs.iter()
+                    .map(|v| v.extract::<i64>().map_err(counter_value_error))
+                    .collect::<PyResult<_>>()?,
+            ),
+            (ValuesIn::Objects(vs), Spec::Max | Spec::Min)
+                if matches!(&*self.lock(py)?, Inner::MaxI(_) | Inner::MinI(_)) =>
+            {
+                vs.iter()
+                    .map(|v| match classify(v) {
+                        Num::Int(i) => Some(i),
+                        _ => None,
+                    })
+                    .collect()
             }
             _ => None,
         };
@@ -1405,7 +1743,9 @@ impl Maplet {
             });
             return r.map_err(|(i, e)| {
                 let err = map_err(py, e);
-                let _ = err.value(py).call_method1("add_note", (format!("at item {i} of the batch"),));
+                let _ = err
+                    .value(py)
+                    .call_method1("add_note", (format!("at item {i} of the batch"),));
                 err
             });
         }
@@ -1429,7 +1769,9 @@ impl Maplet {
             return r.map_err(|(_, e)| map_err(py, e));
         }
         // Everything else, one by one while attached.
-        let ValuesIn::Objects(vs) = values else { unreachable!("ints are handled above") };
+        let ValuesIn::Objects(vs) = values else {
+            unreachable!("ints are handled above")
+        };
         let mut state = self.lock(py)?;
         for (h, v) in hashes.into_iter().zip(vs) {
             state.insert(py, h, &v)?;
@@ -1445,12 +1787,18 @@ impl Maplet {
 #[pyfunction]
 fn merge(py: Python<'_>, maplets: &Bound<'_, PyAny>) -> PyResult<Py<Maplet>> {
     let mut it = maplets.try_iter()?;
-    let first = it.next().ok_or_else(|| PyValueError::new_err("merge() needs at least one maplet"))??;
-    let first = first.cast::<Maplet>().map_err(|_| PyTypeError::new_err("merge() takes maplets"))?;
+    let first = it
+        .next()
+        .ok_or_else(|| PyValueError::new_err("merge() needs at least one maplet"))??;
+    let first = first
+        .cast::<Maplet>()
+        .map_err(|_| PyTypeError::new_err("merge() takes maplets"))?;
     let out = Bound::new(py, first.get().copy(py)?)?;
     for m in it {
         let m = m?;
-        let m = m.cast::<Maplet>().map_err(|_| PyTypeError::new_err("merge() takes maplets"))?;
+        let m = m
+            .cast::<Maplet>()
+            .map_err(|_| PyTypeError::new_err("merge() takes maplets"))?;
         Maplet::merge(&out, m)?;
     }
     Ok(out.unbind())
@@ -1476,7 +1824,9 @@ fn count_kmers<'py>(
     threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyDict>> {
     if maplet.get().spec != Spec::Counter {
-        return Err(PyTypeError::new_err("count_kmers needs a maplet with CounterOperator()"));
+        return Err(PyTypeError::new_err(
+            "count_kmers needs a maplet with CounterOperator()",
+        ));
     }
     let as_path = |o: &Bound<'py, PyAny>| -> Option<std::path::PathBuf> {
         if o.is_instance_of::<PyString>() || o.hasattr("__fspath__").unwrap_or(false) {
@@ -1486,7 +1836,14 @@ fn count_kmers<'py>(
         }
     };
     let (paths, seqs): (Vec<std::path::PathBuf>, Vec<Vec<u8>>) = match as_path(sequences_or_paths) {
-        Some(p) if !sequences_or_paths.is_instance_of::<PyString>() || std::path::Path::new(&p).exists() || !p.to_string_lossy().bytes().all(|b| b"ACGTNacgtn".contains(&b)) => {
+        Some(p)
+            if !sequences_or_paths.is_instance_of::<PyString>()
+                || std::path::Path::new(&p).exists()
+                || !p
+                    .to_string_lossy()
+                    .bytes()
+                    .all(|b| b"ACGTNacgtn".contains(&b)) =>
+        {
             (vec![p], Vec::new())
         }
         _ => {
@@ -1510,11 +1867,15 @@ fn count_kmers<'py>(
                 } else if let Some(p) = as_path(&item) {
                     paths.push(p);
                 } else {
-                    return Err(PyTypeError::new_err("count_kmers takes paths or sequences (str or bytes)"));
+                    return Err(PyTypeError::new_err(
+                        "count_kmers takes paths or sequences (str or bytes)",
+                    ));
                 }
             }
             if !paths.is_empty() && !seqs.is_empty() {
-                return Err(PyTypeError::new_err("count_kmers takes paths or sequences, not both"));
+                return Err(PyTypeError::new_err(
+                    "count_kmers takes paths or sequences, not both",
+                ));
             }
             (paths, seqs)
         }
