@@ -56,7 +56,7 @@ fn main() {
         .unwrap_or(5);
     // cargo bench passes --bench; a filter argument selects nothing here.
     println!("| n | rate | structure | insert Mops/s | batch insert Mops/s | query present Mops/s | batch query present Mops/s | query absent Mops/s | bits/item | measured FP rate |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for &n in &sizes {
         let present: Vec<u64> = (0..n as u64).map(splitmix).collect();
         let absent: Vec<u64> = (n as u64..2 * n as u64)
