@@ -197,9 +197,9 @@ pub fn count_files(
         .max(1);
     let seed = maplet.seed();
     std::thread::scope(|scope| {
-        let (seq_tx, seq_rx) = mpsc::sync_channel::<Vec<Vec<u8>>>(workers * 2);
+        let (seq_tx, seq_rx) = mpsc::sync_channel::<Vec<Vec<u8>>>(workers);
         let seq_rx = std::sync::Arc::new(std::sync::Mutex::new(seq_rx));
-        let (hash_tx, hash_rx) = mpsc::sync_channel::<(Vec<(u64, i64)>, KmerStats)>(workers * 2);
+        let (hash_tx, hash_rx) = mpsc::sync_channel::<(Vec<(u64, i64)>, KmerStats)>(workers);
         let reader = scope.spawn(move || -> Result<()> {
             for path in paths {
                 read_file(path, &seq_tx)?;
@@ -232,7 +232,7 @@ pub fn count_files(
         for (hashes, s) in hash_rx {
             stats += s;
             pending.extend(hashes);
-            if result.is_ok() && pending.len() >= 1 << 23 {
+            if result.is_ok() && pending.len() >= 1 << 21 {
                 result = maplet
                     .insert_many_hashes(std::mem::take(&mut pending))
                     .map_err(|(_, e)| e);
@@ -246,7 +246,8 @@ pub fn count_files(
     })
 }
 
-/// Parses one file, sending its sequences in chunks of about 4 MB.
+/// Parses one file, sending its sequences in chunks of about 1 MB (a chunk
+/// becomes 16 bytes of hash and count per k-mer, so chunks stay small).
 fn read_file(path: &Path, tx: &mpsc::SyncSender<Vec<Vec<u8>>>) -> Result<()> {
     let bad = |e: &dyn std::fmt::Display| {
         MapletError::InvalidParameter(format!("{}: {e}", path.display()))
@@ -259,7 +260,7 @@ fn read_file(path: &Path, tx: &mpsc::SyncSender<Vec<Vec<u8>>>) -> Result<()> {
         let seq = record.seq().into_owned();
         size += seq.len();
         chunk.push(seq);
-        if size >= 4 << 20 {
+        if size >= 1 << 20 {
             if tx.send(std::mem::take(&mut chunk)).is_err() {
                 return Ok(());
             }

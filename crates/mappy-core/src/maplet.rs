@@ -564,7 +564,9 @@ impl<O: Operator> Maplet<O> {
         pairs: Vec<(u64, O::Value)>,
     ) -> std::result::Result<(), (usize, MapletError)> {
         self.writable().map_err(|e| (0, e))?;
-        if O::PACKED && pairs.len() >= 1024 && pairs.len() >= self.len() / 8 {
+        // A batch is merged in one pass over the table when that beats
+        // inserting its pairs one by one.
+        if O::PACKED && pairs.len() >= 1024 && pairs.len() * 32 >= self.len() {
             if let Some(i) = pairs.iter().position(|(_, v)| self.op.validate(v).is_err()) {
                 // Insert up to the bad value, then report it.
                 return self.insert_one_by_one(pairs.into_iter().take(i + 1));
@@ -595,26 +597,33 @@ impl<O: Operator> Maplet<O> {
 
     /// The table with a batch merged in, in one pass. Packed operators only.
     fn merge_batch(&self, pairs: &[(u64, O::Value)]) -> Result<Table> {
-        // Sort by (home slot, fingerprint) at the current size; grow a copy,
-        // leaving `self` as it is, until the distinct new fingerprints fit.
+        // Merge at the current size; only if the result overfills the table,
+        // grow a copy (leaving `self` as it is) and merge again. Counting new
+        // fingerprints first would take every batch key already stored for
+        // a new one.
         let mut grown: Option<Table> = None;
-        let mut sorted: Vec<(u64, i64)>;
         loop {
             let t = grown.as_ref().unwrap_or(&self.table);
-            sorted = pairs
+            let mut sorted: Vec<(u64, i64)> = pairs
                 .iter()
                 .map(|(h, v)| (t.sort_key(*h), self.op.pack(v)))
                 .collect();
             sort_by_key(&mut sorted, t.sort_key_bits());
-            let distinct = 1 + sorted.windows(2).filter(|w| w[0].0 != w[1].0).count();
-            if (t.len() + distinct) as f64 <= MAX_LOAD * t.canonical() as f64 {
-                break;
+            let out = self.merge_sorted_into(t, &sorted)?;
+            if (out.len() as f64) <= MAX_LOAD * t.canonical() as f64 {
+                self.check_memory(out.heap_bytes())?;
+                return Ok(out);
             }
+            drop(out);
             let f = self.fbits_after_doubling_of(t);
             self.check_memory(t.bytes_after(2 * t.canonical(), f, t.vbits()))?;
             grown = Some(t.doubled(f, |v| v));
         }
-        let t = grown.as_ref().unwrap_or(&self.table);
+    }
+
+    /// `t` with a batch of `(sort key, packed value)` pairs, sorted by key,
+    /// merged in, in one pass.
+    fn merge_sorted_into(&self, t: &Table, sorted: &[(u64, i64)]) -> Result<Table> {
         let base = self;
         let mut out = Builder::new(t.canonical(), t.fbits(), t.vbits(), t.signed());
         let push = |out: &mut Builder, q: u64, f: u64, v: &O::Value| {
@@ -678,9 +687,7 @@ impl<O: Operator> Maplet<O> {
                 push(&mut out, q, *f, v);
             }
         }
-        let table = out.finish();
-        self.check_memory(table.heap_bytes())?;
-        Ok(table)
+        Ok(out.finish())
     }
 
     /// Inserts `keys[i]` with `values[i]` for every `i`, like
