@@ -232,7 +232,7 @@ pub fn count_files(
         for (hashes, s) in hash_rx {
             stats += s;
             pending.extend(hashes);
-            if result.is_ok() && pending.len() >= 1 << 21 {
+            if result.is_ok() && pending.len() >= 1 << 23 {
                 result = maplet
                     .insert_many_hashes(std::mem::take(&mut pending))
                     .map_err(|(_, e)| e);
