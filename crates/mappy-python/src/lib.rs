@@ -1155,6 +1155,9 @@ impl Maplet {
     ///
     /// Merges ``value`` into what ``key``'s fingerprint holds. On any error
     /// the maplet is unchanged.
+    ///
+    /// >>> m = Maplet(100, 0.01); m.insert("a", 2); m.insert("a", 3); m.query("a")
+    /// 5
     fn insert(
         &self,
         py: Python<'_>,
@@ -1168,6 +1171,9 @@ impl Maplet {
     /// query(key)
     ///
     /// The value stored for ``key``, or ``None`` if its fingerprint is absent.
+    ///
+    /// >>> m = Maplet(100, 0.01); m.insert(b"k", 1); m.query(b"k"), m.query("other")
+    /// (1, None)
     fn query(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
         let h = hash_key(key, self.seed)?;
         let state = self.lock(py)?;
@@ -1177,6 +1183,9 @@ impl Maplet {
     /// contains(key)
     ///
     /// Whether ``key``'s fingerprint is present (``key in maplet`` too).
+    ///
+    /// >>> m = Maplet(100, 0.01); m.insert(7, 1); m.contains(7), 8 in m
+    /// (True, False)
     fn contains(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         let h = hash_key(key, self.seed)?;
         let state = self.lock(py)?;
@@ -1207,6 +1216,9 @@ impl Maplet {
     /// With a counter and a ``value``, subtracts it (removing the entry at
     /// zero); otherwise removes ``key``'s entry. Returns whether one was
     /// found. Keys sharing the fingerprint share the entry.
+    ///
+    /// >>> m = Maplet(100, 0.01); m.insert("a", 5); m.delete("a", 2), m.query("a")
+    /// (True, 3)
     #[pyo3(signature = (key, value=None))]
     fn delete(
         &self,
@@ -1232,6 +1244,10 @@ impl Maplet {
     /// first (a bad key or value raises before anything is inserted); for
     /// counters and numeric max/min the work then runs without the GIL. If a
     /// merge fails mid-batch, the items before it stay inserted.
+    ///
+    /// >>> m = Maplet(100, 0.01); m.batch_insert([("a", 1), ("b", 2)]); m.batch_insert(["a"], [4])
+    /// >>> m.batch_query(["a", "b"])
+    /// [5, 2]
     #[pyo3(signature = (pairs_or_keys, values=None))]
     fn batch_insert(
         &self,
@@ -1310,6 +1326,10 @@ impl Maplet {
     /// The values of many keys, in order (``None`` where absent). Given a
     /// NumPy integer array and a counter maplet, answers a NumPy int64 array
     /// with 0 for absent keys.
+    ///
+    /// >>> import numpy as np; m = Maplet(100, 0.01); m.batch_insert(np.array([1, 2], dtype=np.uint64), [3, 4])
+    /// >>> m.batch_query(np.array([1, 2, 9], dtype=np.uint64))
+    /// array([3, 4, 0])
     fn batch_query(&self, py: Python<'_>, keys: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let (hashes, is_array) = hash_keys(keys, self.seed(py)?)?;
         if self.spec == Spec::Counter {
@@ -1334,6 +1354,9 @@ impl Maplet {
     /// batch_contains(keys)
     ///
     /// Membership of many keys (a NumPy bool array for NumPy input).
+    ///
+    /// >>> m = Maplet(100, 0.01); m.insert("a", 1); m.batch_contains(["a", "b"])
+    /// [True, False]
     fn batch_contains(&self, py: Python<'_>, keys: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let (hashes, is_array) = hash_keys(keys, self.seed(py)?)?;
         let answers =
@@ -1348,6 +1371,9 @@ impl Maplet {
     /// abatch_insert(pairs) or abatch_insert(keys, values)
     ///
     /// ``batch_insert`` in a worker thread, for ``await`` in asyncio code.
+    ///
+    /// >>> import asyncio; m = Maplet(100, 0.01); asyncio.run(m.abatch_insert([("a", 1)])); m.query("a")
+    /// 1
     #[pyo3(signature = (pairs_or_keys, values=None))]
     fn abatch_insert<'py>(
         slf: &Bound<'py, Self>,
@@ -1365,6 +1391,9 @@ impl Maplet {
     /// abatch_query(keys)
     ///
     /// ``batch_query`` in a worker thread, for ``await`` in asyncio code.
+    ///
+    /// >>> import asyncio; m = Maplet(100, 0.01); m.insert("a", 1); asyncio.run(m.abatch_query(["a"]))
+    /// [1]
     fn abatch_query<'py>(
         slf: &Bound<'py, Self>,
         keys: &Bound<'py, PyAny>,
@@ -1378,6 +1407,9 @@ impl Maplet {
     /// clear()
     ///
     /// Removes everything and returns to the initial size.
+    ///
+    /// >>> m = Maplet(100, 0.01); m.insert("a", 1); m.clear(); len(m)
+    /// 0
     fn clear(&self, py: Python<'_>) -> PyResult<()> {
         let mut state = self.lock(py)?;
         each!(&mut *state, m => m.clear()).map_err(|e| map_err(py, e))
@@ -1387,6 +1419,9 @@ impl Maplet {
     ///
     /// An independent copy (in memory and writable, even of a memory-mapped
     /// maplet).
+    ///
+    /// >>> m = Maplet(100, 0.01); c = m.copy(); c.insert("a", 1); "a" in m
+    /// False
     fn copy(&self, py: Python<'_>) -> PyResult<Maplet> {
         let inner = self.lock(py)?.clone_with(py);
         Ok(Maplet::from_inner(
@@ -1412,6 +1447,10 @@ impl Maplet {
     /// maplet that saw both sets of inserts. Both must have been built with
     /// the same operator, parameters and seed (``IncompatibleMapletsError``
     /// otherwise, nothing changed).
+    ///
+    /// >>> a, b = Maplet(100, 0.01), Maplet(100, 0.01); a.insert("k", 1); b.insert("k", 2)
+    /// >>> a.merge(b); a.query("k"), (a | b).query("k")
+    /// (3, 5)
     fn merge(slf: &Bound<'_, Self>, other: &Bound<'_, Maplet>) -> PyResult<()> {
         let py = slf.py();
         if slf.is(other) {
@@ -1484,6 +1523,9 @@ impl Maplet {
     /// Size and accuracy figures: ``load_factor``, ``memory_usage`` (bytes),
     /// ``item_count``, ``capacity``, ``false_positive_rate``,
     /// ``expected_false_positive_rate``, ``bits_per_item``.
+    ///
+    /// >>> s = Maplet(1000, 0.01).stats(); s.capacity, s.item_count
+    /// (1053, 0)
     fn stats(&self, py: Python<'_>) -> PyResult<Stats> {
         let s = each!(&*self.lock(py)?, m => m.stats());
         Ok(Stats {
@@ -1548,6 +1590,9 @@ impl Maplet {
     ///
     /// The maplet in the file format of ``docs/FORMAT.md`` (about
     /// ``stats().memory_usage`` bytes; object values are pickled).
+    ///
+    /// >>> m = Maplet(100, 0.01); m.insert("a", 1); Maplet.from_bytes(m.to_bytes()).query("a")
+    /// 1
     fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let b = self.to_bytes_inner(py)?;
         Ok(PyBytes::new(py, &b))
@@ -1557,6 +1602,10 @@ impl Maplet {
     ///
     /// A maplet from ``to_bytes()`` output; ``operator`` is needed only for a
     /// ``CustomOperator``. Raises ``CorruptDataError`` for damaged data.
+    ///
+    /// >>> Maplet.from_bytes(b"not a maplet")
+    /// Traceback (most recent call last):
+    /// CorruptDataError: corrupt maplet data: not a maplet
     #[classmethod]
     #[pyo3(signature = (data, operator=None))]
     fn from_bytes(
@@ -1577,6 +1626,10 @@ impl Maplet {
     ///
     /// Writes the maplet to ``path`` atomically (a temporary file, flushed,
     /// then renamed), so a crash never leaves a damaged file.
+    ///
+    /// >>> import os, tempfile; p = os.path.join(tempfile.mkdtemp(), "m.maplet")
+    /// >>> m = Maplet(100, 0.01); m.insert("a", 1); m.save(p); Maplet.load(p).query("a")
+    /// 1
     fn save(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
         let bytes = self.to_bytes_inner(py)?;
         py.detach(|| core::format::write_atomic(&path, &bytes))
@@ -1589,6 +1642,10 @@ impl Maplet {
     /// max/min), maps the file read-only instead of reading it: opening
     /// takes milliseconds whatever the size, and processes share the pages;
     /// writes raise ``ReadOnlyError``.
+    ///
+    /// >>> import os, tempfile; p = os.path.join(tempfile.mkdtemp(), "m.maplet")
+    /// >>> Maplet(100, 0.01).save(p); Maplet.load(p, mmap=True).read_only
+    /// True
     #[classmethod]
     #[pyo3(signature = (path, operator=None, *, mmap=false))]
     fn load(
@@ -1784,6 +1841,10 @@ impl Maplet {
 ///
 /// A new maplet merging an iterable of maplets built with the same operator,
 /// parameters and seed; the inputs are unchanged.
+///
+/// >>> a, b = Maplet(100, 0.01), Maplet(100, 0.01); a.insert("k", 1); b.insert("k", 2)
+/// >>> merge([a, b]).query("k"), a.query("k")
+/// (3, 1)
 #[pyfunction]
 fn merge(py: Python<'_>, maplets: &Bound<'_, PyAny>) -> PyResult<Py<Maplet>> {
     let mut it = maplets.try_iter()?;
@@ -1813,6 +1874,9 @@ fn merge(py: Python<'_>, maplets: &Bound<'_, PyAny>) -> PyResult<Py<Maplet>> {
 /// reverse complement. Keys are the (canonical) k-mer strings, so
 /// ``maplet.query(canonical_kmer("ACG"))`` finds them. Returns counts of
 /// what was read. The work runs without the GIL, on ``threads`` cores.
+///
+/// >>> m = Maplet(100, 0.001); count_kmers(m, ["ACGTAC"], 3)["kmers"], m.query(canonical_kmer("GTA"))
+/// (4, 2)
 #[pyfunction]
 #[pyo3(signature = (maplet, sequences_or_paths, k, canonical=true, threads=None))]
 fn count_kmers<'py>(
@@ -1906,6 +1970,9 @@ fn count_kmers<'py>(
 /// The canonical form of a k-mer (the smaller of it and its reverse
 /// complement, upper case), or ``None`` if it holds other letters than
 /// ACGT or is longer than 32.
+///
+/// >>> canonical_kmer("TTT"), canonical_kmer("ANT")
+/// ('AAA', None)
 #[pyfunction]
 fn canonical_kmer(kmer: &str) -> Option<String> {
     core::kmer::canonical_kmer(kmer)
