@@ -46,7 +46,8 @@ def main():
     lines = [
         "# Opening a saved maplet",
         "",
-        f"`python benchmarks/mmap_open.py {n}`: a counter maplet of {n:,} keys, a file of {size / 2**20:.0f} MiB;",
+        f"`python benchmarks/mmap_open.py {n}`: a counter maplet of {n:,} keys, "
+        f"a file of {size / 2**20:.0f} MiB;",
         "median of 5 rounds (the file is in the page cache after the first).",
         "",
         "| open with | open (ms) | first query (ms) |",

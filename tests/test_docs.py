@@ -27,7 +27,8 @@ TESTS = list(examples())
 
 def test_every_public_class_and_method_has_an_example():
     documented = {t.name for t in TESTS}
-    for method in ("insert", "query", "delete", "batch_insert", "batch_query", "merge", "save", "load", "stats"):
+    methods = ("insert", "query", "delete", "batch_insert", "batch_query", "merge", "save", "load", "stats")
+    for method in methods:
         assert f"Maplet.{method}" in documented, method
     assert len(TESTS) >= 25
 

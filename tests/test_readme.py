@@ -31,7 +31,7 @@ EXPECTED = {
         (r"Load factor: ([\d.]+)%", lambda x: float(x) == 0),
     ],
     "except mappy.MapletError as e:": [(r"Result: (\d+)", lambda n: int(n) == 42)],
-    "m.save(\"users.maplet\")": [],
+    'm.save("users.maplet")': [],
     "mappy.dask.build(words": [(r"rose: (\d+)", lambda n: int(n) >= 3000)],
     "def benchmark_maplet():": [
         (r"Insert rate: (\d+) ops/sec", lambda n: int(n) > 0),
