@@ -541,13 +541,10 @@ impl Table {
     #[inline]
     pub(crate) fn run_start(&self, q: u64) -> Option<usize> {
         let q = q as usize;
-        let b = q / SLOTS;
-        let occ = self.occ_word(b);
-        if occ >> (q % SLOTS) & 1 == 0 {
+        if !self.is_occupied(q) {
             return None;
         }
-        let d = (occ & (u64::MAX >> (63 - q % SLOTS))).count_ones() as usize;
-        let p0 = b * SLOTS + self.spill(b);
+        let (d, p0) = self.rank(q);
         Some(if d == 1 {
             q.max(p0)
         } else {
@@ -583,40 +580,12 @@ impl Table {
         self.is_runend(s)
     }
 
-    /// Slots `start..=end` of the run of home slot `q`, if it has one.
+    /// Slots `start..=end` of the run of home slot `q`, if it has one: the
+    /// run ends at the first runend at or after its start.
     #[inline]
     pub(crate) fn run(&self, q: u64) -> Option<(usize, usize)> {
-        let q = q as usize;
-        let b = q / SLOTS;
-        let occ = self.occ_word(b);
-        if occ >> (q % SLOTS) & 1 == 0 {
-            return None;
-        }
-        let d = (occ & (u64::MAX >> (63 - q % SLOTS))).count_ones() as usize;
-        let p0 = b * SLOTS + self.spill(b);
-        if d == 1 {
-            Some((q.max(p0), self.select_runend_from(p0, 0)))
-        } else {
-            let prev = self.select_runend_from(p0, d - 2);
-            Some((q.max(prev + 1), self.next_runend_after(prev)))
-        }
-    }
-
-    /// The first runend after slot `s`.
-    #[inline]
-    fn next_runend_after(&self, s: usize) -> usize {
-        let mut b = s / SLOTS;
-        let sh = s % SLOTS;
-        let mut w = if sh == 63 {
-            0
-        } else {
-            self.run_word(b) & (u64::MAX << (sh + 1))
-        };
-        while w == 0 {
-            b += 1;
-            w = self.run_word(b);
-        }
-        b * SLOTS + w.trailing_zeros() as usize
+        let start = self.run_start(q)?;
+        Some((start, self.select_runend_from(start, 0)))
     }
 
     /// Where a new entry of home slot `q` (not occupied) would start its run.
