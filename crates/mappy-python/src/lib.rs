@@ -1771,8 +1771,13 @@ impl Maplet {
         values: ValuesIn<'_>,
     ) -> PyResult<()> {
         // Packed operators: convert everything, then work without the GIL.
+        // Counts already converted are moved, not copied.
+        let (values, ints): (ValuesIn<'_>, Option<Vec<i64>>) = match values {
+            ValuesIn::Ints(v) => (ValuesIn::Objects(Vec::new()), Some(v)),
+            other => (other, None),
+        };
         let ints: Option<Vec<i64>> = match (&values, self.spec) {
-            (ValuesIn::Ints(v), _) => Some(v.clone()),
+            _ if ints.is_some() => ints,
             (ValuesIn::Objects(vs), Spec::Counter) => Some(
                 vs.iter()
                     .map(|v| v.extract::<i64>().map_err(counter_value_error))
