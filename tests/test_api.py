@@ -224,3 +224,23 @@ def test_save_load_and_mmap(tmp_path):
         with pytest.raises(mappy.MapletError):
             mappy.Maplet.from_bytes(bad)
     assert mappy.Maplet.from_bytes(data).query("k5") == 5
+
+
+def test_fixed_precision_merges_equal_one_maplet_after_growth():
+    def new():
+        return mappy.Maplet(100, 0.01, mappy.CounterOperator(), fixed_precision=True)
+
+    a, b, everything = new(), new(), new()
+    first = [f"a{i}" for i in range(3000)]
+    second = [f"b{i % 500}" for i in range(2000)]
+    for k in first:
+        a.insert(k, 1)
+        everything.insert(k, 1)
+    for k in second:
+        b.insert(k, 2)
+        everything.insert(k, 2)
+    assert a.capacity != b.capacity  # they grew differently
+    merged = a | b
+    assert merged.to_bytes() == everything.to_bytes()
+    with pytest.raises(mappy.IncompatibleMapletsError):
+        a.merge(counter(100))

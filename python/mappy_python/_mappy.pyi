@@ -134,6 +134,7 @@ class Maplet:
         *,
         memory_limit_mb: Optional[float] = None,
         seed: Optional[int] = None,
+        fixed_precision: bool = False,
     ) -> Self: ...
     def insert(self, key: _Key, value: Any) -> None:
         """Merges ``value`` into what ``key``'s fingerprint holds."""

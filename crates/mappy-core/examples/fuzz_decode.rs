@@ -36,6 +36,7 @@ fn corpus() -> Vec<(&'static str, Vec<u8>)> {
         Options {
             seed: 3,
             memory_limit: Some(1 << 24),
+            ..Options::default()
         },
     )
     .unwrap();

@@ -21,6 +21,14 @@ pub struct Options {
     /// Largest heap size, in bytes, the maplet may grow to. An operation that
     /// would need more fails with [`MapletError::MemoryLimit`].
     pub memory_limit: Option<usize>,
+    /// Keep every fingerprint the same length however the maplet grows
+    /// (3 bits per item are reserved up front, so that after growing 16-fold
+    /// the false-positive rate is still within twice the configured one).
+    /// Then maplets that grew differently still merge into exactly what one
+    /// maplet that saw every insert would hold. By default fingerprints
+    /// written after growth are longer instead, which costs nothing up front
+    /// but makes a merge after growth one-sided rather than identical.
+    pub fixed_precision: bool,
 }
 
 impl Default for Options {
@@ -28,6 +36,7 @@ impl Default for Options {
         Options {
             seed: DEFAULT_SEED,
             memory_limit: None,
+            fixed_precision: false,
         }
     }
 }
@@ -180,7 +189,8 @@ impl<O: Operator> Maplet<O> {
             )));
         }
         let canonical = ((expected_items as f64 / MAX_LOAD).ceil() as u64).max(1);
-        let fbits = fbits_for(false_positive_rate);
+        let fbits = (fbits_for(false_positive_rate) + if options.fixed_precision { 3 } else { 0 })
+            .min(MAX_FBITS);
         let bytes = Table::bytes_for(canonical, fbits, 1);
         if let Some(limit) = options.memory_limit {
             if bytes > limit {
@@ -300,6 +310,22 @@ impl<O: Operator> Maplet<O> {
         self.insert_hash(h, value)
     }
 
+    /// The field a new entry of query field `f` gets in table `t`: the full
+    /// fingerprint, or with fixed precision as many bits as entries written
+    /// at the initial size keep after the table's doublings.
+    fn field_for_new(&self, t: &Table, f: u64) -> u64 {
+        if !self.options.fixed_precision {
+            return f;
+        }
+        let w = t.fbits();
+        let doublings = (t.canonical() / self.initial_canonical).trailing_zeros();
+        let len = (self.initial_fbits - 1)
+            .saturating_sub(doublings)
+            .min(w - 1);
+        let fingerprint = f >> 1 >> (w - 1 - len);
+        (fingerprint << 1 << (w - 1 - len)) | (1 << (w - 1 - len))
+    }
+
     /// [`insert`](Maplet::insert) by a precomputed [`hash`](Maplet::hash).
     ///
     /// # Errors
@@ -308,7 +334,7 @@ impl<O: Operator> Maplet<O> {
         self.writable()?;
         self.op.validate(&value)?;
         let (q, f) = self.table.locate(hash);
-        let (pos, run_end) = match self.table.probe(q, f) {
+        let (pos, run_end) = match self.table.probe(q, f, self.field_for_new(&self.table, f)) {
             Probe::Found(s) => {
                 let merged = self.op.merge(&self.value_ref(s), &value)?;
                 return self.replace_value(s, merged);
@@ -343,7 +369,7 @@ impl<O: Operator> Maplet<O> {
             if grow {
                 self.grow_to(fbits);
                 (q, f) = self.table.locate(hash);
-                match self.table.probe(q, f) {
+                match self.table.probe(q, f, self.field_for_new(&self.table, f)) {
                     Probe::Missing { pos: p, run_end: e } => (pos, run_end) = (p, e),
                     Probe::Found(_) => unreachable!("doubling changed which entries match"),
                 }
@@ -356,7 +382,8 @@ impl<O: Operator> Maplet<O> {
         } else {
             self.side.insert(value, &self.op) as i64
         };
-        self.table.insert_at(q, f, bits, pos, run_end);
+        let field = self.field_for_new(&self.table, f);
+        self.table.insert_at(q, field, bits, pos, run_end);
         Ok(())
     }
 
@@ -395,6 +422,9 @@ impl<O: Operator> Maplet<O> {
     }
 
     fn fbits_after_doubling_of(&self, table: &Table) -> u32 {
+        if self.options.fixed_precision {
+            return table.fbits();
+        }
         let n2 = 2.0 * table.canonical() as f64;
         let doublings = (n2 / self.initial_canonical as f64).log2().round() as i32;
         let new_entries = (MAX_LOAD * n2 - table.len() as f64).max(1.0);
@@ -655,6 +685,7 @@ impl<O: Operator> Maplet<O> {
             while let Some(&(key, bits)) = sorted.get(next) {
                 let v = &base.op.unpack(bits);
                 let (iq, f) = t.locate_sort_key(key);
+                let new_field = base.field_for_new(t, f);
                 if iq != q {
                     break;
                 }
@@ -668,8 +699,8 @@ impl<O: Operator> Maplet<O> {
                 match best {
                     Some(k) => existing[k].1 = base.op.merge(&existing[k].1, v)?,
                     None => match created.last_mut() {
-                        Some(c) if c.0 == f => c.1 = base.op.merge(&c.1, v)?,
-                        _ => created.push((f, v.clone())),
+                        Some(c) if c.0 == new_field => c.1 = base.op.merge(&c.1, v)?,
+                        _ => created.push((new_field, v.clone())),
                     },
                 }
             }
@@ -816,6 +847,8 @@ impl<O: Operator> Maplet<O> {
             ))
         } else if self.options.seed != other.options.seed {
             Some("hash seeds differ".to_string())
+        } else if self.options.fixed_precision != other.options.fixed_precision {
+            Some("one keeps fixed-precision fingerprints, the other does not".to_string())
         } else if self.expected_items != other.expected_items {
             Some(format!(
                 "expected_items differ ({} and {})",
@@ -1014,7 +1047,9 @@ impl<O: Operator> Maplet<O> {
         let mut out = Vec::with_capacity(table_offset + t.words().len() * 8 + 64);
         out.extend_from_slice(&format::MAGIC);
         out.extend_from_slice(&format::VERSION.to_le_bytes());
-        let flags = t.signed() as u32 | ((!O::PACKED) as u32) << 1;
+        let flags = t.signed() as u32
+            | ((!O::PACKED) as u32) << 1
+            | (self.options.fixed_precision as u32) << 2;
         out.extend_from_slice(&flags.to_le_bytes());
         out.extend_from_slice(&[
             format::kind_code(self.op.kind()),
@@ -1198,7 +1233,7 @@ impl Header {
                 codes[0]
             )));
         }
-        if flags >> 2 != 0 || codes[3] != 0 || ((flags >> 1) & 1 == 1) == O::PACKED {
+        if flags >> 3 != 0 || codes[3] != 0 || ((flags >> 1) & 1 == 1) == O::PACKED {
             return Err(corrupt("unknown flags".into()));
         }
         let [seed, expected, rate, limit, canonical, initial_canonical, initial_fbits, len, words_len, side_len] =
@@ -1343,6 +1378,7 @@ impl Header {
             options: Options {
                 seed: self.seed,
                 memory_limit: self.memory_limit,
+                fixed_precision: self.flags >> 2 & 1 == 1,
             },
             initial_canonical: self.initial_canonical,
             initial_fbits: self.initial_fbits,
@@ -1469,6 +1505,7 @@ impl<O: Operator> Maplet<O> {
             options: Options {
                 seed: header.seed,
                 memory_limit: header.memory_limit,
+                fixed_precision: header.flags >> 2 & 1 == 1,
             },
             initial_canonical: header.initial_canonical,
             initial_fbits: header.initial_fbits,

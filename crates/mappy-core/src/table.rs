@@ -641,10 +641,11 @@ impl Table {
 
     // ---- insertion and removal --------------------------------------------
 
-    /// One pass over the run of home slot `q` for an insert: the matching
-    /// slot with the longest fingerprint, or where a new entry goes.
+    /// One pass over the run of home slot `q` for an insert: the slot
+    /// matching `query` with the longest fingerprint, or where a new entry
+    /// with field `new_field` goes.
     #[inline]
-    pub(crate) fn probe(&self, q: u64, query: u64) -> Probe {
+    pub(crate) fn probe(&self, q: u64, query: u64, new_field: u64) -> Probe {
         let Some(start) = self.run_start(q) else {
             return Probe::Missing {
                 pos: self.new_run_start(q as usize),
@@ -666,7 +667,7 @@ impl Table {
                     best = Some((s, tz));
                 }
             }
-            if pos.is_none() && f > query {
+            if pos.is_none() && f > new_field {
                 pos = Some(s);
             }
             if self.is_runend(s) {

@@ -192,6 +192,32 @@ proptest! {
         }
     }
 
+    /// With fixed-precision fingerprints, maplets that grew differently
+    /// merge into exactly what one maplet that saw every insert holds.
+    #[test]
+    fn fixed_precision_merges_are_exact_after_growth(
+        a in prop::collection::vec((any::<u64>(), 1i64..100), 0..600),
+        b in prop::collection::vec((any::<u64>(), 1i64..100), 0..600),
+        crowd in prop::collection::vec((0u64..6, 0u64..6, 1i64..100), 0..60),
+    ) {
+        let fixed = Options { fixed_precision: true, ..Options::default() };
+        let new = || Maplet::with_options(EXPECTED / 4, 0.01, Counter, fixed).unwrap();
+        let (mut ma, mut mb, mut all) = (new(), new(), new());
+        let crowded: Vec<(u64, i64)> = crowd.iter().map(|&(q, fp, v)| (crafted(q * 7, fp, 0, 53, 11), v)).collect();
+        for &(h, v) in a.iter().chain(&crowded) {
+            ma.insert_hash(h, v).unwrap();
+            all.insert_hash(h, v).unwrap();
+        }
+        for &(h, v) in &b {
+            mb.insert_hash(h, v).unwrap();
+            all.insert_hash(h, v).unwrap();
+        }
+        ma.merge(&mb).unwrap();
+        ma.check_invariants();
+        prop_assert_eq!(ma.capacity(), all.capacity());
+        prop_assert_eq!(ma.entries().collect::<Vec<_>>(), all.entries().collect::<Vec<_>>());
+    }
+
     #[test]
     fn extremes_and_sets_are_one_sided(pairs in prop::collection::vec((key_strategy(), -1000i64..1000), 1..300)) {
         let mut max = Maplet::new(EXPECTED, 0.01, Max::<i64>::new()).unwrap();

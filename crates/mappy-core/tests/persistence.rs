@@ -13,6 +13,7 @@ fn sample_counter(n: u64) -> Maplet<Counter> {
         Options {
             seed: 7,
             memory_limit: Some(1 << 30),
+            ..Options::default()
         },
     )
     .unwrap();
@@ -209,4 +210,27 @@ fn memory_mapped_maplets_answer_and_refuse_writes() {
         Err(MapletError::InvalidParameter(_))
     ));
     std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn fixed_precision_survives_a_round_trip() {
+    let fixed = Options {
+        fixed_precision: true,
+        ..Options::default()
+    };
+    let mut m = Maplet::with_options(50, 0.01, Counter, fixed).unwrap();
+    for i in 0..400u64 {
+        m.insert(&i, 1).unwrap();
+    }
+    let back = Maplet::from_bytes(&m.to_bytes(), Counter).unwrap();
+    assert!(back.options().fixed_precision);
+    assert_eq!(
+        back.entries().collect::<Vec<_>>(),
+        m.entries().collect::<Vec<_>>()
+    );
+    let plain = Maplet::new(50, 0.01, Counter).unwrap();
+    assert!(matches!(
+        m.clone().merge(&plain),
+        Err(MapletError::Incompatible(_))
+    ));
 }

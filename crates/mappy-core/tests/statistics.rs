@@ -1,7 +1,7 @@
 //! Statistical tests of the promise: the false-positive rate at full load,
 //! the share of exact answers, and the rate after 16-fold growth.
 
-use mappy_core::{Counter, Maplet};
+use mappy_core::{Counter, Maplet, Options};
 
 const N: u64 = 1_000_000;
 
@@ -66,6 +66,31 @@ fn false_positive_rate_after_growing_sixteen_fold() {
     assert!(
         exact >= 1.0 - 3.0 * rate,
         "after 16x growth: only {exact} exact"
+    );
+    assert!(
+        (0..N).all(|k| m.query(&k).is_some_and(|v| v >= 1)),
+        "a false negative"
+    );
+    m.check_invariants();
+}
+
+#[test]
+fn fixed_precision_rate_after_growing_sixteen_fold() {
+    let rate = 0.01;
+    let fixed = Options {
+        fixed_precision: true,
+        ..Options::default()
+    };
+    let mut m = Maplet::with_options((N / 16) as usize, rate, Counter, fixed).unwrap();
+    let initial = m.capacity();
+    for k in 0..N {
+        m.insert(&k, 1).unwrap();
+    }
+    assert_eq!(m.capacity(), 16 * initial);
+    let (fp, _) = measure(&m, N);
+    assert!(
+        fp <= 2.0 * rate,
+        "fixed precision after 16x growth: measured false-positive rate {fp}"
     );
     assert!(
         (0..N).all(|k| m.query(&k).is_some_and(|v| v >= 1)),

@@ -1102,9 +1102,12 @@ impl Maplet {
     /// A maplet sized for ``expected_items`` distinct keys at
     /// ``false_positive_rate``; it grows past that size when needed.
     /// ``memory_limit_mb`` caps its memory: an operation that would need more
-    /// raises ``MemoryLimitError`` and changes nothing.
+    /// raises ``MemoryLimitError`` and changes nothing. ``fixed_precision``
+    /// keeps every fingerprint the same length however the maplet grows (3
+    /// more bits per item), so that maplets which grew differently still
+    /// merge into exactly what one maplet that saw every insert would hold.
     #[new]
-    #[pyo3(signature = (expected_items, false_positive_rate, operator=None, *, memory_limit_mb=None, seed=None))]
+    #[pyo3(signature = (expected_items, false_positive_rate, operator=None, *, memory_limit_mb=None, seed=None, fixed_precision=false))]
     fn new(
         py: Python<'_>,
         expected_items: &Bound<'_, PyAny>,
@@ -1112,6 +1115,7 @@ impl Maplet {
         operator: Option<&Bound<'_, PyAny>>,
         memory_limit_mb: Option<f64>,
         seed: Option<u64>,
+        fixed_precision: bool,
     ) -> PyResult<Self> {
         let n: i64 = expected_items
             .extract()
@@ -1138,6 +1142,7 @@ impl Maplet {
         let opts = core::Options {
             seed: seed.unwrap_or(hash::DEFAULT_SEED),
             memory_limit,
+            fixed_precision,
         };
         let inner = Inner::new(
             spec,
