@@ -244,3 +244,15 @@ def test_fixed_precision_merges_equal_one_maplet_after_growth():
     assert merged.to_bytes() == everything.to_bytes()
     with pytest.raises(mappy.IncompatibleMapletsError):
         a.merge(counter(100))
+
+
+def test_memory_usage_counts_python_values():
+    import sys
+
+    plain = mappy.Maplet(100, 0.01, mappy.SetOperator())
+    plain.insert("k", {1})
+    big = mappy.Maplet(100, 0.01, mappy.SetOperator())
+    items = set(range(10_000))
+    big.insert("k", items)
+    grown = big.stats().memory_usage - plain.stats().memory_usage
+    assert grown >= sys.getsizeof(frozenset(items)) - sys.getsizeof(frozenset({1}))

@@ -77,3 +77,13 @@ def test_bad_parameters_fail_before_any_work():
         mappy.dask.build(bag, expected_items=0, false_positive_rate=0.01)
     with pytest.raises(TypeError):
         mappy.dask.build(bag, key="col", expected_items=10, false_positive_rate=0.01)
+
+
+def test_fixed_precision_partitions_that_grow_still_merge_exactly(client):
+    words = [f"w{i}" for i in range(20_000)]
+    bag = db.from_sequence(words, npartitions=4)
+    built = mappy.dask.build(bag, expected_items=500, false_positive_rate=0.01, fixed_precision=True)
+    single = mappy.Maplet(500, 0.01, fixed_precision=True)
+    for w in words:
+        single.insert(w, 1)
+    assert built.to_bytes() == single.to_bytes()

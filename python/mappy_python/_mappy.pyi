@@ -111,7 +111,7 @@ class Stats:
         """``item_count / capacity``."""
     @property
     def memory_usage(self) -> int:
-        """Bytes held by the slot table and the side store."""
+        """Bytes held by the slot table, the side store and stored Python objects."""
     @property
     def bits_per_item(self) -> float:
         """``memory_usage * 8 / item_count``."""

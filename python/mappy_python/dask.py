@@ -44,6 +44,7 @@ def _partition_maplet(
         params["false_positive_rate"],
         params["operator"],
         seed=params["seed"],
+        fixed_precision=params["fixed_precision"],
     )
     if hasattr(records, "columns"):  # a pandas DataFrame partition
         keys = records[key].tolist() if isinstance(key, str) else records.index.tolist()
@@ -84,6 +85,7 @@ def build(
     false_positive_rate: float,
     operator: Optional[Any] = None,
     seed: Optional[int] = None,
+    fixed_precision: bool = False,
     split_every: int = 8,
 ) -> Any:
     """Build a maplet from a ``dask.bag.Bag`` or ``dask.dataframe.DataFrame``.
@@ -99,6 +101,8 @@ def build(
         false_positive_rate: as for ``Maplet``.
         operator: as for ``Maplet`` (default ``CounterOperator()``).
         seed: hash seed; every partition uses the same one.
+        fixed_precision: as for ``Maplet``: merges stay exact even if the
+            partitions' maplets grow.
         split_every: how many maplets each merge step combines.
 
     Returns:
@@ -123,9 +127,12 @@ def build(
         "false_positive_rate": false_positive_rate,
         "operator": operator if operator is not None else mappy.CounterOperator(),
         "seed": seed,
+        "fixed_precision": fixed_precision,
     }
     # Fail here, not on a worker, for bad parameters.
-    mappy.Maplet(expected_items, false_positive_rate, params["operator"], seed=seed)
+    mappy.Maplet(
+        expected_items, false_positive_rate, params["operator"], seed=seed, fixed_precision=fixed_precision
+    )
 
     if isinstance(key, str) and not hasattr(collection, "columns"):
         raise TypeError("a column name as key needs a DataFrame; pass a function for a Bag")
@@ -136,7 +143,13 @@ def build(
     merge = delayed(_merge_all, pure=True)
     level = [build_part(p, key, value, params) for p in parts]
     if not level:
-        return mappy.Maplet(expected_items, false_positive_rate, params["operator"], seed=seed)
+        return mappy.Maplet(
+            expected_items,
+            false_positive_rate,
+            params["operator"],
+            seed=seed,
+            fixed_precision=fixed_precision,
+        )
     while len(level) > 1:
         level = [merge(level[i : i + split_every]) for i in range(0, len(level), split_every)]
     (result,) = dask.compute(level[0])

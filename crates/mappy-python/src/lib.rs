@@ -807,8 +807,8 @@ struct Stats {
     capacity: u64,
     /// ``item_count / capacity``; the maplet doubles before this passes 0.95.
     load_factor: f64,
-    /// Bytes of memory held by the slot table and the side store (Python
-    /// objects a maplet holds count as one reference each, not their size).
+    /// Bytes of memory held by the slot table and the side store, with the
+    /// stored Python objects at their ``sys.getsizeof`` (shallow) size.
     memory_usage: usize,
     /// ``memory_usage * 8 / item_count``.
     bits_per_item: f64,
@@ -1532,13 +1532,27 @@ impl Maplet {
     /// >>> s = Maplet(1000, 0.01).stats(); s.capacity, s.item_count
     /// (1053, 0)
     fn stats(&self, py: Python<'_>) -> PyResult<Stats> {
-        let s = each!(&*self.lock(py)?, m => m.stats());
+        let state = self.lock(py)?;
+        let s = each!(&*state, m => m.stats());
+        // Python values count with their own (shallow) size.
+        let mut objects = 0usize;
+        if let Inner::Obj(m) = &*state {
+            let getsizeof = py.import("sys")?.getattr("getsizeof")?;
+            for v in m.stored_values() {
+                objects += getsizeof.call1((v.0.bind(py),))?.extract::<usize>()?;
+            }
+        }
+        let memory_usage = s.memory_usage + objects;
         Ok(Stats {
             item_count: s.items,
             capacity: s.capacity,
             load_factor: s.load_factor,
-            memory_usage: s.memory_usage,
-            bits_per_item: s.bits_per_item,
+            memory_usage,
+            bits_per_item: if s.items == 0 {
+                0.0
+            } else {
+                memory_usage as f64 * 8.0 / s.items as f64
+            },
             false_positive_rate: s.false_positive_rate,
             expected_false_positive_rate: s.expected_false_positive_rate,
         })
