@@ -749,13 +749,18 @@ impl<O: Operator> Maplet<O> {
     /// Queries many hashes at once, prefetching each lookup's block a few
     /// lookups ahead so that the memory accesses overlap.
     pub fn query_many_hashes(&self, hashes: &[u64]) -> Vec<Option<O::Value>> {
+        self.prefetched(hashes, |h| self.query_hash(h))
+    }
+
+    /// `lookup` of every hash, each block prefetched eight lookups ahead.
+    fn prefetched<T>(&self, hashes: &[u64], lookup: impl Fn(u64) -> T) -> Vec<T> {
         const AHEAD: usize = 8;
         let mut out = Vec::with_capacity(hashes.len());
         for (i, &h) in hashes.iter().enumerate() {
             if let Some(&next) = hashes.get(i + AHEAD) {
                 self.table.prefetch(self.table.locate(next).0);
             }
-            out.push(self.query_hash(h));
+            out.push(lookup(h));
         }
         out
     }
@@ -771,15 +776,7 @@ impl<O: Operator> Maplet<O> {
     /// Membership of many hashes at once, prefetching like
     /// [`query_many_hashes`](Maplet::query_many_hashes).
     pub fn contains_many_hashes(&self, hashes: &[u64]) -> Vec<bool> {
-        const AHEAD: usize = 8;
-        let mut out = Vec::with_capacity(hashes.len());
-        for (i, &h) in hashes.iter().enumerate() {
-            if let Some(&next) = hashes.get(i + AHEAD) {
-                self.table.prefetch(self.table.locate(next).0);
-            }
-            out.push(self.contains_hash(h));
-        }
-        out
+        self.prefetched(hashes, |h| self.contains_hash(h))
     }
 
     // ---- whole-maplet operations ------------------------------------------------
