@@ -8,6 +8,12 @@ and ``benchmarks/python.png``.
     python benchmarks/benchmark.py [N] [ROUNDS]
 """
 
+import os
+
+# NumPy's OpenBLAS worker threads spin on a 2-core machine, stealing a core
+# from whichever side runs; nothing here uses BLAS.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import gc
 import statistics
 import sys
