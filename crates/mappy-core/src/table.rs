@@ -425,9 +425,9 @@ impl Table {
         }
         value_width(v, self.signed) <= self.vbits
     }
-    /// Copies slot `src` (field, value and runend bit) to slot `dst`.
+    /// Copies slot `src` (field and value, not the runend bit) to slot `dst`.
     #[inline]
-    fn move_slot(&mut self, dst: usize, src: usize) {
+    fn copy_slot(&mut self, dst: usize, src: usize) {
         let width = self.fbits + self.vbits;
         let (from, to) = (self.slot_bit(src), self.slot_bit(dst));
         if width <= 64 {
@@ -439,6 +439,11 @@ impl Table {
             let v = read_bits(&self.words, from + self.fbits as usize, self.vbits);
             write_bits(&mut self.words, to + self.fbits as usize, self.vbits, v);
         }
+    }
+    /// Copies slot `src` (field, value and runend bit) to slot `dst`.
+    #[inline]
+    fn move_slot(&mut self, dst: usize, src: usize) {
+        self.copy_slot(dst, src);
         let r = self.is_runend(src);
         self.set_runend(dst, r);
     }
@@ -451,13 +456,8 @@ impl Table {
         let mut top = empty;
         while top > pos {
             if top % (2 * SLOTS) == 0 {
-                let (from, to) = (self.slot_bit(top - 1), self.slot_bit(top));
-                let v = read_bits(&self.words, from, width as u32);
-                if width <= 64 {
-                    write_bits(&mut self.words, to, width as u32, v);
-                } else {
-                    self.move_slot(top, top - 1);
-                }
+                // Runend bits move below, all together: copy only the bits.
+                self.copy_slot(top, top - 1);
                 top -= 1;
                 continue;
             }
@@ -605,6 +605,15 @@ impl Table {
             }
         }
         None
+    }
+
+    /// Drops overflow blocks beyond the first `nblocks` (a whole number of
+    /// pairs, all of them empty), as after a failed batch that added them.
+    pub(crate) fn truncate_blocks(&mut self, nblocks: usize) {
+        if nblocks < self.nblocks() {
+            debug_assert!(nblocks % 2 == 0 && nblocks >= Self::blocks_for(self.canonical));
+            self.words.truncate(nblocks / 2 * self.stride);
+        }
     }
 
     /// Adds a pair of blocks to the overflow area.
@@ -1177,5 +1186,37 @@ mod tests {
         assert_eq!(value_width(-1, true), 1);
         assert_eq!(value_width(-128, true), 8);
         assert_eq!(value_width(i64::MIN, true), 64);
+    }
+}
+
+#[cfg(test)]
+mod wide_slot_tests {
+    use super::*;
+
+    /// Slots wider than a word (a long fingerprint beside a large value)
+    /// shift across the boundary between pairs of blocks like narrow ones.
+    #[test]
+    fn slots_wider_than_a_word_keep_the_invariants() {
+        for (fbits, vbits) in [(10u32, 54u32), (10, 55), (10, 60), (21, 45), (40, 64)] {
+            let mut t = Table::new(440, fbits, vbits, false);
+            let mut x = 12345u64;
+            let mut stored = Vec::new();
+            for i in 0..418i64 {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let (q, f) = t.locate(x);
+                if let Probe::Missing { pos, run_end } = t.probe(q, f, f) {
+                    t.insert_at(q, f, i, pos, run_end);
+                    stored.push((x, i));
+                }
+                t.check_invariants();
+            }
+            for &(h, v) in &stored {
+                let (q, f) = t.locate(h);
+                let s = t.best_match(q, f).expect("a stored entry is found");
+                assert_eq!(t.value(s), v, "fbits {fbits} vbits {vbits}");
+            }
+        }
     }
 }
