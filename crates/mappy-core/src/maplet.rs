@@ -117,6 +117,31 @@ pub struct Maplet<O: Operator> {
     options: Options,
     initial_canonical: u64,
     initial_fbits: u32,
+    /// While a batch is open: how to undo what it did to the table.
+    journal: Option<Box<Journal>>,
+}
+
+/// The table's half of an open batch's undo record (the side store keeps
+/// its own).
+#[derive(Clone, Debug)]
+struct Journal {
+    /// Entries created and packed values replaced, oldest first, until
+    /// `saved` was taken.
+    steps: Vec<Step>,
+    /// The table before the batch's first doubling or value widening. Both
+    /// build a whole new table, so keeping the old one costs no time.
+    saved: Option<Table>,
+    /// Blocks in the table when the batch began.
+    nblocks: usize,
+}
+
+/// One change to the table, found again by the hash that made it.
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    /// A new entry for this hash.
+    Created(u64),
+    /// The packed value of this hash's entry was the given bits.
+    Replaced(u64, i64),
 }
 
 impl<O: Operator> std::fmt::Debug for Maplet<O> {
@@ -209,6 +234,7 @@ impl<O: Operator> Maplet<O> {
             options,
             initial_canonical: canonical,
             initial_fbits: fbits,
+            journal: None,
         })
     }
 
@@ -337,6 +363,9 @@ impl<O: Operator> Maplet<O> {
         let (pos, run_end) = match self.table.probe(q, f, self.field_for_new(&self.table, f)) {
             Probe::Found(s) => {
                 let merged = self.op.merge(&self.value_ref(s), &value)?;
+                if O::PACKED {
+                    self.record(Step::Replaced(hash, self.table.value(s)));
+                }
                 return self.replace_value(s, merged);
             }
             Probe::Missing { pos, run_end } => (pos, run_end),
@@ -364,7 +393,7 @@ impl<O: Operator> Maplet<O> {
             };
             self.check_memory(self.table.bytes_after(canonical, fbits, vbits) + side_extra)?;
             if vbits != self.table.vbits() || signed != self.table.signed() {
-                self.table = self.table.reformat(self.table.fbits(), vbits, signed);
+                self.replace_table(self.table.reformat(self.table.fbits(), vbits, signed));
             }
             if grow {
                 self.grow_to(fbits);
@@ -384,7 +413,73 @@ impl<O: Operator> Maplet<O> {
         };
         let field = self.field_for_new(&self.table, f);
         self.table.insert_at(q, field, bits, pos, run_end);
+        self.record(Step::Created(hash));
         Ok(())
+    }
+
+    /// Notes a change to the table in the open batch's journal, if any.
+    #[inline]
+    fn record(&mut self, step: Step) {
+        if let Some(j) = &mut self.journal {
+            if j.saved.is_none() {
+                j.steps.push(step);
+            }
+        }
+    }
+
+    /// Puts `table` in place of the current one, which an open batch keeps
+    /// (the first time) to return to if the batch fails.
+    fn replace_table(&mut self, table: Table) {
+        let old = std::mem::replace(&mut self.table, table);
+        if let Some(j) = &mut self.journal {
+            if j.saved.is_none() {
+                j.saved = Some(old);
+            }
+        }
+    }
+
+    /// Runs `f` as one all-or-nothing batch of inserts: if it fails, every
+    /// change it made to the table and the side store is undone, newest
+    /// first, and the maplet is exactly as it was.
+    fn atomically<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> std::result::Result<T, (usize, MapletError)>,
+    ) -> std::result::Result<T, (usize, MapletError)> {
+        self.journal = Some(Box::new(Journal {
+            steps: Vec::new(),
+            saved: None,
+            nblocks: self.table.nblocks(),
+        }));
+        self.side.begin();
+        let r = f(self);
+        let journal = self.journal.take().expect("journal open during the batch");
+        if r.is_ok() {
+            self.side.commit();
+            return r;
+        }
+        if let Some(t) = journal.saved {
+            self.table = t;
+        }
+        for step in journal.steps.into_iter().rev() {
+            let (h, old) = match step {
+                Step::Created(h) => (h, None),
+                Step::Replaced(h, bits) => (h, Some(bits)),
+            };
+            let (q, f) = self.table.locate(h);
+            // Undoing newest first, the table is as it was right after this
+            // step, so the step's entry is the best match for its hash.
+            let s = self
+                .table
+                .best_match(q, f)
+                .expect("journal: the entry a step made is present");
+            match old {
+                None => self.table.remove(q, s),
+                Some(bits) => self.table.set_value(s, bits),
+            }
+        }
+        self.table.truncate_blocks(journal.nblocks);
+        self.side.rollback(&self.op);
+        r
     }
 
     /// Stores `value` in slot `s`, widening packed values if needed.
@@ -398,7 +493,7 @@ impl<O: Operator> Maplet<O> {
                     self.table.fbits(),
                     vbits,
                 ))?;
-                self.table = self.table.reformat(self.table.fbits(), vbits, signed);
+                self.replace_table(self.table.reformat(self.table.fbits(), vbits, signed));
             }
             self.table.set_value(s, bits);
         } else {
@@ -439,13 +534,14 @@ impl<O: Operator> Maplet<O> {
     fn grow_to(&mut self, fbits: u32) {
         let side = &mut self.side;
         let op = &self.op;
-        self.table = self.table.doubled(fbits, |v| {
+        let doubled = self.table.doubled(fbits, |v| {
             if O::PACKED {
                 v
             } else {
                 side.duplicate(v as usize, op) as i64
             }
         });
+        self.replace_table(doubled);
     }
 
     /// The value stored for `key`, or `None` if its fingerprint is absent.
@@ -577,42 +673,42 @@ impl<O: Operator> Maplet<O> {
 
     // ---- bulk operations -------------------------------------------------------
 
-    /// Inserts many `(hash, value)` pairs. The result is that of inserting
-    /// them one by one in order, except that the maplet grows before the
-    /// batch rather than during it, so entries may keep more fingerprint bits.
+    /// Inserts many `(hash, value)` pairs, all or nothing. The result is
+    /// that of inserting them one by one in order, except that a large batch
+    /// may grow the maplet before it rather than during it, so entries may
+    /// keep more fingerprint bits.
     ///
     /// A large batch for a packed operator (counter, max, min) is sorted by
     /// hash, which is the table's own order, and merged into the table in one
     /// linear pass; the pass builds a new table beside the old one, so it
-    /// briefly needs memory for both. Smaller batches are inserted one by one.
+    /// briefly needs memory for both. Smaller batches, and batches for
+    /// operators whose values live in the side store, are inserted one by
+    /// one, keeping a record of each change to undo if a later pair fails.
     ///
     /// # Errors
-    /// `(index, error)` of the first pair that failed; the pairs before it are
-    /// inserted, the failing pair and those after it are not.
+    /// `(index, error)` of the first pair that failed: a value the operator
+    /// rejects, a merge that fails (a counter overflow, vectors of different
+    /// lengths, a custom function's error) or the memory limit. The maplet is
+    /// then exactly as it was before the call.
     pub fn insert_many_hashes(
         &mut self,
         pairs: Vec<(u64, O::Value)>,
     ) -> std::result::Result<(), (usize, MapletError)> {
         self.writable().map_err(|e| (0, e))?;
+        for (i, (_, v)) in pairs.iter().enumerate() {
+            self.op.validate(v).map_err(|e| (i, e))?;
+        }
         // A batch is merged in one pass over the table when that beats
         // inserting its pairs one by one.
         if O::PACKED && pairs.len() >= 1024 && pairs.len() * 32 >= self.len() {
-            if let Some(i) = pairs.iter().position(|(_, v)| self.op.validate(v).is_err()) {
-                // Insert up to the bad value, then report it.
-                return self.insert_one_by_one(pairs.into_iter().take(i + 1));
+            if let Ok(table) = self.merge_batch(&pairs) {
+                self.table = table;
+                return Ok(());
             }
-            match self.merge_batch(&pairs) {
-                Ok(table) => {
-                    self.table = table;
-                    Ok(())
-                }
-                // A value that fails to merge: replay one by one for the
-                // exact point of failure.
-                Err(_) => self.insert_one_by_one(pairs),
-            }
-        } else {
-            self.insert_one_by_one(pairs)
+            // A pair that fails to merge, or the memory limit: the one-by-one
+            // replay below finds the exact pair, and is undone.
         }
+        self.atomically(|m| m.insert_one_by_one(pairs))
     }
 
     fn insert_one_by_one<I>(&mut self, pairs: I) -> std::result::Result<(), (usize, MapletError)>
@@ -1019,6 +1115,7 @@ impl<O: Operator> Maplet<O> {
             options: self.options,
             initial_canonical: self.initial_canonical,
             initial_fbits: self.initial_fbits,
+            journal: None,
         })
     }
 
@@ -1379,6 +1476,7 @@ impl Header {
             },
             initial_canonical: self.initial_canonical,
             initial_fbits: self.initial_fbits,
+            journal: None,
         })
     }
 }
@@ -1506,6 +1604,7 @@ impl<O: Operator> Maplet<O> {
             },
             initial_canonical: header.initial_canonical,
             initial_fbits: header.initial_fbits,
+            journal: None,
         })
     }
 }

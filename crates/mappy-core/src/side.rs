@@ -10,6 +10,18 @@ pub(crate) struct SideStore<V> {
     free: Vec<usize>,
     /// Heap bytes owned by the stored values themselves.
     value_bytes: usize,
+    /// While a batch is open: its changes, oldest first, to undo on failure,
+    /// and the capacities of `slots` and `free` when it began.
+    log: Option<(Vec<Change<V>>, usize, usize)>,
+}
+
+/// One change to the store, as [`SideStore::rollback`] undoes it.
+#[derive(Clone, Debug)]
+enum Change<V> {
+    /// A value went in at `index`, taken from the free list or pushed.
+    Inserted { index: usize, reused: bool },
+    /// The value at `index` was `old`.
+    Replaced { index: usize, old: V },
 }
 
 impl<V> Default for SideStore<V> {
@@ -18,6 +30,7 @@ impl<V> Default for SideStore<V> {
             slots: Vec::new(),
             free: Vec::new(),
             value_bytes: 0,
+            log: None,
         }
     }
 }
@@ -45,23 +58,72 @@ impl<V: Clone> SideStore<V> {
 
     pub(crate) fn insert<O: Operator<Value = V>>(&mut self, v: V, op: &O) -> usize {
         self.value_bytes += op.heap_size(&v);
-        match self.free.pop() {
+        let (index, reused) = match self.free.pop() {
             Some(i) => {
                 self.slots[i] = Some(v);
-                i
+                (i, true)
             }
             None => {
                 self.slots.push(Some(v));
-                self.slots.len() - 1
+                (self.slots.len() - 1, false)
             }
+        };
+        if let Some((log, _, _)) = &mut self.log {
+            log.push(Change::Inserted { index, reused });
         }
+        index
     }
 
     pub(crate) fn replace<O: Operator<Value = V>>(&mut self, i: usize, v: V, op: &O) {
         self.value_bytes += op.heap_size(&v);
         if let Some(old) = self.slots[i].replace(v) {
             self.value_bytes -= op.heap_size(&old);
+            if let Some((log, _, _)) = &mut self.log {
+                log.push(Change::Replaced { index: i, old });
+            }
         }
+    }
+
+    /// Starts recording changes so that [`rollback`](SideStore::rollback)
+    /// can undo them. Removals are not recorded: a batch only inserts.
+    pub(crate) fn begin(&mut self) {
+        self.log = Some((Vec::new(), self.slots.capacity(), self.free.capacity()));
+    }
+
+    /// Stops recording and keeps the changes.
+    pub(crate) fn commit(&mut self) {
+        self.log = None;
+    }
+
+    /// Stops recording and undoes every change since
+    /// [`begin`](SideStore::begin), newest first, leaving the store as it was.
+    pub(crate) fn rollback<O: Operator<Value = V>>(&mut self, op: &O) {
+        let Some((log, slots_capacity, free_capacity)) = self.log.take() else {
+            return;
+        };
+        for change in log.into_iter().rev() {
+            match change {
+                Change::Inserted { index, reused } => {
+                    if let Some(v) = self.slots[index].take() {
+                        self.value_bytes -= op.heap_size(&v);
+                    }
+                    if reused {
+                        self.free.push(index);
+                    } else {
+                        self.slots.pop();
+                    }
+                }
+                Change::Replaced { index, old } => {
+                    self.value_bytes += op.heap_size(&old);
+                    if let Some(v) = self.slots[index].replace(old) {
+                        self.value_bytes -= op.heap_size(&v);
+                    }
+                }
+            }
+        }
+        // Give back what the batch allocated, so the store's size is as before.
+        self.slots.shrink_to(slots_capacity);
+        self.free.shrink_to(free_capacity);
     }
 
     pub(crate) fn remove<O: Operator<Value = V>>(&mut self, i: usize, op: &O) {
@@ -99,6 +161,7 @@ impl<V: Clone> SideStore<V> {
             slots,
             free,
             value_bytes,
+            log: None,
         }
     }
 }

@@ -62,6 +62,13 @@ impl Words {
         v.resize(v.len() + n, 0);
     }
 
+    /// Keeps the first `n` words, releasing the memory of the rest.
+    pub(crate) fn truncate(&mut self, n: usize) {
+        let v = self.owned_mut();
+        v.truncate(n);
+        v.shrink_to_fit();
+    }
+
     fn owned_mut(&mut self) -> &mut Vec<u64> {
         match self {
             Words::Owned(v) => v,
