@@ -723,24 +723,35 @@ impl<O: Operator> Maplet<O> {
 
     /// The table with a batch merged in, in one pass. Packed operators only.
     fn merge_batch(&self, pairs: &[(u64, O::Value)]) -> Result<Table> {
-        // Merge at the current size; only if the result overfills the table,
-        // grow a copy (leaving `self` as it is) and merge again. Counting new
-        // fingerprints first would take every batch key already stored for
-        // a new one.
+        // Grow a copy (leaving `self` as it is) until the merged entries can
+        // fit, then merge; a merge that overfills stops at once, and the copy
+        // grows again. What the merged table must hold at least: the entries
+        // stored, and in a table whose fingerprints all have full length the
+        // distinct fingerprints of the batch (in a grown table one shorter
+        // stored fingerprint may take several of them).
         let mut grown: Option<Table> = None;
+        let mut at_least = self.len();
+        let fits = |t: &Table, n: usize| (n as f64) <= MAX_LOAD * t.canonical() as f64;
         loop {
             let t = grown.as_ref().unwrap_or(&self.table);
-            let mut sorted: Vec<(u64, i64)> = pairs
-                .iter()
-                .map(|(h, v)| (t.sort_key(*h), self.op.pack(v)))
-                .collect();
-            sort_by_key(&mut sorted, t.sort_key_bits());
-            let out = self.merge_sorted_into(t, &sorted)?;
-            if (out.len() as f64) <= MAX_LOAD * t.canonical() as f64 {
-                self.check_memory(out.heap_bytes())?;
-                return Ok(out);
+            if fits(t, at_least) {
+                let mut sorted: Vec<(u64, i64)> = pairs
+                    .iter()
+                    .map(|(h, v)| (t.sort_key(*h), self.op.pack(v)))
+                    .collect();
+                sort_by_key(&mut sorted, t.sort_key_bits());
+                if t.uniform() {
+                    let distinct = 1 + sorted.windows(2).filter(|w| w[0].0 != w[1].0).count();
+                    at_least = at_least.max(distinct);
+                }
+                if fits(t, at_least) {
+                    if let Some(out) = self.merge_sorted_into(t, &sorted)? {
+                        self.check_memory(out.heap_bytes())?;
+                        return Ok(out);
+                    }
+                    at_least = (MAX_LOAD * t.canonical() as f64) as usize + 1;
+                }
             }
-            drop(out);
             let f = self.fbits_after_doubling_of(t);
             self.check_memory(t.bytes_after(2 * t.canonical(), f, t.vbits()))?;
             grown = Some(t.doubled(f, |v| v));
@@ -748,8 +759,10 @@ impl<O: Operator> Maplet<O> {
     }
 
     /// `t` with a batch of `(sort key, packed value)` pairs, sorted by key,
-    /// merged in, in one pass.
-    fn merge_sorted_into(&self, t: &Table, sorted: &[(u64, i64)]) -> Result<Table> {
+    /// merged in, in one pass; `None` as soon as the entries overfill `t`'s
+    /// home slots (past that, each entry would land ever farther from home).
+    fn merge_sorted_into(&self, t: &Table, sorted: &[(u64, i64)]) -> Result<Option<Table>> {
+        let limit = (MAX_LOAD * t.canonical() as f64) as usize;
         let base = self;
         let mut out = Builder::new(t.canonical(), t.fbits(), t.vbits(), t.signed());
         let push = |out: &mut Builder, q: u64, f: u64, v: &O::Value| {
@@ -813,8 +826,11 @@ impl<O: Operator> Maplet<O> {
                 let (f, v) = e.unwrap();
                 push(&mut out, q, *f, v);
             }
+            if out.table().len() > limit {
+                return Ok(None);
+            }
         }
-        Ok(out.finish())
+        Ok(Some(out.finish()))
     }
 
     /// Inserts `keys[i]` with `values[i]` for every `i`, like

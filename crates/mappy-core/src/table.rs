@@ -1056,6 +1056,8 @@ pub(crate) struct Builder {
     table: Table,
     next_free: usize,
     last_q: Option<u64>,
+    /// Blocks `0..settled` have their final spill.
+    settled: usize,
 }
 
 impl Builder {
@@ -1065,7 +1067,22 @@ impl Builder {
             table: Table::new(canonical, fbits, vbits, signed),
             next_free: 0,
             last_q: None,
+            settled: 1,
         }
+    }
+
+    /// Sets the spill of blocks `settled..upto`. Entries arrive in home-slot
+    /// order, so when none to come has its home before block `b`, those
+    /// before it fill every slot from `64 b` up to `next_free`: the spill is
+    /// that many. Each block is set once, whatever the clustering.
+    fn settle(&mut self, upto: usize) {
+        for b in self.settled..upto.min(self.table.nblocks()) {
+            let spill = self.next_free.saturating_sub(b * SLOTS);
+            if spill > 0 {
+                self.table.add_spill(b, spill as i64);
+            }
+        }
+        self.settled = self.settled.max(upto);
     }
 
     /// The table being built (to check widths).
@@ -1080,6 +1097,7 @@ impl Builder {
 
     /// Appends an entry; `v` must fit the table's value width.
     pub(crate) fn push(&mut self, q: u64, field: u64, v: i64) {
+        self.settle(q as usize / SLOTS + 1);
         let t = &mut self.table;
         let pos = if self.last_q == Some(q) {
             t.set_runend(self.next_free - 1, false);
@@ -1095,10 +1113,6 @@ impl Builder {
         t.set_field(pos, field);
         t.set_value(pos, v);
         t.set_runend(pos, true);
-        // Invariant 2: this entry counts for every block start in (q, pos].
-        for b in (q as usize) / SLOTS + 1..=pos / SLOTS {
-            t.add_spill(b, 1);
-        }
         t.len += 1;
         t.len_hist[field_len(field, t.fbits) as usize] += 1;
         self.last_q = Some(q);
@@ -1106,7 +1120,8 @@ impl Builder {
     }
 
     /// The finished table.
-    pub(crate) fn finish(self) -> Table {
+    pub(crate) fn finish(mut self) -> Table {
+        self.settle(self.table.nblocks());
         self.table
     }
 }

@@ -442,3 +442,24 @@ fn bulk_insert_reports_the_failing_pair_and_changes_nothing() {
     assert!(m.to_bytes() == before, "a failed batch changed the maplet");
     assert_eq!((m.len(), m.query_hash(42)), (1, Some(5)));
 }
+
+#[test]
+fn batches_that_outgrow_the_table_merge_whole() {
+    let spread = |i: u64| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (i >> 29);
+    for (expected, first, second) in [
+        (100, 0, 200_000),
+        (50_000, 50_000, 50_000),
+        (50_000, 45_000, 150_000),
+    ] {
+        let mut m = Maplet::new(expected, 0.01, Counter).unwrap();
+        let a: Vec<(u64, i64)> = (0..first).map(|i| (spread(i), 1)).collect();
+        let b: Vec<(u64, i64)> = (first..first + second).map(|i| (spread(i), 2)).collect();
+        m.insert_many_hashes(a).unwrap();
+        m.insert_many_hashes(b).unwrap();
+        m.check_invariants();
+        assert!((0..first).all(|i| m.query_hash(spread(i)).is_some_and(|v| v >= 1)));
+        assert!((first..first + second).all(|i| m.query_hash(spread(i)).is_some_and(|v| v >= 2)));
+        let load = m.len() as f64 / m.capacity() as f64;
+        assert!(load > 0.3 && load <= 0.95, "load {load}");
+    }
+}
