@@ -97,12 +97,61 @@ def test_vector_mismatch_and_overflow_change_nothing():
     assert entries(c, ["a", "b"]) == [1, 2**63 - 1]
 
 
-def test_batch_with_a_failing_merge_keeps_earlier_items():
+def test_batch_with_a_failing_merge_changes_nothing():
     c = mappy.Maplet(10_000, 0.01)
     c.insert("big", 2**63 - 10)
+    before = c.to_bytes()
     pairs = [(f"k{i}", 1) for i in range(2000)] + [("big", 100)] + [(f"after{i}", 1) for i in range(10)]
-    with pytest.raises(OverflowError):
+    with pytest.raises(OverflowError) as info:
         c.batch_insert(pairs)
-    assert all(c.query(f"k{i}") >= 1 for i in range(2000))
-    assert c.query("big") == 2**63 - 10
-    assert sum(c.query(f"after{i}") is not None for i in range(10)) <= 1
+    assert info.value.__notes__ == ["at item 2000 of the batch"]
+    assert c.to_bytes() == before
+    assert len(c) == 1 and c.query("big") == 2**63 - 10
+
+
+def _raises_on_99(a, b):
+    if b == 99:
+        raise RuntimeError("refused")
+    return a + b
+
+
+@pytest.mark.parametrize(
+    "operator, stored, good, bad, error",
+    [
+        (mappy.CounterOperator(), 2**63 - 1, 1, 1, OverflowError),
+        (mappy.CustomOperator(_raises_on_99), 1, 2, 99, RuntimeError),
+        (mappy.SetOperator(), {1}, {2}, 5, TypeError),
+        (mappy.VectorOperator(), [1.0, 2.0], [1.0, 1.0], [1.0], mappy.InvalidValueError),
+        (mappy.MaxOperator(), 1, 2, "text", TypeError),
+        (mappy.MaxOperator(), 1.5, 2.5, {"a": 1}, TypeError),
+        (mappy.MinOperator(), 3, 2, None, TypeError),
+    ],
+)
+@pytest.mark.parametrize("size", [3, 40, 3000])
+def test_failing_batches_change_nothing(operator, stored, good, bad, error, size):
+    """Whatever fails, wherever in the batch: the maplet is as it was, bytes,
+    memory and storage included (a batch that had to move numbers to Python
+    objects moves them back)."""
+    m = mappy.Maplet(50, 0.01, operator)
+    m.insert("stored", stored)
+    before, memory = m.to_bytes(), m.stats().memory_usage
+    pairs = [(f"k{i}", good) for i in range(size)]
+    pairs.insert(size // 2, ("stored", bad))
+    with pytest.raises(error):
+        m.batch_insert(pairs)
+    assert m.to_bytes() == before
+    assert m.stats().memory_usage == memory
+    assert len(m) == 1 and m.query("k0") is None
+    keys, values = zip(*pairs)
+    with pytest.raises(error):
+        m.batch_insert(list(keys), list(values))
+    assert m.to_bytes() == before
+
+
+def test_a_batch_over_the_memory_limit_changes_nothing():
+    m = mappy.Maplet(100, 0.01, memory_limit_mb=1)
+    m.batch_insert([f"a{i}" for i in range(50)], [1] * 50)
+    before = m.to_bytes()
+    with pytest.raises(mappy.MemoryLimitError):
+        m.batch_insert([f"k{i}" for i in range(2_000_000)], [1] * 2_000_000)
+    assert m.to_bytes() == before

@@ -3,6 +3,7 @@ negatives, answers one-sided, most answers exact, and absent keys found at
 about the configured rate."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -100,3 +101,30 @@ def test_false_positive_rate_and_exact_share_at_full_load():
         absent = m.batch_contains(np.arange(n, 3 * n, dtype=np.uint64)).mean()
         assert absent <= 1.25 * rate, absent
         assert m.stats().load_factor > 0.9
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(keys, st.integers(0, 2**40)), max_size=300),
+    st.lists(st.tuples(keys, st.integers(0, 2**40)), min_size=1, max_size=1500),
+    st.integers(0, 10**9),
+    st.integers(10, 400),
+)
+def test_failing_batches_are_all_or_nothing(prefill, batch, at, expected):
+    """A batch with one overflowing item anywhere (through growth and value
+    widening) leaves the maplet byte for byte as it was; without that item it
+    answers like the dict model."""
+    m = mappy.Maplet(expected, 0.01)
+    m.batch_insert(prefill)
+    m.insert(b"\x00big", 2**63 - 1)
+    before = m.to_bytes()
+    bad = list(batch)
+    bad.insert(at % (len(bad) + 1), (b"\x00big", 1))
+    with pytest.raises(OverflowError):
+        m.batch_insert(bad)
+    assert m.to_bytes() == before
+    m.batch_insert(batch)
+    model = {}
+    for k, v in prefill + batch:
+        model[k] = model.get(k, 0) + v
+    assert all(m.query(k) >= v for k, v in model.items())

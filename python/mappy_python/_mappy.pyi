@@ -145,7 +145,7 @@ class Maplet:
     def delete(self, key: _Key, value: Optional[Any] = None) -> bool:
         """Subtracts a count, or removes ``key``'s entry."""
     def batch_insert(self, pairs_or_keys: Iterable[Any], values: Optional[Iterable[Any]] = None) -> None:
-        """Inserts many values at once."""
+        """Inserts many values at once, all or nothing."""
     def batch_query(self, keys: Iterable[_Key]) -> Any:
         """The values of many keys, in order."""
     def batch_contains(self, keys: Iterable[_Key]) -> Any:

@@ -346,6 +346,20 @@ fn classify(v: &Bound<'_, PyAny>) -> Num {
     Num::Other
 }
 
+/// Whether a float holds `i` exactly.
+fn exact_in_f64(i: i64) -> bool {
+    (i as f64) as i64 == i && i.unsigned_abs() <= 1 << 53
+}
+
+/// A batch's error, noting which item failed.
+fn batch_error(py: Python<'_>, index: usize, e: core::MapletError) -> PyErr {
+    let err = map_err(py, e);
+    let _ = err
+        .value(py)
+        .call_method1("add_note", (format!("at item {index} of the batch"),));
+    err
+}
+
 fn f32_array(v: &Bound<'_, PyAny>) -> bool {
     v.extract::<PyReadonlyArray1<'_, f32>>().is_ok()
 }
@@ -455,6 +469,12 @@ impl Inner {
 
     /// Moves a numeric max/min maplet to Python-object storage.
     fn convert_to_objects(&mut self, py: Python<'_>) -> PyResult<()> {
+        self.replace_with_objects(py).map(drop)
+    }
+
+    /// Moves a numeric max/min maplet to Python-object storage and returns
+    /// the numeric one it replaced (`None` if there was nothing to move).
+    fn replace_with_objects(&mut self, py: Python<'_>) -> PyResult<Option<Inner>> {
         let obj = |v: PyResult<Bound<'_, PyAny>>| -> core::Result<PyObj> {
             v.map(|b| PyObj(b.unbind()))
                 .map_err(|e| core::MapletError::Operator(Box::new(e)))
@@ -492,10 +512,97 @@ impl Inner {
                     .map(|b| b.into_any())
                     .map_err(Into::into))
             }),
-            _ => return Ok(()),
+            _ => return Ok(None),
         };
-        *self = Inner::Obj(converted.map_err(|e| map_err(py, e))?);
-        Ok(())
+        let converted = Inner::Obj(converted.map_err(|e| map_err(py, e))?);
+        Ok(Some(std::mem::replace(self, converted)))
+    }
+
+    /// Changes the storage, if `value` needs it, to one that can hold
+    /// `value` as well as everything stored (numbers to Python objects; an
+    /// empty maplet's first value chooses floats or float32 vectors), as
+    /// [`insert`](Inner::insert) would; answers do not change. Returns the
+    /// storage it replaced. `first`: the maplet is empty and `value` is the
+    /// first of its batch.
+    fn adapt(
+        &mut self,
+        py: Python<'_>,
+        value: &Bound<'_, PyAny>,
+        first: bool,
+    ) -> PyResult<Option<Inner>> {
+        let new = match (&*self, classify(value)) {
+            (Inner::MaxI(_) | Inner::MinI(_), Num::Int(_)) => return Ok(None),
+            (Inner::MaxI(_) | Inner::MinI(_), Num::Float(_)) if first => {
+                let opts = self.options();
+                let (n, rate) = self.sizing();
+                let new = match self {
+                    Inner::MaxI(_) => M::with_options(n, rate, Max::new(), opts).map(Inner::MaxF),
+                    _ => M::with_options(n, rate, Min::new(), opts).map(Inner::MinF),
+                };
+                new.map_err(|e| map_err(py, e))?
+            }
+            (Inner::MaxI(_) | Inner::MinI(_), _) => return self.replace_with_objects(py),
+            (Inner::MaxF(_) | Inner::MinF(_), Num::Float(_)) => return Ok(None),
+            (Inner::MaxF(_) | Inner::MinF(_), Num::Int(i)) if exact_in_f64(i) => return Ok(None),
+            (Inner::MaxF(_) | Inner::MinF(_), _) => return self.replace_with_objects(py),
+            (Inner::VecF64(m), _) if first && f32_array(value) => {
+                let (opts, n, rate) = (m.options(), m.expected_items(), m.false_positive_rate());
+                Inner::VecF32(
+                    M::with_options(n, rate, VectorAdd::new(), opts).map_err(|e| map_err(py, e))?,
+                )
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(std::mem::replace(self, new)))
+    }
+
+    /// Inserts `values` under `hashes`, all or nothing: every value is
+    /// converted for the current storage first (which [`adapt`](Inner::adapt)
+    /// chose), then the core inserts them as one batch.
+    fn insert_all(
+        &mut self,
+        py: Python<'_>,
+        hashes: Vec<u64>,
+        values: &[Bound<'_, PyAny>],
+    ) -> PyResult<()> {
+        fn pairs<T>(
+            hashes: Vec<u64>,
+            values: &[Bound<'_, PyAny>],
+            f: impl Fn(&Bound<'_, PyAny>) -> PyResult<T>,
+        ) -> PyResult<Vec<(u64, T)>> {
+            hashes
+                .into_iter()
+                .zip(values)
+                .map(|(h, v)| Ok((h, f(v)?)))
+                .collect()
+        }
+        let int = |v: &Bound<'_, PyAny>| match classify(v) {
+            Num::Int(i) => Ok(i),
+            _ => Err(PyTypeError::new_err("expected an int")),
+        };
+        let float = |v: &Bound<'_, PyAny>| match classify(v) {
+            Num::Float(f) => Ok(f),
+            Num::Int(i) if exact_in_f64(i) => Ok(i as f64),
+            _ => Err(PyTypeError::new_err("expected a float")),
+        };
+        let r = match self {
+            Inner::Counter(m) => m.insert_many_hashes(pairs(hashes, values, |v| {
+                v.extract::<i64>().map_err(counter_value_error)
+            })?),
+            Inner::MaxI(m) => m.insert_many_hashes(pairs(hashes, values, int)?),
+            Inner::MinI(m) => m.insert_many_hashes(pairs(hashes, values, int)?),
+            Inner::MaxF(m) => m.insert_many_hashes(pairs(hashes, values, float)?),
+            Inner::MinF(m) => m.insert_many_hashes(pairs(hashes, values, float)?),
+            Inner::VecF32(m) => m.insert_many_hashes(pairs(hashes, values, to_vector::<f32>)?),
+            Inner::VecF64(m) => m.insert_many_hashes(pairs(hashes, values, to_vector::<f64>)?),
+            Inner::Obj(m) => {
+                let set = m.operator().kind == ObjKind::Set;
+                m.insert_many_hashes(pairs(hashes, values, |v| {
+                    Ok(PyObj(if set { to_set(v)? } else { v.clone().unbind() }))
+                })?)
+            }
+        };
+        r.map_err(|(i, e)| batch_error(py, i, e))
     }
 
     fn insert(&mut self, py: Python<'_>, h: u64, value: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -532,9 +639,7 @@ impl Inner {
             Inner::MaxF(_) | Inner::MinF(_) => {
                 let v = match classify(value) {
                     Num::Float(f) => Some(f),
-                    Num::Int(i) if (i as f64) as i64 == i && i.unsigned_abs() <= 1 << 53 => {
-                        Some(i as f64)
-                    }
+                    Num::Int(i) if exact_in_f64(i) => Some(i as f64),
                     _ => None,
                 };
                 match (v, &mut *self) {
@@ -1246,9 +1351,10 @@ impl Maplet {
     ///
     /// Inserts many values at once: an iterable of ``(key, value)`` pairs, or
     /// keys and values as two sequences or NumPy arrays. Input is converted
-    /// first (a bad key or value raises before anything is inserted); for
-    /// counters and numeric max/min the work then runs without the GIL. If a
-    /// merge fails mid-batch, the items before it stay inserted.
+    /// first; for counters and numeric max/min the work then runs without
+    /// the GIL. All or nothing: if any item fails (a bad key or value, an
+    /// overflow, a merge function's error, the memory limit), the exception
+    /// notes which item, and the maplet is exactly as it was.
     ///
     /// >>> m = Maplet(100, 0.01); m.batch_insert([("a", 1), ("b", 2)]); m.batch_insert(["a"], [4])
     /// >>> m.batch_query(["a", "b"])
@@ -1822,13 +1928,7 @@ impl Maplet {
                 Inner::MinI(m) => m.insert_many_hashes(pairs),
                 _ => unreachable!("checked above"),
             });
-            return r.map_err(|(i, e)| {
-                let err = map_err(py, e);
-                let _ = err
-                    .value(py)
-                    .call_method1("add_note", (format!("at item {i} of the batch"),));
-                err
-            });
+            return r.map_err(|(i, e)| batch_error(py, i, e));
         }
         let floats: Option<Vec<f64>> = match (&values, &*self.lock(py)?) {
             (ValuesIn::Objects(vs), Inner::MaxF(_) | Inner::MinF(_)) => vs
@@ -1847,17 +1947,40 @@ impl Maplet {
                 Inner::MinF(m) => m.insert_many_hashes(pairs),
                 _ => unreachable!("checked above"),
             });
-            return r.map_err(|(_, e)| map_err(py, e));
+            return r.map_err(|(i, e)| batch_error(py, i, e));
         }
-        // Everything else, one by one while attached.
+        // Everything else while attached (merges may call Python), all or
+        // nothing: first the storage every value needs, then one core batch.
+        // If anything fails, the storage the maplet had comes back.
         let ValuesIn::Objects(vs) = values else {
             unreachable!("ints are handled above")
         };
         let mut state = self.lock(py)?;
-        for (h, v) in hashes.into_iter().zip(vs) {
-            state.insert(py, h, &v)?;
+        let empty = state.is_empty();
+        let mut original: Option<Inner> = None;
+        let mut r = Ok(());
+        for (i, v) in vs.iter().enumerate() {
+            match state.adapt(py, v, empty && i == 0) {
+                Ok(replaced) => {
+                    if original.is_none() {
+                        original = replaced;
+                    }
+                }
+                Err(e) => {
+                    r = Err(e);
+                    break;
+                }
+            }
         }
-        Ok(())
+        if r.is_ok() {
+            r = state.insert_all(py, hashes, &vs);
+        }
+        if r.is_err() {
+            if let Some(original) = original {
+                *state = original;
+            }
+        }
+        r
     }
 }
 
