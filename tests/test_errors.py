@@ -155,3 +155,16 @@ def test_a_batch_over_the_memory_limit_changes_nothing():
     with pytest.raises(mappy.MemoryLimitError):
         m.batch_insert([f"k{i}" for i in range(2_000_000)], [1] * 2_000_000)
     assert m.to_bytes() == before
+
+
+def test_a_failed_kmer_count_changes_nothing(tmp_path):
+    m = mappy.Maplet(50_000, 0.001)
+    mappy.count_kmers(m, ["ACGTTGCAAGGCTTAACCGGTTAACGATCGATCGGATC" * 50], 21)
+    before = m.to_bytes()
+    # More good reads than the parser hands over at once, then a broken one.
+    read = "ACGGTCATTGACCATGGTACCAGTTGACGTACGATGCATGCAAGTCCGTA" * 100
+    path = tmp_path / "broken.fq"
+    path.write_text(f"@r\n{read}\n+\n{'I' * len(read)}\n" * 400 + "@bad\nACGT\n")
+    with pytest.raises(mappy.MapletError, match="broken.fq"):
+        mappy.count_kmers(m, str(path), 21)
+    assert m.to_bytes() == before

@@ -138,11 +138,12 @@ pub fn canonical_kmer(kmer: &str) -> Option<String> {
     Some(if rc < up { rc } else { up })
 }
 
-/// Counts the k-mers of `sequences` into `maplet`, in batches.
+/// Counts the k-mers of `sequences` into `maplet`, in batches, all or
+/// nothing.
 ///
 /// # Errors
 /// [`MapletError::InvalidParameter`] for k outside 1 to 32; the maplet's
-/// insert errors (memory limit, overflow).
+/// insert errors (memory limit, overflow). The maplet is then as it was.
 pub fn count_sequences<'a>(
     maplet: &mut Maplet<Counter>,
     sequences: impl IntoIterator<Item = &'a [u8]>,
@@ -150,6 +151,15 @@ pub fn count_sequences<'a>(
     canonical: bool,
 ) -> Result<KmerStats> {
     check_k(k)?;
+    maplet.atomically(|maplet| count_sequences_into(maplet, sequences, k, canonical))
+}
+
+fn count_sequences_into<'a>(
+    maplet: &mut Maplet<Counter>,
+    sequences: impl IntoIterator<Item = &'a [u8]>,
+    k: usize,
+    canonical: bool,
+) -> Result<KmerStats> {
     let seed = maplet.seed();
     let mut stats = KmerStats::default();
     let mut batch = Vec::new();
@@ -167,15 +177,17 @@ pub fn count_sequences<'a>(
     Ok(stats)
 }
 
-/// Counts the k-mers of FASTA/FASTQ files (plain or gzip) into `maplet`.
-/// One thread parses; `threads` workers (all cores when `None`) turn
-/// sequences into hashes; batches merge into the maplet in one pass each.
+/// Counts the k-mers of FASTA/FASTQ files (plain or gzip) into `maplet`,
+/// all or nothing. One thread parses; `threads` workers (all cores when
+/// `None`) turn sequences into hashes; batches merge into the maplet in one
+/// pass each. Until the count ends, the table the maplet had before it is
+/// kept, to go back to on error (an empty new maplet's table costs no
+/// memory: its pages were never touched).
 ///
 /// # Errors
 /// [`MapletError::InvalidParameter`] naming the file (and the record where
 /// the parser says) for unreadable or malformed input; k out of range; the
-/// maplet's insert errors. On error the maplet may hold the k-mers of the
-/// batches merged before it.
+/// maplet's insert errors. The maplet is then as it was.
 pub fn count_files(
     maplet: &mut Maplet<Counter>,
     paths: &[PathBuf],
@@ -196,53 +208,55 @@ pub fn count_files(
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     let seed = maplet.seed();
-    std::thread::scope(|scope| {
-        let (seq_tx, seq_rx) = mpsc::sync_channel::<Vec<Vec<u8>>>(workers);
-        let seq_rx = std::sync::Arc::new(std::sync::Mutex::new(seq_rx));
-        let (hash_tx, hash_rx) = mpsc::sync_channel::<(Vec<(u64, i64)>, KmerStats)>(workers);
-        let reader = scope.spawn(move || -> Result<()> {
-            for path in paths {
-                read_file(path, &seq_tx)?;
-            }
-            Ok(())
-        });
-        for _ in 0..workers {
-            let rx = seq_rx.clone();
-            let tx = hash_tx.clone();
-            scope.spawn(move || loop {
-                let Ok(chunk) = rx.lock().expect("reader lock").recv() else {
-                    return;
-                };
-                let mut stats = KmerStats::default();
-                let mut out = Vec::with_capacity(chunk.iter().map(|s| s.len()).sum());
-                for seq in &chunk {
-                    for_each_kmer(seq, k, canonical, &mut stats, |p| {
-                        out.push((hash_packed(p, k, seed), 1))
-                    });
+    maplet.atomically(|maplet| {
+        std::thread::scope(|scope| {
+            let (seq_tx, seq_rx) = mpsc::sync_channel::<Vec<Vec<u8>>>(workers);
+            let seq_rx = std::sync::Arc::new(std::sync::Mutex::new(seq_rx));
+            let (hash_tx, hash_rx) = mpsc::sync_channel::<(Vec<(u64, i64)>, KmerStats)>(workers);
+            let reader = scope.spawn(move || -> Result<()> {
+                for path in paths {
+                    read_file(path, &seq_tx)?;
                 }
-                if tx.send((out, stats)).is_err() {
-                    return;
-                }
+                Ok(())
             });
-        }
-        drop(hash_tx);
-        let mut stats = KmerStats::default();
-        let mut pending: Vec<(u64, i64)> = Vec::new();
-        let mut result = Ok(());
-        for (hashes, s) in hash_rx {
-            stats += s;
-            pending.extend(hashes);
-            if result.is_ok() && pending.len() >= 1 << 23 {
-                result = maplet
-                    .insert_many_hashes(std::mem::take(&mut pending))
-                    .map_err(|(_, e)| e);
+            for _ in 0..workers {
+                let rx = seq_rx.clone();
+                let tx = hash_tx.clone();
+                scope.spawn(move || loop {
+                    let Ok(chunk) = rx.lock().expect("reader lock").recv() else {
+                        return;
+                    };
+                    let mut stats = KmerStats::default();
+                    let mut out = Vec::with_capacity(chunk.iter().map(|s| s.len()).sum());
+                    for seq in &chunk {
+                        for_each_kmer(seq, k, canonical, &mut stats, |p| {
+                            out.push((hash_packed(p, k, seed), 1))
+                        });
+                    }
+                    if tx.send((out, stats)).is_err() {
+                        return;
+                    }
+                });
             }
-        }
-        if result.is_ok() {
-            result = maplet.insert_many_hashes(pending).map_err(|(_, e)| e);
-        }
-        reader.join().expect("the reader thread does not panic")?;
-        result.map(|()| stats)
+            drop(hash_tx);
+            let mut stats = KmerStats::default();
+            let mut pending: Vec<(u64, i64)> = Vec::new();
+            let mut result = Ok(());
+            for (hashes, s) in hash_rx {
+                stats += s;
+                pending.extend(hashes);
+                if result.is_ok() && pending.len() >= 1 << 23 {
+                    result = maplet
+                        .insert_many_hashes(std::mem::take(&mut pending))
+                        .map_err(|(_, e)| e);
+                }
+            }
+            if result.is_ok() {
+                result = maplet.insert_many_hashes(pending).map_err(|(_, e)| e);
+            }
+            reader.join().expect("the reader thread does not panic")?;
+            result.map(|()| stats)
+        })
     })
 }
 

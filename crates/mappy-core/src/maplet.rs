@@ -440,11 +440,19 @@ impl<O: Operator> Maplet<O> {
 
     /// Runs `f` as one all-or-nothing batch of inserts: if it fails, every
     /// change it made to the table and the side store is undone, newest
-    /// first, and the maplet is exactly as it was.
-    fn atomically<T>(
+    /// first, and the maplet is exactly as it was. Inside an open batch, `f`
+    /// just runs: the outer batch undoes everything if it fails.
+    ///
+    /// `f` may only insert (`insert_hash`, `insert_many_hashes`). The first
+    /// time the table is rebuilt (a doubling, a value widening, a one-pass
+    /// merge) the old table is kept until the batch ends.
+    pub(crate) fn atomically<T, E>(
         &mut self,
-        f: impl FnOnce(&mut Self) -> std::result::Result<T, (usize, MapletError)>,
-    ) -> std::result::Result<T, (usize, MapletError)> {
+        f: impl FnOnce(&mut Self) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        if self.journal.is_some() {
+            return f(self);
+        }
         self.journal = Some(Box::new(Journal {
             steps: Vec::new(),
             saved: None,
@@ -702,7 +710,7 @@ impl<O: Operator> Maplet<O> {
         // inserting its pairs one by one.
         if O::PACKED && pairs.len() >= 1024 && pairs.len() * 32 >= self.len() {
             if let Ok(table) = self.merge_batch(&pairs) {
-                self.table = table;
+                self.replace_table(table);
                 return Ok(());
             }
             // A pair that fails to merge, or the memory limit: the one-by-one

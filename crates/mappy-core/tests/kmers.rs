@@ -127,3 +127,40 @@ fn files_plain_gzip_fasta_fastq_and_threads_agree() {
     assert!(count_sequences(&mut m, [&b"ACGT"[..]], 33, true).is_err());
     std::fs::remove_dir_all(fa.parent().unwrap()).unwrap();
 }
+
+#[test]
+fn a_failed_count_changes_nothing() {
+    let mut m = Maplet::new(50_000, 0.001, Counter).unwrap();
+    count_sequences(&mut m, [&random_dna(20_000, 1)[..]], 21, true).unwrap();
+    let before = m.to_bytes();
+    // Good records, more than the parser sends to the counters at once,
+    // then one whose quality line is missing.
+    let path = temp("broken.fq");
+    let mut text = String::new();
+    for i in 0..400 {
+        let good = String::from_utf8(random_dna(5_000, 2 + i)).unwrap();
+        text += &format!("@r{i}\n{good}\n+\n{}\n", "I".repeat(good.len()));
+    }
+    text += "@bad\nACGTACGT\n";
+    std::fs::write(&path, text).unwrap();
+    let err = count_files(&mut m, std::slice::from_ref(&path), 21, true, Some(2)).unwrap_err();
+    assert!(err.to_string().contains("broken.fq"), "{err}");
+    assert!(m.to_bytes() == before, "a failed count changed the maplet");
+    // k out of range, and the memory limit reached part-way.
+    assert!(count_sequences(&mut m, [&b"ACGT"[..]], 33, true).is_err());
+    let seqs: Vec<Vec<u8>> = (0..3).map(|i| random_dna(2_000_000, i)).collect();
+    let limited = &mut Maplet::with_options(
+        1000,
+        0.001,
+        Counter,
+        mappy_core::Options {
+            memory_limit: Some(200_000),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    limited.insert(&"x", 5).unwrap();
+    let limited_before = limited.to_bytes();
+    assert!(count_sequences(limited, seqs.iter().map(|s| &s[..]), 21, true).is_err());
+    assert!(limited.to_bytes() == limited_before);
+}
