@@ -1097,7 +1097,10 @@ impl Builder {
 
     /// Appends an entry; `v` must fit the table's value width.
     pub(crate) fn push(&mut self, q: u64, field: u64, v: i64) {
-        self.settle(q as usize / SLOTS + 1);
+        let home_block = q as usize / SLOTS;
+        if home_block >= self.settled {
+            self.settle(home_block + 1);
+        }
         let t = &mut self.table;
         let pos = if self.last_q == Some(q) {
             t.set_runend(self.next_free - 1, false);
