@@ -207,56 +207,64 @@ pub fn count_files(
     let workers = threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
+    maplet.atomically(|maplet| count_files_into(maplet, paths, k, canonical, workers))
+}
+
+fn count_files_into(
+    maplet: &mut Maplet<Counter>,
+    paths: &[PathBuf],
+    k: usize,
+    canonical: bool,
+    workers: usize,
+) -> Result<KmerStats> {
     let seed = maplet.seed();
-    maplet.atomically(|maplet| {
-        std::thread::scope(|scope| {
-            let (seq_tx, seq_rx) = mpsc::sync_channel::<Vec<Vec<u8>>>(workers);
-            let seq_rx = std::sync::Arc::new(std::sync::Mutex::new(seq_rx));
-            let (hash_tx, hash_rx) = mpsc::sync_channel::<(Vec<(u64, i64)>, KmerStats)>(workers);
-            let reader = scope.spawn(move || -> Result<()> {
-                for path in paths {
-                    read_file(path, &seq_tx)?;
+    std::thread::scope(|scope| {
+        let (seq_tx, seq_rx) = mpsc::sync_channel::<Vec<Vec<u8>>>(workers);
+        let seq_rx = std::sync::Arc::new(std::sync::Mutex::new(seq_rx));
+        let (hash_tx, hash_rx) = mpsc::sync_channel::<(Vec<(u64, i64)>, KmerStats)>(workers);
+        let reader = scope.spawn(move || -> Result<()> {
+            for path in paths {
+                read_file(path, &seq_tx)?;
+            }
+            Ok(())
+        });
+        for _ in 0..workers {
+            let rx = seq_rx.clone();
+            let tx = hash_tx.clone();
+            scope.spawn(move || loop {
+                let Ok(chunk) = rx.lock().expect("reader lock").recv() else {
+                    return;
+                };
+                let mut stats = KmerStats::default();
+                let mut out = Vec::with_capacity(chunk.iter().map(|s| s.len()).sum());
+                for seq in &chunk {
+                    for_each_kmer(seq, k, canonical, &mut stats, |p| {
+                        out.push((hash_packed(p, k, seed), 1))
+                    });
                 }
-                Ok(())
+                if tx.send((out, stats)).is_err() {
+                    return;
+                }
             });
-            for _ in 0..workers {
-                let rx = seq_rx.clone();
-                let tx = hash_tx.clone();
-                scope.spawn(move || loop {
-                    let Ok(chunk) = rx.lock().expect("reader lock").recv() else {
-                        return;
-                    };
-                    let mut stats = KmerStats::default();
-                    let mut out = Vec::with_capacity(chunk.iter().map(|s| s.len()).sum());
-                    for seq in &chunk {
-                        for_each_kmer(seq, k, canonical, &mut stats, |p| {
-                            out.push((hash_packed(p, k, seed), 1))
-                        });
-                    }
-                    if tx.send((out, stats)).is_err() {
-                        return;
-                    }
-                });
+        }
+        drop(hash_tx);
+        let mut stats = KmerStats::default();
+        let mut pending: Vec<(u64, i64)> = Vec::new();
+        let mut result = Ok(());
+        for (hashes, s) in hash_rx {
+            stats += s;
+            pending.extend(hashes);
+            if result.is_ok() && pending.len() >= 1 << 23 {
+                result = maplet
+                    .insert_many_hashes(std::mem::take(&mut pending))
+                    .map_err(|(_, e)| e);
             }
-            drop(hash_tx);
-            let mut stats = KmerStats::default();
-            let mut pending: Vec<(u64, i64)> = Vec::new();
-            let mut result = Ok(());
-            for (hashes, s) in hash_rx {
-                stats += s;
-                pending.extend(hashes);
-                if result.is_ok() && pending.len() >= 1 << 23 {
-                    result = maplet
-                        .insert_many_hashes(std::mem::take(&mut pending))
-                        .map_err(|(_, e)| e);
-                }
-            }
-            if result.is_ok() {
-                result = maplet.insert_many_hashes(pending).map_err(|(_, e)| e);
-            }
-            reader.join().expect("the reader thread does not panic")?;
-            result.map(|()| stats)
-        })
+        }
+        if result.is_ok() {
+            result = maplet.insert_many_hashes(pending).map_err(|(_, e)| e);
+        }
+        reader.join().expect("the reader thread does not panic")?;
+        result.map(|()| stats)
     })
 }
 

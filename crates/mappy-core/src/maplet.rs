@@ -469,10 +469,7 @@ impl<O: Operator> Maplet<O> {
             self.table = t;
         }
         for step in journal.steps.into_iter().rev() {
-            let (h, old) = match step {
-                Step::Created(h) => (h, None),
-                Step::Replaced(h, bits) => (h, Some(bits)),
-            };
+            let (Step::Created(h) | Step::Replaced(h, _)) = step;
             let (q, f) = self.table.locate(h);
             // Undoing newest first, the table is as it was right after this
             // step, so the step's entry is the best match for its hash.
@@ -480,9 +477,9 @@ impl<O: Operator> Maplet<O> {
                 .table
                 .best_match(q, f)
                 .expect("journal: the entry a step made is present");
-            match old {
-                None => self.table.remove(q, s),
-                Some(bits) => self.table.set_value(s, bits),
+            match step {
+                Step::Created(_) => self.table.remove(q, s),
+                Step::Replaced(_, bits) => self.table.set_value(s, bits),
             }
         }
         self.table.truncate_blocks(journal.nblocks);
