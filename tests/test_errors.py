@@ -168,3 +168,16 @@ def test_a_failed_kmer_count_changes_nothing(tmp_path):
     with pytest.raises(mappy.MapletError, match="broken.fq"):
         mappy.count_kmers(m, str(path), 21)
     assert m.to_bytes() == before
+
+
+@pytest.mark.parametrize("stored, bad", [(1, "text"), (1.5, {"a": 1}), (2**40, [1])])
+def test_a_failing_insert_keeps_the_storage(stored, bad):
+    """A value that needs Python-object storage and then fails to merge
+    leaves the numbers stored as numbers."""
+    m = mappy.Maplet(100, 0.01, mappy.MaxOperator())
+    m.insert("x", stored)
+    before = m.to_bytes()
+    with pytest.raises(TypeError):
+        m.insert("x", bad)
+    assert m.to_bytes() == before
+    assert m.query("x") == stored

@@ -346,6 +346,37 @@ fn classify(v: &Bound<'_, PyAny>) -> Num {
     Num::Other
 }
 
+/// A counter's value.
+fn as_count(v: &Bound<'_, PyAny>) -> PyResult<i64> {
+    v.extract::<i64>().map_err(counter_value_error)
+}
+
+/// A value for integer max/min storage (which [`Inner::adapt`] chose).
+fn as_int(v: &Bound<'_, PyAny>) -> PyResult<i64> {
+    match classify(v) {
+        Num::Int(i) => Ok(i),
+        _ => Err(PyTypeError::new_err("expected an int")),
+    }
+}
+
+/// A value for float max/min storage: a float, or an int it holds exactly.
+fn as_float(v: &Bound<'_, PyAny>) -> PyResult<f64> {
+    match classify(v) {
+        Num::Float(f) => Ok(f),
+        Num::Int(i) if exact_in_f64(i) => Ok(i as f64),
+        _ => Err(PyTypeError::new_err("expected a float")),
+    }
+}
+
+/// A value kept as a Python object: sets as frozensets, others as they are.
+fn as_obj(op: &PyOp, v: &Bound<'_, PyAny>) -> PyResult<PyObj> {
+    Ok(PyObj(if op.kind == ObjKind::Set {
+        to_set(v)?
+    } else {
+        v.clone().unbind()
+    }))
+}
+
 /// Whether a float holds `i` exactly.
 fn exact_in_f64(i: i64) -> bool {
     (i as f64) as i64 == i && i.unsigned_abs() <= 1 << 53
@@ -530,22 +561,31 @@ impl Inner {
         value: &Bound<'_, PyAny>,
         first: bool,
     ) -> PyResult<Option<Inner>> {
-        let new = match (&*self, classify(value)) {
-            (Inner::MaxI(_) | Inner::MinI(_), Num::Int(_)) => return Ok(None),
-            (Inner::MaxI(_) | Inner::MinI(_), Num::Float(_)) if first => {
-                let opts = self.options();
-                let (n, rate) = self.sizing();
-                let new = match self {
-                    Inner::MaxI(_) => M::with_options(n, rate, Max::new(), opts).map(Inner::MaxF),
-                    _ => M::with_options(n, rate, Min::new(), opts).map(Inner::MinF),
-                };
-                new.map_err(|e| map_err(py, e))?
-            }
-            (Inner::MaxI(_) | Inner::MinI(_), _) => return self.replace_with_objects(py),
-            (Inner::MaxF(_) | Inner::MinF(_), Num::Float(_)) => return Ok(None),
-            (Inner::MaxF(_) | Inner::MinF(_), Num::Int(i)) if exact_in_f64(i) => return Ok(None),
-            (Inner::MaxF(_) | Inner::MinF(_), _) => return self.replace_with_objects(py),
-            (Inner::VecF64(m), _) if first && f32_array(value) => {
+        let numeric_max_min = matches!(
+            self,
+            Inner::MaxI(_) | Inner::MinI(_) | Inner::MaxF(_) | Inner::MinF(_)
+        );
+        let new = match self {
+            _ if numeric_max_min => match (&*self, classify(value)) {
+                (Inner::MaxI(_) | Inner::MinI(_), Num::Int(_)) => return Ok(None),
+                (Inner::MaxI(_) | Inner::MinI(_), Num::Float(_)) if first => {
+                    let opts = self.options();
+                    let (n, rate) = self.sizing();
+                    let new = match self {
+                        Inner::MaxI(_) => {
+                            M::with_options(n, rate, Max::new(), opts).map(Inner::MaxF)
+                        }
+                        _ => M::with_options(n, rate, Min::new(), opts).map(Inner::MinF),
+                    };
+                    new.map_err(|e| map_err(py, e))?
+                }
+                (Inner::MaxF(_) | Inner::MinF(_), Num::Float(_)) => return Ok(None),
+                (Inner::MaxF(_) | Inner::MinF(_), Num::Int(i)) if exact_in_f64(i) => {
+                    return Ok(None)
+                }
+                _ => return self.replace_with_objects(py),
+            },
+            Inner::VecF64(m) if first && f32_array(value) => {
                 let (opts, n, rate) = (m.options(), m.expected_items(), m.false_positive_rate());
                 Inner::VecF32(
                     M::with_options(n, rate, VectorAdd::new(), opts).map_err(|e| map_err(py, e))?,
@@ -576,101 +616,46 @@ impl Inner {
                 .map(|(h, v)| Ok((h, f(v)?)))
                 .collect()
         }
-        let int = |v: &Bound<'_, PyAny>| match classify(v) {
-            Num::Int(i) => Ok(i),
-            _ => Err(PyTypeError::new_err("expected an int")),
-        };
-        let float = |v: &Bound<'_, PyAny>| match classify(v) {
-            Num::Float(f) => Ok(f),
-            Num::Int(i) if exact_in_f64(i) => Ok(i as f64),
-            _ => Err(PyTypeError::new_err("expected a float")),
-        };
         let r = match self {
-            Inner::Counter(m) => m.insert_many_hashes(pairs(hashes, values, |v| {
-                v.extract::<i64>().map_err(counter_value_error)
-            })?),
-            Inner::MaxI(m) => m.insert_many_hashes(pairs(hashes, values, int)?),
-            Inner::MinI(m) => m.insert_many_hashes(pairs(hashes, values, int)?),
-            Inner::MaxF(m) => m.insert_many_hashes(pairs(hashes, values, float)?),
-            Inner::MinF(m) => m.insert_many_hashes(pairs(hashes, values, float)?),
+            Inner::Counter(m) => m.insert_many_hashes(pairs(hashes, values, as_count)?),
+            Inner::MaxI(m) => m.insert_many_hashes(pairs(hashes, values, as_int)?),
+            Inner::MinI(m) => m.insert_many_hashes(pairs(hashes, values, as_int)?),
+            Inner::MaxF(m) => m.insert_many_hashes(pairs(hashes, values, as_float)?),
+            Inner::MinF(m) => m.insert_many_hashes(pairs(hashes, values, as_float)?),
             Inner::VecF32(m) => m.insert_many_hashes(pairs(hashes, values, to_vector::<f32>)?),
             Inner::VecF64(m) => m.insert_many_hashes(pairs(hashes, values, to_vector::<f64>)?),
             Inner::Obj(m) => {
-                let set = m.operator().kind == ObjKind::Set;
-                m.insert_many_hashes(pairs(hashes, values, |v| {
-                    Ok(PyObj(if set { to_set(v)? } else { v.clone().unbind() }))
-                })?)
+                let op = m.operator().clone();
+                m.insert_many_hashes(pairs(hashes, values, |v| as_obj(&op, v))?)
             }
         };
         r.map_err(|(i, e)| batch_error(py, i, e))
     }
 
+    /// Inserts one value, changing the storage first if it needs to; if
+    /// the insert fails, the storage the maplet had comes back.
     fn insert(&mut self, py: Python<'_>, h: u64, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let original = self.adapt(py, value, self.is_empty())?;
+        let r = self.insert_adapted(py, h, value);
+        if let (Err(_), Some(original)) = (&r, original) {
+            *self = original;
+        }
+        r
+    }
+
+    /// Inserts a value the storage can hold (see [`adapt`](Inner::adapt)).
+    fn insert_adapted(&mut self, py: Python<'_>, h: u64, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let r = match self {
-            Inner::Counter(m) => {
-                m.insert_hash(h, value.extract::<i64>().map_err(counter_value_error)?)
-            }
-            Inner::MaxI(_) | Inner::MinI(_) => match classify(value) {
-                Num::Int(v) => match self {
-                    Inner::MaxI(m) => m.insert_hash(h, v),
-                    Inner::MinI(m) => m.insert_hash(h, v),
-                    _ => unreachable!(),
-                },
-                Num::Float(_) if self.is_empty() => {
-                    let opts = self.options();
-                    let (n, rate) = self.sizing();
-                    *self = match self {
-                        Inner::MaxI(_) => Inner::MaxF(
-                            M::with_options(n, rate, Max::new(), opts)
-                                .map_err(|e| map_err(py, e))?,
-                        ),
-                        _ => Inner::MinF(
-                            M::with_options(n, rate, Min::new(), opts)
-                                .map_err(|e| map_err(py, e))?,
-                        ),
-                    };
-                    return self.insert(py, h, value);
-                }
-                _ => {
-                    self.convert_to_objects(py)?;
-                    return self.insert(py, h, value);
-                }
-            },
-            Inner::MaxF(_) | Inner::MinF(_) => {
-                let v = match classify(value) {
-                    Num::Float(f) => Some(f),
-                    Num::Int(i) if exact_in_f64(i) => Some(i as f64),
-                    _ => None,
-                };
-                match (v, &mut *self) {
-                    (Some(v), Inner::MaxF(m)) => m.insert_hash(h, v),
-                    (Some(v), Inner::MinF(m)) => m.insert_hash(h, v),
-                    _ => {
-                        self.convert_to_objects(py)?;
-                        return self.insert(py, h, value);
-                    }
-                }
-            }
-            Inner::VecF64(m) => {
-                if m.is_empty() && f32_array(value) {
-                    let (opts, n, rate) =
-                        (m.options(), m.expected_items(), m.false_positive_rate());
-                    *self = Inner::VecF32(
-                        M::with_options(n, rate, VectorAdd::new(), opts)
-                            .map_err(|e| map_err(py, e))?,
-                    );
-                    return self.insert(py, h, value);
-                }
-                m.insert_hash(h, to_vector::<f64>(value)?)
-            }
+            Inner::Counter(m) => m.insert_hash(h, as_count(value)?),
+            Inner::MaxI(m) => m.insert_hash(h, as_int(value)?),
+            Inner::MinI(m) => m.insert_hash(h, as_int(value)?),
+            Inner::MaxF(m) => m.insert_hash(h, as_float(value)?),
+            Inner::MinF(m) => m.insert_hash(h, as_float(value)?),
             Inner::VecF32(m) => m.insert_hash(h, to_vector::<f32>(value)?),
+            Inner::VecF64(m) => m.insert_hash(h, to_vector::<f64>(value)?),
             Inner::Obj(m) => {
-                let v = if m.operator().kind == ObjKind::Set {
-                    to_set(value)?
-                } else {
-                    value.clone().unbind()
-                };
-                m.insert_hash(h, PyObj(v))
+                let v = as_obj(m.operator(), value)?;
+                m.insert_hash(h, v)
             }
         };
         r.map_err(|e| map_err(py, e))
