@@ -558,9 +558,14 @@ impl<O: Operator> Maplet<O> {
     #[inline]
     pub fn query_hash(&self, hash: u64) -> Option<O::Value> {
         let (q, f) = self.table.locate(hash);
-        let start = self.table.run_start(q)?;
-        let s = self.table.next_match(start, f)?;
-        let mut acc = self.value_at(s);
+        self.table.prefetch_home(q);
+        let (s, raw) = self.table.find(q, f)?;
+        let v = self.table.value_of_raw(raw);
+        let mut acc = if O::PACKED {
+            self.op.unpack(v)
+        } else {
+            self.side.get(v as usize).clone()
+        };
         if self.table.uniform() {
             return Some(acc);
         }
@@ -585,9 +590,8 @@ impl<O: Operator> Maplet<O> {
     #[inline]
     pub fn contains_hash(&self, hash: u64) -> bool {
         let (q, f) = self.table.locate(hash);
-        self.table
-            .run_start(q)
-            .is_some_and(|s| self.table.next_match(s, f).is_some())
+        self.table.prefetch_home(q);
+        self.table.find(q, f).is_some()
     }
 
     /// Takes `value` out of `key`'s entry with the operator's

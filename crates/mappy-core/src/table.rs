@@ -114,6 +114,18 @@ fn shift_bits_up(words: &mut [u64], start: usize, end: usize, by: usize) {
     }
 }
 
+/// The `width`-bit field at `bit` of `words` (`width` below 64, `fmask` its
+/// mask), read as one load where the field lies in a single word.
+#[inline]
+fn read_bits_masked(words: &[u64], bit: usize, width: usize, fmask: u64) -> u64 {
+    let (w, sh) = (bit / 64, bit % 64);
+    let mut v = words[w] >> sh;
+    if sh + width > 64 {
+        v |= words[w + 1] << (64 - sh);
+    }
+    v & fmask
+}
+
 #[inline]
 fn write_bits(words: &mut [u64], bit: usize, width: u32, value: u64) {
     let (w, sh) = (bit / 64, bit % 64);
@@ -183,6 +195,11 @@ pub(crate) struct Table {
     /// Words per pair of blocks: the header, then 128 slots of
     /// `fbits + vbits` bits.
     stride: usize,
+    /// Bits per slot, `fbits + vbits`, and the masks of the two parts:
+    /// cached for lookups.
+    width: usize,
+    fmask: u64,
+    vmask: u64,
     words: Words,
     len: usize,
     /// Entries by fingerprint length.
@@ -204,6 +221,9 @@ impl Table {
             vbits,
             signed,
             stride,
+            width: (fbits + vbits) as usize,
+            fmask: mask(fbits),
+            vmask: mask(vbits),
             words: Words::zeroed(nblocks / 2 * stride),
             len: 0,
             len_hist: [0; 64],
@@ -314,6 +334,27 @@ impl Table {
         let _ = q;
     }
 
+    /// Asks the CPU to start loading the slots around home slot `q` while
+    /// the header is read: a run starts at or a little after its home slot,
+    /// so the two loads overlap instead of following each other.
+    #[inline]
+    pub(crate) fn prefetch_home(&self, q: u64) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let at = (self.slot_bit(q as usize) / 64).min(self.words.len().saturating_sub(1));
+            let p = self.words.as_ptr().wrapping_add(at) as *const i8;
+            // SAFETY: a prefetch is only a hint: it never faults and has no
+            // effect a program can observe, whatever the address.
+            #[allow(unsafe_code)]
+            unsafe {
+                std::arch::x86_64::_mm_prefetch(p, std::arch::x86_64::_MM_HINT_T0);
+                std::arch::x86_64::_mm_prefetch(p.wrapping_add(64), std::arch::x86_64::_MM_HINT_T0);
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = q;
+    }
+
     // ---- bit access -------------------------------------------------------
 
     /// Word index of header word `k` of block `b`'s pair.
@@ -372,8 +413,7 @@ impl Table {
     /// First bit of slot `s` (its field; the value follows).
     #[inline]
     fn slot_bit(&self, s: usize) -> usize {
-        ((s / (2 * SLOTS)) * self.stride + HDR) * 64
-            + (s % (2 * SLOTS)) * (self.fbits + self.vbits) as usize
+        ((s / (2 * SLOTS)) * self.stride + HDR) * 64 + (s % (2 * SLOTS)) * self.width
     }
 
     /// The field of slot `s`.
@@ -403,7 +443,11 @@ impl Table {
     /// The value of slot `s`, sign-extended when the table is signed.
     #[inline]
     pub(crate) fn value(&self, s: usize) -> i64 {
-        let raw = self.raw_value(s);
+        self.value_of_raw(self.raw_value(s))
+    }
+    /// A value from its raw bits, sign-extended when the table is signed.
+    #[inline]
+    pub(crate) fn value_of_raw(&self, raw: u64) -> i64 {
         if self.signed && self.vbits < 64 {
             let sh = 64 - self.vbits;
             ((raw << sh) as i64) >> sh
@@ -537,19 +581,80 @@ impl Table {
         }
     }
 
-    /// First slot of the run of home slot `q`, if it has one.
+    /// Slots `start..=end` of the run of home slot `q`, if it has one, over
+    /// words already borrowed: each header word is read once.
     #[inline]
-    pub(crate) fn run_start(&self, q: u64) -> Option<usize> {
-        let q = q as usize;
-        if !self.is_occupied(q) {
+    fn run_in(&self, w: &[u64], q: usize) -> Option<(usize, usize)> {
+        let (b, bit) = (q / SLOTS, q % SLOTS);
+        let base = (b / 2) * self.stride;
+        let odd = b % 2;
+        let occ = w[base + odd];
+        if occ >> bit & 1 == 0 {
             return None;
         }
-        let (d, p0) = self.rank(q);
-        Some(if d == 1 {
+        // Occupied home slots of the block up to and including q.
+        let d = (occ << (63 - bit)).count_ones() as usize;
+        let p0 = b * SLOTS + (w[base + 4] >> (32 * odd)) as u32 as usize;
+        let start = if d == 1 {
             q.max(p0)
         } else {
-            q.max(self.select_runend_from(p0, d - 2) + 1)
-        })
+            q.max(self.select_runend_in(w, p0, d - 2) + 1)
+        };
+        // The run ends at the first runend at or after its start.
+        Some((start, self.select_runend_in(w, start, 0)))
+    }
+
+    /// The slot after `s` (whose first bit is `at`), and its first bit.
+    #[inline]
+    fn next_slot(&self, s: usize, at: usize) -> (usize, usize) {
+        let s = s + 1;
+        if s % (2 * SLOTS) == 0 {
+            (s, self.slot_bit(s))
+        } else {
+            (s, at + self.width)
+        }
+    }
+
+    /// The first slot of home slot `q`'s run whose field matches `query`,
+    /// and that slot's value bits, in one pass over the run.
+    #[inline]
+    pub(crate) fn find(&self, q: u64, query: u64) -> Option<(usize, u64)> {
+        let w: &[u64] = &self.words;
+        let (mut s, end) = self.run_in(w, q as usize)?;
+        let fbits = self.fbits as usize;
+        let mut at = self.slot_bit(s);
+        loop {
+            if field_matches(read_bits_masked(w, at, fbits, self.fmask), query) {
+                let v = read_bits_masked(w, at + fbits, self.vbits as usize, self.vmask);
+                return Some((s, v));
+            }
+            if s == end {
+                return None;
+            }
+            (s, at) = self.next_slot(s, at);
+        }
+    }
+
+    /// [`select_runend_from`](Table::select_runend_from) over words already
+    /// borrowed.
+    #[inline]
+    fn select_runend_in(&self, w: &[u64], p: usize, mut k: usize) -> usize {
+        let mut b = p / SLOTS;
+        let mut word = w[self.hdr(b, 2 + b % 2)] & (u64::MAX << (p % SLOTS));
+        loop {
+            let c = word.count_ones() as usize;
+            if k < c {
+                return b * SLOTS
+                    + if k == 0 {
+                        word.trailing_zeros() as usize
+                    } else {
+                        select64(word, k)
+                    };
+            }
+            k -= c;
+            b += 1;
+            word = w[self.hdr(b, 2 + b % 2)];
+        }
     }
 
     /// Whether every stored fingerprint has full length, so that a query
@@ -557,21 +662,6 @@ impl Table {
     #[inline]
     pub(crate) fn uniform(&self) -> bool {
         self.len_hist[self.fbits as usize - 1] == self.len as u64
-    }
-
-    /// The first slot at or after `s` in the same run whose field matches
-    /// `query`.
-    #[inline]
-    pub(crate) fn next_match(&self, mut s: usize, query: u64) -> Option<usize> {
-        loop {
-            if field_matches(self.field(s), query) {
-                return Some(s);
-            }
-            if self.is_runend(s) {
-                return None;
-            }
-            s += 1;
-        }
     }
 
     /// Whether slot `s` ends its run.
@@ -584,8 +674,7 @@ impl Table {
     /// run ends at the first runend at or after its start.
     #[inline]
     pub(crate) fn run(&self, q: u64) -> Option<(usize, usize)> {
-        let start = self.run_start(q)?;
-        Some((start, self.select_runend_from(start, 0)))
+        self.run_in(&self.words, q as usize)
     }
 
     /// Where a new entry of home slot `q` (not occupied) would start its run.
@@ -597,11 +686,29 @@ impl Table {
     }
 
     /// The first unused slot at or after `p`, if any before the table's end.
+    ///
+    /// Hops by a lower bound on the slots in use from `p` on: a block's first
+    /// `spill` slots are in use, and past them, slot `p` starts at least as
+    /// many used slots as the block has runs with home slot `<= p` that have
+    /// not ended before `p` (each holds a slot at or after `p`). With none,
+    /// `p` is unused.
     fn first_empty_from(&self, mut p: usize) -> Option<usize> {
-        while p < self.nslots() {
-            match self.last_runend_upto(p) {
-                Some(e) if e >= p => p = e + 1,
-                _ => return Some(p),
+        let w: &[u64] = &self.words;
+        let nslots = self.nslots();
+        while p < nslots {
+            let (b, i) = (p / SLOTS, p % SLOTS);
+            let base = (b / 2) * self.stride;
+            let odd = b % 2;
+            let spill = (w[base + 4] >> (32 * odd)) as u32 as usize;
+            if i < spill {
+                p = b * SLOTS + spill;
+                continue;
+            }
+            let started = (w[base + odd] & (u64::MAX >> (63 - i))).count_ones();
+            let ended = (w[base + 2 + odd] & ((1u64 << i) - 1) & (u64::MAX << spill)).count_ones();
+            match (started - ended) as usize {
+                0 => return Some(p),
+                open => p += open,
             }
         }
         None
@@ -655,18 +762,20 @@ impl Table {
     /// with field `new_field` goes.
     #[inline]
     pub(crate) fn probe(&self, q: u64, query: u64, new_field: u64) -> Probe {
-        let Some(start) = self.run_start(q) else {
+        let w: &[u64] = &self.words;
+        let Some((start, end)) = self.run_in(w, q as usize) else {
             return Probe::Missing {
                 pos: self.new_run_start(q as usize),
                 run_end: None,
             };
         };
         let uniform = self.uniform();
+        let fbits = self.fbits as usize;
         let mut best: Option<(usize, u32)> = None;
         let mut pos = None;
-        let mut s = start;
+        let (mut s, mut at) = (start, self.slot_bit(start));
         loop {
-            let f = self.field(s);
+            let f = read_bits_masked(w, at, fbits, self.fmask);
             if field_matches(f, query) {
                 let tz = f.trailing_zeros();
                 if uniform {
@@ -679,16 +788,16 @@ impl Table {
             if pos.is_none() && f > new_field {
                 pos = Some(s);
             }
-            if self.is_runend(s) {
+            if s == end {
                 break;
             }
-            s += 1;
+            (s, at) = self.next_slot(s, at);
         }
         match best {
             Some((b, _)) => Probe::Found(b),
             None => Probe::Missing {
-                pos: pos.unwrap_or(s + 1),
-                run_end: Some(s),
+                pos: pos.unwrap_or(end + 1),
+                run_end: Some(end),
             },
         }
     }
@@ -936,6 +1045,9 @@ impl Table {
             vbits,
             signed,
             stride,
+            width: (fbits + vbits) as usize,
+            fmask: mask(fbits),
+            vmask: mask(vbits),
             words,
             len,
             len_hist,
