@@ -1170,13 +1170,17 @@ pub(crate) struct Builder {
     last_q: Option<u64>,
     /// Blocks `0..settled` have their final spill.
     settled: usize,
+    /// The table's slots (cached: counting them divides).
+    nslots: usize,
 }
 
 impl Builder {
     /// A builder for a table of `canonical` home slots.
     pub(crate) fn new(canonical: u64, fbits: u32, vbits: u32, signed: bool) -> Builder {
+        let table = Table::new(canonical, fbits, vbits, signed);
         Builder {
-            table: Table::new(canonical, fbits, vbits, signed),
+            nslots: table.nslots(),
+            table,
             next_free: 0,
             last_q: None,
             settled: 1,
@@ -1208,26 +1212,49 @@ impl Builder {
     }
 
     /// Appends an entry; `v` must fit the table's value width.
+    #[inline]
     pub(crate) fn push(&mut self, q: u64, field: u64, v: i64) {
         let home_block = q as usize / SLOTS;
         if home_block >= self.settled {
             self.settle(home_block + 1);
         }
-        let t = &mut self.table;
-        let pos = if self.last_q == Some(q) {
-            t.set_runend(self.next_free - 1, false);
+        let same_run = self.last_q == Some(q);
+        let pos = if same_run {
             self.next_free
         } else {
             debug_assert!(self.last_q.is_none_or(|l| l < q));
-            t.set_occupied(q as usize, true);
             (q as usize).max(self.next_free)
         };
-        while pos >= t.nslots() {
-            t.push_block();
+        while pos >= self.nslots {
+            self.table.push_block();
+            self.nslots = self.table.nslots();
         }
-        t.set_field(pos, field);
-        t.set_value(pos, v);
-        t.set_runend(pos, true);
+        let t = &mut self.table;
+        let (fbits, width) = (t.fbits as usize, t.width);
+        let bit = t.slot_bit(pos);
+        let run_at = t.hdr(pos / SLOTS, 2 + (pos / SLOTS) % 2);
+        // Same run: the slot before ends it no more (a runend bit to clear);
+        // a new run: its home slot becomes occupied (a bit to set).
+        let (flip_at, flip) = if same_run {
+            let prev = pos - 1;
+            (t.hdr(prev / SLOTS, 2 + (prev / SLOTS) % 2), prev % SLOTS)
+        } else {
+            (t.hdr(home_block, home_block % 2), q as usize % SLOTS)
+        };
+        let raw = v as u64 & t.vmask;
+        let w: &mut [u64] = &mut t.words;
+        if width <= 64 {
+            write_bits(w, bit, width as u32, field | raw << fbits);
+        } else {
+            write_bits(w, bit, fbits as u32, field);
+            write_bits(w, bit + fbits, (width - fbits) as u32, raw);
+        }
+        if same_run {
+            w[flip_at] &= !(1 << flip);
+        } else {
+            w[flip_at] |= 1 << flip;
+        }
+        w[run_at] |= 1 << (pos % SLOTS);
         t.len += 1;
         t.len_hist[field_len(field, t.fbits) as usize] += 1;
         self.last_q = Some(q);
