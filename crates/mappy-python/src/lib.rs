@@ -927,11 +927,16 @@ impl Stats {
 
 // ---- the Maplet class ---------------------------------------------------------------
 
-thread_local! {
-    static THREAD_TOKEN: u64 = {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    };
+/// A token of the calling thread, never 0: its interpreter thread state,
+/// which no other live thread shares. (A thread-local of our own would do
+/// as well, but in an extension module each read of one is a call into the
+/// dynamic loader, a large part of a single lookup's cost.)
+fn thread_token(_py: Python<'_>) -> u64 {
+    // SAFETY: the `Python` token proves this thread is attached to the
+    // interpreter, so it has a current thread state and the call cannot fail.
+    #[allow(unsafe_code)]
+    let state = unsafe { pyo3::ffi::PyThreadState_Get() };
+    state as usize as u64
 }
 
 /// A space-efficient approximate map from keys to values.
@@ -989,8 +994,23 @@ impl std::ops::DerefMut for Locked<'_> {
 impl Maplet {
     /// Locks the state while attached, waiting detached when another thread
     /// holds it (so that thread can take the interpreter to finish).
+    #[inline]
     fn lock(&self, py: Python<'_>) -> PyResult<Locked<'_>> {
-        let me = THREAD_TOKEN.with(|t| *t);
+        // The common case, inlined: nobody holds the lock.
+        if let Ok(guard) = self.state.try_lock() {
+            self.owner.store(thread_token(py), Ordering::Release);
+            return Ok(Locked {
+                guard,
+                owner: &self.owner,
+            });
+        }
+        self.lock_contended(py)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn lock_contended(&self, py: Python<'_>) -> PyResult<Locked<'_>> {
+        let me = thread_token(py);
         loop {
             match self.state.try_lock() {
                 Ok(guard) => {
