@@ -317,21 +317,7 @@ impl Table {
     /// home slot `q`, so that a lookup a few steps later finds them in cache.
     #[inline]
     pub(crate) fn prefetch(&self, q: u64) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let b = q as usize / SLOTS;
-            let at = self.hdr(b, 0).min(self.words.len().saturating_sub(1));
-            let p = self.words.as_ptr().wrapping_add(at) as *const i8;
-            // SAFETY: a prefetch is only a hint: it never faults and has no
-            // effect a program can observe, whatever the address.
-            #[allow(unsafe_code)]
-            unsafe {
-                std::arch::x86_64::_mm_prefetch(p, std::arch::x86_64::_MM_HINT_T0);
-                std::arch::x86_64::_mm_prefetch(p.wrapping_add(64), std::arch::x86_64::_MM_HINT_T0);
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = q;
+        self.prefetch_words(self.hdr(q as usize / SLOTS, 0));
     }
 
     /// Asks the CPU to start loading the slots around home slot `q` while
@@ -339,9 +325,15 @@ impl Table {
     /// so the two loads overlap instead of following each other.
     #[inline]
     pub(crate) fn prefetch_home(&self, q: u64) {
+        self.prefetch_words(self.slot_bit(q as usize) / 64);
+    }
+
+    /// Prefetches the two cache lines from word `at` on.
+    #[inline]
+    fn prefetch_words(&self, at: usize) {
         #[cfg(target_arch = "x86_64")]
         {
-            let at = (self.slot_bit(q as usize) / 64).min(self.words.len().saturating_sub(1));
+            let at = at.min(self.words.len().saturating_sub(1));
             let p = self.words.as_ptr().wrapping_add(at) as *const i8;
             // SAFETY: a prefetch is only a hint: it never faults and has no
             // effect a program can observe, whatever the address.
@@ -352,7 +344,7 @@ impl Table {
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = q;
+        let _ = at;
     }
 
     // ---- bit access -------------------------------------------------------
