@@ -559,26 +559,27 @@ impl<O: Operator> Maplet<O> {
     pub fn query_hash(&self, hash: u64) -> Option<O::Value> {
         let (q, f) = self.table.locate(hash);
         self.table.prefetch_home(q);
-        let (s, raw) = self.table.find(q, f)?;
-        let v = self.table.value_of_raw(raw);
-        let mut acc = if O::PACKED {
-            self.op.unpack(v)
-        } else {
-            self.side.get(v as usize).clone()
-        };
         if self.table.uniform() {
-            return Some(acc);
+            // Every fingerprint has full length: at most one entry matches.
+            let (_, raw) = self.table.find(q, f)?;
+            let v = self.table.value_of_raw(raw);
+            return Some(if O::PACKED {
+                self.op.unpack(v)
+            } else {
+                self.side.get(v as usize).clone()
+            });
         }
         // Several entries match only when fingerprints of different lengths
-        // share a prefix (after growth); the answer folds them all.
-        let mut s = s;
-        while !self.table.ends_run(s) {
-            s += 1;
-            if field_matches(self.table.field(s), f) {
-                acc = self.op.merge(&acc, &self.value_ref(s)).unwrap_or(acc);
-            }
+        // share a prefix (after growth); the answer folds them all, in slot
+        // order.
+        let mut acc: Option<O::Value> = None;
+        for s in self.table.matches(q, f) {
+            acc = Some(match acc {
+                None => self.value_at(s),
+                Some(a) => self.op.merge(&a, &self.value_ref(s)).unwrap_or(a),
+            });
         }
-        Some(acc)
+        acc
     }
 
     /// Whether `key`'s fingerprint is present.

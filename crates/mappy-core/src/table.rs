@@ -552,26 +552,7 @@ impl Table {
         }
     }
 
-    /// How many home slots of `q`'s block up to and including `q` are
-    /// occupied, and where the block's own runs may start (`p0`).
-    #[inline]
-    fn rank(&self, q: usize) -> (usize, usize) {
-        let b = q / SLOTS;
-        let d = (self.occ_word(b) & (u64::MAX >> (63 - q % SLOTS))).count_ones() as usize;
-        (d, b * SLOTS + self.spill(b))
-    }
 
-    /// End of the run of the last occupied home slot `<= q`, or `None` if no
-    /// run of a home slot `<= q` reaches `q`'s block.
-    #[inline]
-    fn last_runend_upto(&self, q: usize) -> Option<usize> {
-        let (d, p0) = self.rank(q);
-        if d == 0 {
-            (p0 > (q / SLOTS) * SLOTS).then(|| p0 - 1)
-        } else {
-            Some(self.select_runend_from(p0, d - 1))
-        }
-    }
 
     /// Slots `start..=end` of the run of home slot `q`, if it has one, over
     /// words already borrowed: each header word is read once.
@@ -596,34 +577,68 @@ impl Table {
         Some((start, self.select_runend_in(w, start, 0)))
     }
 
-    /// The slot after `s` (whose first bit is `at`), and its first bit.
+
+    /// For home slot `q`: whether it is occupied, and the end of the run of
+    /// the last occupied home slot `<= q` that starts in `q`'s block (`q`'s
+    /// own run if it is occupied), else where the block's runs may start.
+    /// One rank and at most one select, each header word read once.
     #[inline]
-    fn next_slot(&self, s: usize, at: usize) -> (usize, usize) {
-        let s = s + 1;
-        if s % (2 * SLOTS) == 0 {
-            (s, self.slot_bit(s))
+    fn locate_run(&self, w: &[u64], q: usize) -> (bool, Result<usize, usize>) {
+        let (b, bit) = (q / SLOTS, q % SLOTS);
+        let base = (b / 2) * self.stride;
+        let odd = b % 2;
+        let occ = w[base + odd];
+        // Occupied home slots of the block up to and including q.
+        let d = (occ << (63 - bit)).count_ones() as usize;
+        let p0 = b * SLOTS + (w[base + 4] >> (32 * odd)) as u32 as usize;
+        let end = if d == 0 {
+            Err(p0)
         } else {
-            (s, at + self.width)
+            // Runends from p0 on close the block's runs in order.
+            Ok(self.select_runend_in(w, p0, d - 1))
+        };
+        (occ >> bit & 1 == 1, end)
+    }
+
+    /// Whether slot `s` ends a run, over words already borrowed.
+    #[inline]
+    fn runend_in(&self, w: &[u64], s: usize) -> bool {
+        let b = s / SLOTS;
+        w[self.hdr(b, 2 + b % 2)] >> (s % SLOTS) & 1 == 1
+    }
+
+    /// The slot before `s` (whose first bit is `at`), and its first bit.
+    #[inline]
+    fn prev_slot(&self, s: usize, at: usize) -> (usize, usize) {
+        if s % (2 * SLOTS) == 0 {
+            (s - 1, self.slot_bit(s - 1))
+        } else {
+            (s - 1, at - self.width)
         }
     }
 
-    /// The first slot of home slot `q`'s run whose field matches `query`,
-    /// and that slot's value bits, in one pass over the run.
+    /// A slot of home slot `q`'s run whose field matches `query`, and that
+    /// slot's value bits: the only one when the table is
+    /// [`uniform`](Table::uniform). The run is walked back from its end (one
+    /// select finds it), stopping at `q` or the previous run's end.
     #[inline]
     pub(crate) fn find(&self, q: u64, query: u64) -> Option<(usize, u64)> {
         let w: &[u64] = &self.words;
-        let (mut s, end) = self.run_in(w, q as usize)?;
+        let q = q as usize;
+        let (true, Ok(end)) = self.locate_run(w, q) else {
+            return None;
+        };
         let fbits = self.fbits as usize;
-        let mut at = self.slot_bit(s);
+        let (mut s, mut at) = (end, self.slot_bit(end));
         loop {
             if field_matches(read_bits_masked(w, at, fbits, self.fmask), query) {
                 let v = read_bits_masked(w, at + fbits, self.vbits as usize, self.vmask);
                 return Some((s, v));
             }
-            if s == end {
+            if s == q || self.runend_in(w, s - 1) {
                 return None;
             }
-            (s, at) = self.next_slot(s, at);
+            (s, at) = self.prev_slot(s, at);
         }
     }
 
@@ -656,11 +671,6 @@ impl Table {
         self.len_hist[self.fbits as usize - 1] == self.len as u64
     }
 
-    /// Whether slot `s` ends its run.
-    #[inline]
-    pub(crate) fn ends_run(&self, s: usize) -> bool {
-        self.is_runend(s)
-    }
 
     /// Slots `start..=end` of the run of home slot `q`, if it has one: the
     /// run ends at the first runend at or after its start.
@@ -669,13 +679,6 @@ impl Table {
         self.run_in(&self.words, q as usize)
     }
 
-    /// Where a new entry of home slot `q` (not occupied) would start its run.
-    fn new_run_start(&self, q: usize) -> usize {
-        match self.last_runend_upto(q) {
-            Some(e) => q.max(e + 1),
-            None => q,
-        }
-    }
 
     /// The first unused slot at or after `p`, if any before the table's end.
     ///
@@ -751,44 +754,61 @@ impl Table {
 
     /// One pass over the run of home slot `q` for an insert: the slot
     /// matching `query` with the longest fingerprint, or where a new entry
-    /// with field `new_field` goes.
+    /// with field `new_field` goes. The run is walked back from its end.
     #[inline]
     pub(crate) fn probe(&self, q: u64, query: u64, new_field: u64) -> Probe {
         let w: &[u64] = &self.words;
-        let Some((start, end)) = self.run_in(w, q as usize) else {
-            return Probe::Missing {
-                pos: self.new_run_start(q as usize),
-                run_end: None,
-            };
+        let q = q as usize;
+        let end = match self.locate_run(w, q) {
+            (true, Ok(end)) => end,
+            // A new run starts at q or just after the previous run.
+            (false, Ok(prev)) => {
+                return Probe::Missing {
+                    pos: q.max(prev + 1),
+                    run_end: None,
+                };
+            }
+            (false, Err(p0)) => {
+                return Probe::Missing {
+                    pos: q.max(p0),
+                    run_end: None,
+                };
+            }
+            (true, Err(_)) => unreachable!("an occupied home slot has a run"),
         };
         let uniform = self.uniform();
         let fbits = self.fbits as usize;
         let mut best: Option<(usize, u32)> = None;
-        let mut pos = None;
-        let (mut s, mut at) = (start, self.slot_bit(start));
+        let mut pos = end + 1;
+        let (mut s, mut at) = (end, self.slot_bit(end));
         loop {
             let f = read_bits_masked(w, at, fbits, self.fmask);
             if field_matches(f, query) {
-                let tz = f.trailing_zeros();
                 if uniform {
                     return Probe::Found(s);
                 }
-                if best.is_none_or(|(_, btz)| tz < btz) {
+                // Walking back, the earliest of equally long matches wins.
+                let tz = f.trailing_zeros();
+                if best.is_none_or(|(_, btz)| tz <= btz) {
                     best = Some((s, tz));
                 }
             }
-            if pos.is_none() && f > new_field {
-                pos = Some(s);
-            }
-            if s == end {
+            if f > new_field {
+                pos = s;
+            } else if uniform && f < query {
+                // Fields ascend: every earlier one is below both, so none
+                // matches and the new entry does not go before it.
                 break;
             }
-            (s, at) = self.next_slot(s, at);
+            if s == q || self.runend_in(w, s - 1) {
+                break;
+            }
+            (s, at) = self.prev_slot(s, at);
         }
         match best {
             Some((b, _)) => Probe::Found(b),
             None => Probe::Missing {
-                pos: pos.unwrap_or(end + 1),
+                pos,
                 run_end: Some(end),
             },
         }
