@@ -9,7 +9,9 @@ fn splitmix(mut x: u64) -> u64 {
 }
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
-    let n: usize = std::env::var("N").map(|s| s.parse().unwrap()).unwrap_or(1_000_000);
+    let n: usize = std::env::var("N")
+        .map(|s| s.parse().unwrap())
+        .unwrap_or(1_000_000);
     let present: Vec<u64> = (0..n as u64).map(splitmix).collect();
     let mut m = Maplet::new(n, 0.01, Counter).unwrap();
     if mode == "insert" || mode == "insert2" {
@@ -51,7 +53,10 @@ fn main() {
             for &k in &present {
                 f.insert_fingerprint(false, k).unwrap();
             }
-            eprintln!("round {r}: qf insert {:.1} ns", t.elapsed().as_nanos() as f64 / n as f64);
+            eprintln!(
+                "round {r}: qf insert {:.1} ns",
+                t.elapsed().as_nanos() as f64 / n as f64
+            );
         }
         return;
     }

@@ -371,7 +371,7 @@ impl<O: Operator> Maplet<O> {
             Probe::Missing { pos, run_end } => (pos, run_end),
         };
         // A new entry: make room first, then place it.
-        let grow = (self.table.len() + 1) as f64 > MAX_LOAD * self.table.canonical() as f64;
+        let grow = self.table.len() >= self.table.max_len();
         let bits = if O::PACKED {
             self.op.pack(&value)
         } else {
@@ -741,7 +741,7 @@ impl<O: Operator> Maplet<O> {
         // stored fingerprint may take several of them).
         let mut grown: Option<Table> = None;
         let mut at_least = self.len();
-        let fits = |t: &Table, n: usize| (n as f64) <= MAX_LOAD * t.canonical() as f64;
+        let fits = |t: &Table, n: usize| n <= t.max_len();
         loop {
             let t = grown.as_ref().unwrap_or(&self.table);
             if fits(t, at_least) {
@@ -759,7 +759,7 @@ impl<O: Operator> Maplet<O> {
                         self.check_memory(out.heap_bytes())?;
                         return Ok(out);
                     }
-                    at_least = (MAX_LOAD * t.canonical() as f64) as usize + 1;
+                    at_least = t.max_len() + 1;
                 }
             }
             let f = self.fbits_after_doubling_of(t);
@@ -772,7 +772,7 @@ impl<O: Operator> Maplet<O> {
     /// merged in, in one pass; `None` as soon as the entries overfill `t`'s
     /// home slots (past that, each entry would land ever farther from home).
     fn merge_sorted_into(&self, t: &Table, sorted: &[(u64, i64)]) -> Result<Option<Table>> {
-        let limit = (MAX_LOAD * t.canonical() as f64) as usize;
+        let limit = t.max_len();
         let base = self;
         let mut out = Builder::new(t.canonical(), t.fbits(), t.vbits(), t.signed());
         let push = |out: &mut Builder, q: u64, f: u64, v: &O::Value| {
@@ -1082,7 +1082,7 @@ impl<O: Operator> Maplet<O> {
             side,
             ..a
         };
-        while (merged.len() as f64) > MAX_LOAD * merged.table.canonical() as f64 {
+        while merged.len() > merged.table.max_len() {
             let f = merged.fbits_after_doubling();
             merged.grow_to(f);
         }

@@ -201,6 +201,11 @@ pub(crate) struct Table {
     fmask: u64,
     vmask: u64,
     words: Words,
+    /// Slots in the table, home slots and overflow area: cached, as
+    /// `words.len()` divided by the stride.
+    nslots: usize,
+    /// `MAX_LOAD * canonical`, rounded down: cached for inserts.
+    max_len: usize,
     len: usize,
     /// Entries by fingerprint length.
     len_hist: [u64; 64],
@@ -225,6 +230,8 @@ impl Table {
             fmask: mask(fbits),
             vmask: mask(vbits),
             words: Words::zeroed(nblocks / 2 * stride),
+            nslots: nblocks * SLOTS,
+            max_len: (MAX_LOAD * canonical as f64) as usize,
             len: 0,
             len_hist: [0; 64],
         }
@@ -260,11 +267,17 @@ impl Table {
     pub(crate) fn len(&self) -> usize {
         self.len
     }
+    /// Most entries the table holds before it must double: `MAX_LOAD` of
+    /// its home slots.
+    #[inline]
+    pub(crate) fn max_len(&self) -> usize {
+        self.max_len
+    }
     pub(crate) fn nblocks(&self) -> usize {
-        self.words.len() / self.stride * 2
+        self.nslots / SLOTS
     }
     pub(crate) fn nslots(&self) -> usize {
-        self.nblocks() * SLOTS
+        self.nslots
     }
     pub(crate) fn heap_bytes(&self) -> usize {
         self.words.heap_bytes()
@@ -461,6 +474,19 @@ impl Table {
         }
         value_width(v, self.signed) <= self.vbits
     }
+    /// Writes field `f` and raw value bits `raw` to slot `s`, in one write
+    /// where the slot fits in a word.
+    #[inline]
+    fn set_slot(&mut self, s: usize, f: u64, raw: u64) {
+        let bit = self.slot_bit(s);
+        if self.width <= 64 {
+            let v = (f & self.fmask) | ((raw & self.vmask) << self.fbits);
+            write_bits(&mut self.words, bit, self.width as u32, v);
+        } else {
+            write_bits(&mut self.words, bit, self.fbits, f);
+            write_bits(&mut self.words, bit + self.fbits as usize, self.vbits, raw);
+        }
+    }
     /// Copies slot `src` (field and value, not the runend bit) to slot `dst`.
     #[inline]
     fn copy_slot(&mut self, dst: usize, src: usize) {
@@ -552,8 +578,6 @@ impl Table {
         }
     }
 
-
-
     /// Slots `start..=end` of the run of home slot `q`, if it has one, over
     /// words already borrowed: each header word is read once.
     #[inline]
@@ -576,7 +600,6 @@ impl Table {
         // The run ends at the first runend at or after its start.
         Some((start, self.select_runend_in(w, start, 0)))
     }
-
 
     /// For home slot `q`: whether it is occupied, and the end of the run of
     /// the last occupied home slot `<= q` that starts in `q`'s block (`q`'s
@@ -671,14 +694,12 @@ impl Table {
         self.len_hist[self.fbits as usize - 1] == self.len as u64
     }
 
-
     /// Slots `start..=end` of the run of home slot `q`, if it has one: the
     /// run ends at the first runend at or after its start.
     #[inline]
     pub(crate) fn run(&self, q: u64) -> Option<(usize, usize)> {
         self.run_in(&self.words, q as usize)
     }
-
 
     /// The first unused slot at or after `p`, if any before the table's end.
     ///
@@ -715,6 +736,7 @@ impl Table {
         if nblocks < self.nblocks() {
             debug_assert!(nblocks % 2 == 0 && nblocks >= Self::blocks_for(self.canonical));
             self.words.truncate(nblocks / 2 * self.stride);
+            self.nslots = nblocks * SLOTS;
         }
     }
 
@@ -723,6 +745,7 @@ impl Table {
         // Exact: the overflow area grows rarely, and a doubled allocation
         // would cost far more than the blocks.
         self.words.extend_zeroed(self.stride);
+        self.nslots += 2 * SLOTS;
     }
 
     // ---- lookup -----------------------------------------------------------
@@ -826,17 +849,23 @@ impl Table {
         old_end: Option<usize>,
     ) {
         let q = q as usize;
-        let empty = loop {
-            match self.first_empty_from(pos) {
-                Some(e) => break e,
-                None => self.push_block(),
+        // A new run placed at its own home slot finds that slot unused:
+        // earlier runs end before it and later ones start after it.
+        let empty = if old_end.is_none() && pos == q {
+            pos
+        } else {
+            loop {
+                match self.first_empty_from(pos) {
+                    Some(e) => break e,
+                    None => self.push_block(),
+                }
             }
         };
         if empty > pos {
             self.shift_up(pos, empty);
         }
-        self.set_field(pos, field);
-        self.set_value(pos, v);
+        debug_assert!(self.fits(v));
+        self.set_slot(pos, field, v as u64);
         match old_end {
             None => {
                 self.set_occupied(q, true);
@@ -1060,6 +1089,8 @@ impl Table {
             width: (fbits + vbits) as usize,
             fmask: mask(fbits),
             vmask: mask(vbits),
+            nslots: words.len() / stride * 2 * SLOTS,
+            max_len: (MAX_LOAD * canonical as f64) as usize,
             words,
             len,
             len_hist,
