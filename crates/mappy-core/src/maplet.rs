@@ -7,7 +7,7 @@ use crate::format::{self, ValueCodec};
 use crate::hash::{Key, DEFAULT_SEED};
 use crate::operator::{Operator, OperatorKind};
 use crate::side::SideStore;
-use crate::sort::sort_by_key;
+use crate::sort::{sort_by_key, sort_packed};
 use crate::storage::Words;
 use crate::table::{
     field_len, field_matches, value_width, Builder, Probe, Table, MAX_FBITS, MAX_LOAD,
@@ -745,13 +745,12 @@ impl<O: Operator> Maplet<O> {
         loop {
             let t = grown.as_ref().unwrap_or(&self.table);
             if fits(t, at_least) {
-                let mut sorted: Vec<(u64, i64)> = pairs
-                    .iter()
-                    .map(|(h, v)| (t.sort_key(*h), self.op.pack(v)))
-                    .collect();
-                sort_by_key(&mut sorted, t.sort_key_bits());
+                let sorted = self.sorted_batch(t, pairs);
                 if t.uniform() {
-                    let distinct = 1 + sorted.windows(2).filter(|w| w[0].0 != w[1].0).count();
+                    let distinct = 1
+                        + (1..sorted.len())
+                            .filter(|&i| sorted.key(i) != sorted.key(i - 1))
+                            .count();
                     at_least = at_least.max(distinct);
                 }
                 if fits(t, at_least) {
@@ -768,10 +767,40 @@ impl<O: Operator> Maplet<O> {
         }
     }
 
+    /// A batch as `t`'s sort keys and packed values, sorted by key.
+    fn sorted_batch(&self, t: &Table, pairs: &[(u64, O::Value)]) -> SortedBatch {
+        let key_bits = t.sort_key_bits();
+        let (lo, hi) = pairs.iter().fold((0i64, 0i64), |(lo, hi), (_, v)| {
+            let bits = self.op.pack(v);
+            (lo.min(bits), hi.max(bits))
+        });
+        let signed = lo < 0;
+        let vbits = value_width(lo, signed).max(value_width(hi, signed));
+        if key_bits + vbits <= 64 {
+            let vmask = (1u64 << vbits) - 1;
+            let mut entries: Vec<u64> = pairs
+                .iter()
+                .map(|(h, v)| (t.sort_key(*h) << vbits) | (self.op.pack(v) as u64 & vmask))
+                .collect();
+            sort_packed(&mut entries, key_bits, vbits);
+            return SortedBatch::Packed {
+                entries,
+                vbits,
+                signed,
+            };
+        }
+        let mut pairs: Vec<(u64, i64)> = pairs
+            .iter()
+            .map(|(h, v)| (t.sort_key(*h), self.op.pack(v)))
+            .collect();
+        sort_by_key(&mut pairs, key_bits);
+        SortedBatch::Pairs(pairs)
+    }
+
     /// `t` with a batch of `(sort key, packed value)` pairs, sorted by key,
     /// merged in, in one pass; `None` as soon as the entries overfill `t`'s
     /// home slots (past that, each entry would land ever farther from home).
-    fn merge_sorted_into(&self, t: &Table, sorted: &[(u64, i64)]) -> Result<Option<Table>> {
+    fn merge_sorted_into(&self, t: &Table, sorted: &SortedBatch) -> Result<Option<Table>> {
         let limit = t.max_len();
         let base = self;
         let mut out = Builder::new(t.canonical(), t.fbits(), t.vbits(), t.signed());
@@ -801,7 +830,7 @@ impl<O: Operator> Maplet<O> {
                 existing.extend((start..=end).map(|s| (t.field(s), base.op.unpack(t.value(s)))));
             }
             created.clear();
-            while let Some(&(key, bits)) = sorted.get(next) {
+            while let Some((key, bits)) = sorted.get(next) {
                 let v = &base.op.unpack(bits);
                 let (iq, f) = t.locate_sort_key(key);
                 let new_field = base.field_for_new(t, f);
@@ -1643,5 +1672,59 @@ impl<O: Operator> Maplet<O> {
     /// [`MapletError::Corrupt`] saying what is wrong.
     pub fn verify(&self) -> Result<()> {
         self.table.validate().map_err(MapletError::Corrupt)
+    }
+}
+
+/// A batch sorted by sort key: each entry a sort key and packed value bits.
+/// Where the two fit in one word together (the usual case: a few dozen key
+/// bits and small values), an entry takes 8 bytes instead of 16, which
+/// halves the memory the sort moves.
+enum SortedBatch {
+    /// Key above `vbits` value bits (sign-extended if `signed`).
+    Packed {
+        entries: Vec<u64>,
+        vbits: u32,
+        signed: bool,
+    },
+    /// Key and value side by side.
+    Pairs(Vec<(u64, i64)>),
+}
+
+impl SortedBatch {
+    fn len(&self) -> usize {
+        match self {
+            SortedBatch::Packed { entries, .. } => entries.len(),
+            SortedBatch::Pairs(p) => p.len(),
+        }
+    }
+
+    /// The sort key of entry `i`.
+    #[inline]
+    fn key(&self, i: usize) -> u64 {
+        match self {
+            SortedBatch::Packed { entries, vbits, .. } => entries[i] >> vbits,
+            SortedBatch::Pairs(p) => p[i].0,
+        }
+    }
+
+    /// Entry `i` as (sort key, packed value), if there is one.
+    #[inline]
+    fn get(&self, i: usize) -> Option<(u64, i64)> {
+        match self {
+            SortedBatch::Packed {
+                entries,
+                vbits,
+                signed,
+            } => entries.get(i).map(|&e| {
+                let sh = 64 - vbits;
+                let v = if *signed {
+                    ((e << sh) as i64) >> sh
+                } else {
+                    ((e << sh) >> sh) as i64
+                };
+                (e >> vbits, v)
+            }),
+            SortedBatch::Pairs(p) => p.get(i).copied(),
+        }
     }
 }

@@ -1,13 +1,24 @@
 //! Sorting batches by hash, which is the slot table's own order.
 
 /// Sorts `(key, payload)` pairs by key, stably, where keys are below
-/// `2^bits`, with a least-significant-digit radix sort: as few passes as
-/// digits of at most 14 bits allow (a pass whose digit is the same in every
-/// key is skipped). Linear time: a batch sorts faster than it could be
-/// inserted one by one.
+/// `2^bits`. See [`radix_sort`].
 pub(crate) fn sort_by_key(pairs: &mut Vec<(u64, i64)>, bits: u32) {
-    if pairs.len() < 1024 {
-        pairs.sort_by_key(|p| p.0);
+    radix_sort(pairs, bits, |p| p.0);
+}
+
+/// Sorts entries that carry their key in bits `shift..shift + bits` (a
+/// payload below them), stably, by that key. See [`radix_sort`].
+pub(crate) fn sort_packed(entries: &mut Vec<u64>, bits: u32, shift: u32) {
+    radix_sort(entries, bits, |&e| e >> shift);
+}
+
+/// Sorts `items` by `key` (below `2^bits`), stably, with a
+/// least-significant-digit radix sort: as few passes as digits of at most
+/// 14 bits allow (a pass whose digit is the same in every key is skipped).
+/// Linear time: a batch sorts faster than it could be inserted one by one.
+fn radix_sort<T: Copy + Default>(items: &mut Vec<T>, bits: u32, key: impl Fn(&T) -> u64) {
+    if items.len() < 1024 {
+        items.sort_by_key(&key);
         return;
     }
     let passes = bits.div_ceil(14).max(1) as usize;
@@ -15,13 +26,14 @@ pub(crate) fn sort_by_key(pairs: &mut Vec<(u64, i64)>, bits: u32) {
     let buckets = 1usize << digit;
     let mask = buckets - 1;
     let mut counts = vec![0usize; buckets * passes];
-    for &(k, _) in pairs.iter() {
+    for item in items.iter() {
+        let k = key(item);
         for d in 0..passes {
             counts[d * buckets + ((k >> (digit * d)) as usize & mask)] += 1;
         }
     }
-    let mut scratch = vec![(0u64, 0i64); pairs.len()];
-    let n = pairs.len();
+    let mut scratch = vec![T::default(); items.len()];
+    let n = items.len();
     let mut next = vec![0usize; buckets];
     for d in 0..passes {
         let c = &counts[d * buckets..(d + 1) * buckets];
@@ -33,12 +45,12 @@ pub(crate) fn sort_by_key(pairs: &mut Vec<(u64, i64)>, bits: u32) {
             next[b] = sum;
             sum += x;
         }
-        for &p in pairs.iter() {
-            let b = (p.0 >> (digit * d)) as usize & mask;
-            scratch[next[b]] = p;
+        for &item in items.iter() {
+            let b = (key(&item) >> (digit * d)) as usize & mask;
+            scratch[next[b]] = item;
             next[b] += 1;
         }
-        std::mem::swap(pairs, &mut scratch);
+        std::mem::swap(items, &mut scratch);
     }
 }
 
@@ -73,5 +85,24 @@ mod tests {
         }
         sort_by_key(&mut v, 64);
         assert_eq!(v, want);
+    }
+
+    #[test]
+    fn packed_entries_sort_by_their_key_bits_only() {
+        let mut x = 11u64;
+        let v: Vec<u64> = (0..5000u64)
+            .map(|i| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                // A 30-bit key above a 5-bit payload that records the order.
+                ((x >> 34) << 5) | (i % 32)
+            })
+            .collect();
+        let mut want = v.clone();
+        want.sort_by_key(|e| e >> 5);
+        let mut got = v;
+        sort_packed(&mut got, 30, 5);
+        assert_eq!(got, want);
     }
 }

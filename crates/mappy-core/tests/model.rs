@@ -192,6 +192,22 @@ proptest! {
         }
     }
 
+    /// Batches whose values are too wide to share a word with their sort
+    /// keys take the other path through the sort, with the same result.
+    #[test]
+    fn bulk_insert_of_wide_values_matches_one_by_one(
+        batch in prop::collection::vec((key_strategy(), -(1i64 << 50)..(1i64 << 50)), 1024..1300),
+    ) {
+        let mut one = Maplet::new(5000, 0.01, Counter).unwrap();
+        let mut bulk = one.clone();
+        for &(h, v) in &batch {
+            one.insert_hash(h, v).unwrap();
+        }
+        bulk.insert_many_hashes(batch).unwrap();
+        bulk.check_invariants();
+        prop_assert_eq!(bulk.entries().collect::<Vec<_>>(), one.entries().collect::<Vec<_>>());
+    }
+
     /// With fixed-precision fingerprints, maplets that grew differently
     /// merge into exactly what one maplet that saw every insert holds.
     #[test]
