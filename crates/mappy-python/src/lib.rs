@@ -1431,6 +1431,27 @@ impl Maplet {
     ) -> PyResult<()> {
         let seed = self.seed(py)?;
         let (keys, vals): (Vec<u64>, Vec<Bound<'_, PyAny>>);
+        // Counts for a list of keys: keys hashed and counts read in one pass.
+        if let (Some(v), Spec::Counter) = (values, self.spec) {
+            if let (Ok(keys), Ok(counts)) = (pairs_or_keys.cast::<PyList>(), v.cast::<PyList>()) {
+                if keys.len() != counts.len() {
+                    return Err(PyValueError::new_err(format!(
+                        "{} keys but {} values",
+                        keys.len(),
+                        counts.len()
+                    )));
+                }
+                let pairs = keys
+                    .iter()
+                    .zip(counts.iter())
+                    .map(|(k, x)| {
+                        let h = hash_key(&k, seed)?;
+                        Ok((h, x.extract::<i64>().map_err(counter_value_error)?))
+                    })
+                    .collect::<PyResult<_>>()?;
+                return self.insert_int_pairs(py, pairs);
+            }
+        }
         let (hashes, numpy_vals) = match values {
             Some(v) => {
                 let (h, _) = hash_keys(pairs_or_keys, seed)?;
@@ -1478,11 +1499,12 @@ impl Maplet {
                         list.len()
                     )));
                 }
-                let counts = list
-                    .iter()
-                    .map(|x| x.extract::<i64>().map_err(counter_value_error))
+                let pairs = hashes
+                    .into_iter()
+                    .zip(list.iter())
+                    .map(|(h, x)| Ok((h, x.extract::<i64>().map_err(counter_value_error)?)))
                     .collect::<PyResult<_>>()?;
-                return self.insert_converted(py, hashes, ValuesIn::Ints(counts));
+                return self.insert_int_pairs(py, pairs);
             }
         }
         let vs: Vec<Bound<'_, PyAny>> = v.try_iter()?.collect::<PyResult<_>>()?;
@@ -1956,6 +1978,20 @@ enum ValuesIn<'py> {
 }
 
 impl Maplet {
+    /// Inserts (hash, packed integer) pairs into a counter or integer
+    /// max/min maplet, detached from the interpreter.
+    fn insert_int_pairs(&self, py: Python<'_>, pairs: Vec<(u64, i64)>) -> PyResult<()> {
+        let mut state = self.lock(py)?;
+        let r = py.detach(|| match &mut *state {
+            Inner::Counter(m) => m.insert_many_hashes(pairs),
+            Inner::MaxI(m) => m.insert_many_hashes(pairs),
+            Inner::MinI(m) => m.insert_many_hashes(pairs),
+            _ => unreachable!("a counter or integer max/min maplet"),
+        });
+        drop(state);
+        r.map_err(|(i, e)| batch_error(py, i, e))
+    }
+
     fn insert_converted(
         &self,
         py: Python<'_>,
@@ -1988,16 +2024,7 @@ impl Maplet {
             _ => None,
         };
         if let Some(ints) = ints {
-            let pairs: Vec<(u64, i64)> = hashes.into_iter().zip(ints).collect();
-            let mut state = self.lock(py)?;
-            let r = py.detach(|| match &mut *state {
-                Inner::Counter(m) => m.insert_many_hashes(pairs),
-                Inner::MaxI(m) => m.insert_many_hashes(pairs),
-                Inner::MinI(m) => m.insert_many_hashes(pairs),
-                _ => unreachable!("checked above"),
-            });
-            drop(state);
-            return r.map_err(|(i, e)| batch_error(py, i, e));
+            return self.insert_int_pairs(py, hashes.into_iter().zip(ints).collect());
         }
         let floats: Option<Vec<f64>> = match (&values, &*self.lock(py)?) {
             (ValuesIn::Objects(vs), Inner::MaxF(_) | Inner::MinF(_)) => vs
