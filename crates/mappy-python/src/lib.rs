@@ -1431,6 +1431,36 @@ impl Maplet {
     ) -> PyResult<()> {
         let seed = self.seed(py)?;
         let (keys, vals): (Vec<u64>, Vec<Bound<'_, PyAny>>);
+        // Counts as a NumPy int64 array for a NumPy integer array of keys:
+        // both read in place, in one pass.
+        if let (Some(v), Spec::Counter) = (values, self.spec) {
+            if let Ok(counts) = v.extract::<PyReadonlyArray1<'_, i64>>() {
+                let counts = counts.as_array();
+                let pairs: Option<Vec<(u64, i64)>> =
+                    if let Ok(a) = pairs_or_keys.extract::<PyReadonlyArray1<'_, u64>>() {
+                        let a = a.as_array();
+                        (a.len() == counts.len()).then(|| {
+                            a.iter()
+                                .zip(counts.iter())
+                                .map(|(&k, &c)| (hash::hash_u64(k, seed), c))
+                                .collect()
+                        })
+                    } else if let Ok(a) = pairs_or_keys.extract::<PyReadonlyArray1<'_, i64>>() {
+                        let a = a.as_array();
+                        (a.len() == counts.len()).then(|| {
+                            a.iter()
+                                .zip(counts.iter())
+                                .map(|(&k, &c)| (hash::hash_i64(k, seed), c))
+                                .collect()
+                        })
+                    } else {
+                        None
+                    };
+                if let Some(pairs) = pairs {
+                    return self.insert_int_pairs(py, pairs);
+                }
+            }
+        }
         // Counts for a list of keys: keys hashed and counts read in one pass.
         if let (Some(v), Spec::Counter) = (values, self.spec) {
             if let (Ok(keys), Ok(counts)) = (pairs_or_keys.cast::<PyList>(), v.cast::<PyList>()) {
