@@ -165,15 +165,18 @@ fn count_sequences_into<'a>(
     let mut batch = Vec::new();
     for seq in sequences {
         for_each_kmer(seq, k, canonical, &mut stats, |p| {
-            batch.push((hash_packed(p, k, seed), 1))
+            batch.push(hash_packed(p, k, seed))
         });
         if batch.len() >= 1 << 22 {
             maplet
-                .insert_many_hashes(std::mem::take(&mut batch))
+                .insert_hashes_with_value(&batch, 1)
                 .map_err(|(_, e)| e)?;
+            batch.clear();
         }
     }
-    maplet.insert_many_hashes(batch).map_err(|(_, e)| e)?;
+    maplet
+        .insert_hashes_with_value(&batch, 1)
+        .map_err(|(_, e)| e)?;
     Ok(stats)
 }
 
@@ -221,7 +224,7 @@ fn count_files_into(
     std::thread::scope(|scope| {
         let (seq_tx, seq_rx) = mpsc::sync_channel::<Vec<Vec<u8>>>(workers);
         let seq_rx = std::sync::Arc::new(std::sync::Mutex::new(seq_rx));
-        let (hash_tx, hash_rx) = mpsc::sync_channel::<(Vec<(u64, i64)>, KmerStats)>(workers);
+        let (hash_tx, hash_rx) = mpsc::sync_channel::<(Vec<u64>, KmerStats)>(workers);
         let reader = scope.spawn(move || -> Result<()> {
             for path in paths {
                 read_file(path, &seq_tx)?;
@@ -239,7 +242,7 @@ fn count_files_into(
                 let mut out = Vec::with_capacity(chunk.iter().map(|s| s.len()).sum());
                 for seq in &chunk {
                     for_each_kmer(seq, k, canonical, &mut stats, |p| {
-                        out.push((hash_packed(p, k, seed), 1))
+                        out.push(hash_packed(p, k, seed))
                     });
                 }
                 if tx.send((out, stats)).is_err() {
@@ -249,19 +252,23 @@ fn count_files_into(
         }
         drop(hash_tx);
         let mut stats = KmerStats::default();
-        let mut pending: Vec<(u64, i64)> = Vec::new();
+        // Hashes only: every k-mer counts 1.
+        let mut pending: Vec<u64> = Vec::new();
         let mut result = Ok(());
         for (hashes, s) in hash_rx {
             stats += s;
             pending.extend(hashes);
-            if result.is_ok() && pending.len() >= 1 << 23 {
+            if result.is_ok() && pending.len() >= 1 << 22 {
                 result = maplet
-                    .insert_many_hashes(std::mem::take(&mut pending))
+                    .insert_hashes_with_value(&pending, 1)
                     .map_err(|(_, e)| e);
+                pending.clear();
             }
         }
         if result.is_ok() {
-            result = maplet.insert_many_hashes(pending).map_err(|(_, e)| e);
+            result = maplet
+                .insert_hashes_with_value(&pending, 1)
+                .map_err(|(_, e)| e);
         }
         reader.join().expect("the reader thread does not panic")?;
         result.map(|()| stats)
@@ -269,7 +276,7 @@ fn count_files_into(
 }
 
 /// Parses one file, sending its sequences in chunks of about 1 MB (a chunk
-/// becomes 16 bytes of hash and count per k-mer, so chunks stay small).
+/// becomes 8 bytes of hash per k-mer, so chunks stay small).
 fn read_file(path: &Path, tx: &mpsc::SyncSender<Vec<Vec<u8>>>) -> Result<()> {
     let bad = |e: &dyn std::fmt::Display| {
         MapletError::InvalidParameter(format!("{}: {e}", path.display()))

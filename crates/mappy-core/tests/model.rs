@@ -192,6 +192,21 @@ proptest! {
         }
     }
 
+    /// One value for many hashes is the same as the pairs it stands for,
+    /// in a batch merged in one pass or inserted one by one.
+    #[test]
+    fn one_value_for_many_hashes_matches_the_pairs(
+        hashes in prop::collection::vec(key_strategy(), 0..1400),
+        value in -50i64..100,
+    ) {
+        let mut pairs = Maplet::new(5000, 0.01, Counter).unwrap();
+        let mut same = pairs.clone();
+        pairs.insert_many_hashes(hashes.iter().map(|&h| (h, value)).collect()).unwrap();
+        same.insert_hashes_with_value(&hashes, value).unwrap();
+        same.check_invariants();
+        prop_assert_eq!(same.entries().collect::<Vec<_>>(), pairs.entries().collect::<Vec<_>>());
+    }
+
     /// Batches whose values are too wide to share a word with their sort
     /// keys take the other path through the sort, with the same result.
     #[test]
@@ -457,6 +472,21 @@ fn bulk_insert_reports_the_failing_pair_and_changes_nothing() {
     m.check_invariants();
     assert!(m.to_bytes() == before, "a failed batch changed the maplet");
     assert_eq!((m.len(), m.query_hash(42)), (1, Some(5)));
+}
+
+#[test]
+fn one_value_for_many_hashes_reports_the_failing_hash_and_changes_nothing() {
+    let mut m = Maplet::new(10_000, 0.01, Counter).unwrap();
+    let hashes: Vec<u64> = (0..3000u64)
+        .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        .collect();
+    m.insert_hash(hashes[1500], i64::MAX - 3).unwrap();
+    let before = m.to_bytes();
+    let err = m.insert_hashes_with_value(&hashes, 5).unwrap_err();
+    assert_eq!(err.0, 1500);
+    assert!(matches!(err.1, mappy_core::MapletError::Overflow(_)));
+    m.check_invariants();
+    assert!(m.to_bytes() == before, "a failed batch changed the maplet");
 }
 
 #[test]
