@@ -1,4 +1,14 @@
-//! Profiling harness (not part of the package).
+//! Timings of one operation at a time, for profiling with `perf` or
+//! callgrind: a counter maplet at 1% over `N` keys (default 1M), median-free
+//! per-round nanoseconds on stderr.
+//!
+//! ```text
+//! N=1000000 cargo run --release -p mappy-core --example profile -- MODE [ROUNDS]
+//! ```
+//!
+//! MODE: `insert` (one by one, maplet sized for N), `insert2` (sized for
+//! 2N, half load), `batch` (one `insert_many_hashes`), `query` (present
+//! keys, the default), `qfins` and `qf` (`qfilter` inserts and queries).
 use mappy_core::{Counter, Maplet};
 use std::hint::black_box;
 fn splitmix(mut x: u64) -> u64 {
