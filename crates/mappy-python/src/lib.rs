@@ -173,6 +173,22 @@ fn hash_key(key: &Bound<'_, PyAny>, seed: u64) -> PyResult<u64> {
 
 use pyo3::types::IntoPyDict;
 
+/// (hash, count) pairs of integer keys and counts read in place, if the two
+/// arrays have the same length.
+fn paired<T: Copy>(
+    keys: numpy::ndarray::ArrayView1<'_, T>,
+    counts: numpy::ndarray::ArrayView1<'_, i64>,
+    hash: fn(T, u64) -> u64,
+    seed: u64,
+) -> Option<Vec<(u64, i64)>> {
+    (keys.len() == counts.len()).then(|| {
+        keys.iter()
+            .zip(counts.iter())
+            .map(|(&k, &c)| (hash(k, seed), c))
+            .collect()
+    })
+}
+
 /// Hashes of many keys: a NumPy integer array is read in place.
 fn hash_keys(keys: &Bound<'_, PyAny>, seed: u64) -> PyResult<(Vec<u64>, bool)> {
     if let Ok(a) = keys.extract::<PyReadonlyArray1<'_, u64>>() {
@@ -1436,26 +1452,13 @@ impl Maplet {
         if let (Some(v), Spec::Counter) = (values, self.spec) {
             if let Ok(counts) = v.extract::<PyReadonlyArray1<'_, i64>>() {
                 let counts = counts.as_array();
-                let pairs: Option<Vec<(u64, i64)>> =
-                    if let Ok(a) = pairs_or_keys.extract::<PyReadonlyArray1<'_, u64>>() {
-                        let a = a.as_array();
-                        (a.len() == counts.len()).then(|| {
-                            a.iter()
-                                .zip(counts.iter())
-                                .map(|(&k, &c)| (hash::hash_u64(k, seed), c))
-                                .collect()
-                        })
-                    } else if let Ok(a) = pairs_or_keys.extract::<PyReadonlyArray1<'_, i64>>() {
-                        let a = a.as_array();
-                        (a.len() == counts.len()).then(|| {
-                            a.iter()
-                                .zip(counts.iter())
-                                .map(|(&k, &c)| (hash::hash_i64(k, seed), c))
-                                .collect()
-                        })
-                    } else {
-                        None
-                    };
+                let pairs = if let Ok(a) = pairs_or_keys.extract::<PyReadonlyArray1<'_, u64>>() {
+                    paired(a.as_array(), counts, hash::hash_u64, seed)
+                } else if let Ok(a) = pairs_or_keys.extract::<PyReadonlyArray1<'_, i64>>() {
+                    paired(a.as_array(), counts, hash::hash_i64, seed)
+                } else {
+                    None
+                };
                 if let Some(pairs) = pairs {
                     return self.insert_int_pairs(py, pairs);
                 }
