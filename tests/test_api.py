@@ -153,6 +153,12 @@ def test_batches():
     out = m.batch_query(keys)
     assert isinstance(out, np.ndarray) and out.tolist() == [1, 2, 3]
     assert m.query(10) == 1  # array keys are the same keys as Python ints
+    m.batch_insert(np.array([-5, 7], dtype=np.int64), np.array([2, 3], dtype=np.int64))
+    strided = np.array([40, 0, 50, 0], dtype=np.uint64)[::2]
+    m.batch_insert(strided, np.array([4, 5, 6, 7], dtype=np.int64)[::2])
+    assert [m.query(k) for k in (-5, 7, 40, 50)] == [2, 3, 4, 6]
+    with pytest.raises(ValueError, match="keys but"):
+        m.batch_insert(keys, np.array([1, 2], dtype=np.int64))
     with pytest.raises(ValueError, match="keys but"):
         m.batch_insert(["x", "y"], [1])
     with pytest.raises(TypeError):
