@@ -841,6 +841,34 @@ impl<O: Operator> Maplet<O> {
             }
             out.push(q, f, bits);
         };
+        if t.len() == 0 {
+            // Into an empty table (a bulk load): nothing to match, so each
+            // run of equal fields in the batch becomes one entry.
+            let mut cur: Option<(u64, u64, O::Value)> = None;
+            for i in 0..sorted.len() {
+                let (key, bits) = sorted.get(i).expect("i < len");
+                let (q, f) = t.locate_sort_key(key);
+                let field = base.field_for_new(t, f);
+                let v = base.op.unpack(bits);
+                match &mut cur {
+                    Some((cq, cf, cv)) if *cq == q && *cf == field => {
+                        *cv = base.op.merge(cv, &v)?
+                    }
+                    _ => {
+                        if let Some((cq, cf, cv)) = cur.replace((q, field, v)) {
+                            push(&mut out, cq, cf, &cv);
+                            if out.table().len() > limit {
+                                return Ok(None);
+                            }
+                        }
+                    }
+                }
+            }
+            if let Some((cq, cf, cv)) = cur {
+                push(&mut out, cq, cf, &cv);
+            }
+            return Ok((out.table().len() <= limit).then(|| out.finish()));
+        }
         let mut runs = t.runs().peekable();
         let mut next = 0usize;
         let mut existing: Vec<(u64, O::Value)> = Vec::new();

@@ -207,6 +207,36 @@ proptest! {
         prop_assert_eq!(same.entries().collect::<Vec<_>>(), pairs.entries().collect::<Vec<_>>());
     }
 
+    /// A batch into an empty maplet (a bulk load, merged without matching
+    /// against stored entries) holds what one-by-one inserts hold, with
+    /// full or fixed-precision fingerprints, and after growing it answers
+    /// every key at least its total.
+    #[test]
+    fn bulk_load_into_an_empty_maplet(
+        batch in prop::collection::vec((key_strategy(), 1i64..100), 1024..1500),
+        fixed_precision in any::<bool>(),
+    ) {
+        let options = Options { fixed_precision, ..Options::default() };
+        let mut one = Maplet::with_options(5000, 0.01, Counter, options).unwrap();
+        let mut bulk = one.clone();
+        for &(h, v) in &batch {
+            one.insert_hash(h, v).unwrap();
+        }
+        bulk.insert_many_hashes(batch.clone()).unwrap();
+        bulk.check_invariants();
+        prop_assert_eq!(bulk.entries().collect::<Vec<_>>(), one.entries().collect::<Vec<_>>());
+        let mut small = Maplet::with_options(100, 0.01, Counter, options).unwrap();
+        small.insert_many_hashes(batch.clone()).unwrap();
+        small.check_invariants();
+        let mut truth: HashMap<u64, i64> = HashMap::new();
+        for &(h, v) in &batch {
+            *truth.entry(h).or_default() += v;
+        }
+        for (h, v) in truth {
+            prop_assert!(small.query_hash(h).is_some_and(|a| a >= v), "below the truth after a bulk load");
+        }
+    }
+
     /// Batches whose values are too wide to share a word with their sort
     /// keys take the other path through the sort, with the same result.
     #[test]
