@@ -258,7 +258,7 @@ fn count_files_into(
         for (hashes, s) in hash_rx {
             stats += s;
             pending.extend(hashes);
-            if result.is_ok() && pending.len() >= 1 << 22 {
+            if result.is_ok() && pending.len() >= 6 << 20 {
                 result = maplet
                     .insert_hashes_with_value(&pending, 1)
                     .map_err(|(_, e)| e);
