@@ -88,12 +88,7 @@ fn select64(w: u64, k: usize) -> usize {
 
 #[inline]
 fn read_bits(words: &[u64], bit: usize, width: u32) -> u64 {
-    let (w, sh) = (bit / 64, bit % 64);
-    let mut v = words[w] >> sh;
-    if sh + width as usize > 64 {
-        v |= words[w + 1] << (64 - sh);
-    }
-    v & mask(width)
+    read_bits_masked(words, bit, width as usize, mask(width))
 }
 
 /// Moves bits `start..end` of `words` up by `by` bits (to
@@ -114,8 +109,8 @@ fn shift_bits_up(words: &mut [u64], start: usize, end: usize, by: usize) {
     }
 }
 
-/// The `width`-bit field at `bit` of `words` (`width` below 64, `fmask` its
-/// mask), read as one load where the field lies in a single word.
+/// The `width`-bit field at `bit` of `words` (`fmask` its mask), read as
+/// one load where the field lies in a single word.
 #[inline]
 fn read_bits_masked(words: &[u64], bit: usize, width: usize, fmask: u64) -> u64 {
     let (w, sh) = (bit / 64, bit % 64);
@@ -562,36 +557,29 @@ impl Table {
 
     // ---- rank and select --------------------------------------------------
 
-    /// Position of the `k`-th (from 0) runend at or after slot `p`.
+    /// For home slot `q`, over words already borrowed: whether it is
+    /// occupied, how many home slots of its block up to and including it
+    /// are (`d`), and where the block's own runs may start (`p0`: after the
+    /// entries spilled into it from earlier blocks).
     #[inline]
-    fn select_runend_from(&self, p: usize, mut k: usize) -> usize {
-        let mut b = p / SLOTS;
-        let mut w = self.run_word(b) & (u64::MAX << (p % SLOTS));
-        loop {
-            let c = w.count_ones() as usize;
-            if k < c {
-                return b * SLOTS + select64(w, k);
-            }
-            k -= c;
-            b += 1;
-            w = self.run_word(b);
-        }
-    }
-
-    /// Slots `start..=end` of the run of home slot `q`, if it has one, over
-    /// words already borrowed: each header word is read once.
-    #[inline]
-    fn run_in(&self, w: &[u64], q: usize) -> Option<(usize, usize)> {
+    fn rank_in(&self, w: &[u64], q: usize) -> (bool, usize, usize) {
         let (b, bit) = (q / SLOTS, q % SLOTS);
         let base = (b / 2) * self.stride;
         let odd = b % 2;
         let occ = w[base + odd];
-        if occ >> bit & 1 == 0 {
-            return None;
-        }
-        // Occupied home slots of the block up to and including q.
         let d = (occ << (63 - bit)).count_ones() as usize;
         let p0 = b * SLOTS + (w[base + 4] >> (32 * odd)) as u32 as usize;
+        (occ >> bit & 1 == 1, d, p0)
+    }
+
+    /// Slots `start..=end` of the run of home slot `q`, if it has one, over
+    /// words already borrowed.
+    #[inline]
+    fn run_in(&self, w: &[u64], q: usize) -> Option<(usize, usize)> {
+        let (occupied, d, p0) = self.rank_in(w, q);
+        if !occupied {
+            return None;
+        }
         let start = if d == 1 {
             q.max(p0)
         } else {
@@ -604,23 +592,17 @@ impl Table {
     /// For home slot `q`: whether it is occupied, and the end of the run of
     /// the last occupied home slot `<= q` that starts in `q`'s block (`q`'s
     /// own run if it is occupied), else where the block's runs may start.
-    /// One rank and at most one select, each header word read once.
+    /// One rank and at most one select.
     #[inline]
     fn locate_run(&self, w: &[u64], q: usize) -> (bool, Result<usize, usize>) {
-        let (b, bit) = (q / SLOTS, q % SLOTS);
-        let base = (b / 2) * self.stride;
-        let odd = b % 2;
-        let occ = w[base + odd];
-        // Occupied home slots of the block up to and including q.
-        let d = (occ << (63 - bit)).count_ones() as usize;
-        let p0 = b * SLOTS + (w[base + 4] >> (32 * odd)) as u32 as usize;
+        let (occupied, d, p0) = self.rank_in(w, q);
         let end = if d == 0 {
             Err(p0)
         } else {
             // Runends from p0 on close the block's runs in order.
             Ok(self.select_runend_in(w, p0, d - 1))
         };
-        (occ >> bit & 1 == 1, end)
+        (occupied, end)
     }
 
     /// Whether slot `s` ends a run, over words already borrowed.
@@ -665,8 +647,8 @@ impl Table {
         }
     }
 
-    /// [`select_runend_from`](Table::select_runend_from) over words already
-    /// borrowed.
+    /// Position of the `k`-th (from 0) runend at or after slot `p`, over
+    /// words already borrowed.
     #[inline]
     fn select_runend_in(&self, w: &[u64], p: usize, mut k: usize) -> usize {
         let mut b = p / SLOTS;
@@ -902,7 +884,7 @@ impl Table {
             match self.next_occupied_after(next_q) {
                 Some(q2) if q2 < p => {
                     next_q = q2;
-                    last = self.select_runend_from(p, 0);
+                    last = self.select_runend_in(&self.words, p, 0);
                 }
                 _ => break,
             }
@@ -1196,7 +1178,7 @@ impl Iterator for Runs<'_> {
                 break;
             }
             let start = q.max(self.next_free);
-            let end = t.select_runend_from(start, 0);
+            let end = t.select_runend_in(&t.words, start, 0);
             self.q = q + 1;
             self.next_free = end + 1;
             return Some((q as u64, start, end));
