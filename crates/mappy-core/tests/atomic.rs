@@ -3,7 +3,7 @@
 //! entries, the same memory), across growth, value widening, side-store
 //! values and the one-pass merge of large batches.
 
-use mappy_core::{Counter, Custom, Maplet, MapletError, Operator, Options, VectorAdd};
+use mappy_core::{Counter, Custom, Maplet, MapletError, Operator, Options, ValueCodec, VectorAdd};
 use proptest::prelude::*;
 
 /// Everything observable about a maplet's contents and size.
@@ -12,6 +12,20 @@ where
     O::Value: PartialEq + std::fmt::Debug,
 {
     (m.entries().collect::<Vec<_>>(), m.stats(), m.capacity())
+}
+
+/// Runs a batch that must fail, checks that the maplet is exactly as it
+/// was (entries, size, bytes, invariants), and returns the failure.
+fn failed_batch<O: Operator>(m: &mut Maplet<O>, batch: Vec<(u64, O::Value)>) -> (usize, MapletError)
+where
+    O::Value: PartialEq + std::fmt::Debug + ValueCodec,
+{
+    let (bytes, before) = (m.to_bytes(), snapshot(m));
+    let err = m.insert_many_hashes(batch).unwrap_err();
+    m.check_invariants();
+    assert_eq!(snapshot(m), before);
+    assert!(m.to_bytes() == bytes, "bytes differ after a failed batch");
+    err
 }
 
 fn spread(i: u64) -> u64 {
@@ -42,13 +56,9 @@ proptest! {
             .collect();
         let bad = at.index(size);
         batch[bad] = (spread(1 << 40), 11);
-        let (bytes, before) = (m.to_bytes(), snapshot(&m));
-        let err = m.insert_many_hashes(batch).unwrap_err();
+        let err = failed_batch(&mut m, batch);
         prop_assert_eq!(err.0, bad);
         prop_assert!(matches!(err.1, MapletError::Overflow(_)), "{}", err.1);
-        m.check_invariants();
-        prop_assert_eq!(snapshot(&m), before);
-        prop_assert!(m.to_bytes() == bytes, "bytes differ after a failed batch");
     }
 
     /// Side-store values: vectors whose lengths clash at a chosen pair.
@@ -69,12 +79,8 @@ proptest! {
             .collect();
         let bad = at.index(size);
         batch[bad] = (spread(0), vec![1.0, 2.0]);
-        let (bytes, before) = (m.to_bytes(), snapshot(&m));
-        let err = m.insert_many_hashes(batch).unwrap_err();
+        let err = failed_batch(&mut m, batch);
         prop_assert_eq!(err.0, bad);
-        m.check_invariants();
-        prop_assert_eq!(snapshot(&m), before);
-        prop_assert!(m.to_bytes() == bytes, "bytes differ after a failed batch");
     }
 
     /// A custom merge function that refuses a chosen pair.
@@ -120,17 +126,13 @@ fn a_batch_over_the_memory_limit_changes_nothing() {
         for i in 0..50 {
             m.insert_hash(spread(i), 1).unwrap();
         }
-        let (bytes, before) = (m.to_bytes(), snapshot(&m));
         let batch: Vec<(u64, i64)> = (0..size as u64).map(|i| (spread(i + 100), 1)).collect();
-        let err = m.insert_many_hashes(batch).unwrap_err();
+        let err = failed_batch(&mut m, batch);
         assert!(
             matches!(err.1, MapletError::MemoryLimit { .. }),
             "{}",
             err.1
         );
-        m.check_invariants();
-        assert_eq!(snapshot(&m), before);
-        assert!(m.to_bytes() == bytes);
     }
 }
 
