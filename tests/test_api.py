@@ -166,6 +166,35 @@ def test_batches():
     assert "x" not in m  # a bad key stops the batch before anything is inserted
 
 
+@pytest.mark.parametrize("as_array", [False, True])
+def test_batches_of_one_count_and_of_counts_that_change(as_array):
+    # Large enough to be merged in one pass. All counts alike go in as one
+    # count under every key; a different count part way turns the batch
+    # into pairs. Either way: the same as inserting the pairs one by one.
+    n = 3000
+    for counts in ([3] * n, [3] * 1000 + [4] + [3] * (n - 1001), [7] + [1] * (n - 1)):
+        keys = list(range(n)) + list(range(n // 2))
+        counts = counts + [2] * (n // 2)
+        if as_array:
+            batch = (np.array(keys, dtype=np.uint64), np.array(counts, dtype=np.int64))
+        else:
+            batch = ([f"k{k}" for k in keys], counts)
+        m, one = counter(10_000), counter(10_000)
+        m.batch_insert(*batch)
+        for k, c in zip(*batch):
+            one.insert(int(k) if as_array else k, int(c))
+        assert len(m) == len(one)
+        assert [m.query(int(k) if as_array else k) for k in batch[0][:n]] == [
+            one.query(int(k) if as_array else k) for k in batch[0][:n]
+        ]
+    # A bad count after a run of equal ones changes nothing.
+    m = counter(10_000)
+    m.insert("k0", 1)
+    with pytest.raises(OverflowError):
+        m.batch_insert([f"k{i}" for i in range(n)], [1] * (n - 1) + [2**64])
+    assert len(m) == 1 and m.query("k0") == 1 and "k1" not in m
+
+
 def test_copy_merge_and_or():
     a, b = counter(), counter()
     a.insert("x", 1)

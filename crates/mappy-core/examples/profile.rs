@@ -7,7 +7,8 @@
 //! ```
 //!
 //! MODE: `insert` (one by one, maplet sized for N), `insert2` (sized for
-//! 2N, half load), `batch` (one `insert_many_hashes`), `query` (present
+//! 2N, half load), `batch` (one `insert_many_hashes`), `batch1` (the same
+//! with every count 1), `query` (present
 //! keys, the default), `qfins` and `qf` (`qfilter` inserts and queries).
 use mappy_core::{Counter, Maplet};
 use std::hint::black_box;
@@ -53,6 +54,13 @@ fn main() {
             let mut m = Maplet::new(n, 0.01, Counter).unwrap();
             m.insert_many_hashes(pairs.clone()).unwrap();
         }),
+        "batch1" => {
+            let ones: Vec<(u64, i64)> = present.iter().map(|&k| (k, 1)).collect();
+            rounds("batch of ones", count.unwrap_or(5), n, || {
+                let mut m = Maplet::new(n, 0.01, Counter).unwrap();
+                m.insert_many_hashes(ones.clone()).unwrap();
+            })
+        }
         "qfins" => rounds("qf insert", count.unwrap_or(5), n, || {
             let mut f = qfilter::Filter::new(n as u64, 0.01).unwrap();
             for &k in &present {
@@ -67,6 +75,19 @@ fn main() {
             rounds("qf query", count.unwrap_or(10), n, || {
                 for &k in &present {
                     black_box(f.contains_fingerprint(k));
+                }
+            });
+        }
+        "absent" => {
+            // Membership of absent keys in a maplet of SMALL keys (default
+            // N: in cache when small), the same number of calls as "query".
+            let small: usize = std::env::var("SMALL").map_or(n, |s| s.parse().unwrap());
+            let mut m = Maplet::new(small, 0.01, Counter).unwrap();
+            m.insert_many_hashes(pairs[..small].to_vec()).unwrap();
+            let absent: Vec<u64> = (n as u64..2 * n as u64).map(splitmix).collect();
+            rounds("contains absent", count.unwrap_or(10), n, || {
+                for &k in &absent {
+                    black_box(m.contains_hash(k));
                 }
             });
         }

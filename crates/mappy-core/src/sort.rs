@@ -8,8 +8,12 @@ pub(crate) fn sort_by_key(pairs: &mut Vec<(u64, i64)>, bits: u32) {
 
 /// Sorts entries that carry their key in bits `shift..shift + bits` (a
 /// payload below them), stably, by that key. See [`radix_sort`].
-pub(crate) fn sort_packed(entries: &mut Vec<u64>, bits: u32, shift: u32) {
-    radix_sort(entries, bits, |&e| e >> shift);
+pub(crate) fn sort_packed<T: Copy + Default + Into<u64>>(
+    entries: &mut Vec<T>,
+    bits: u32,
+    shift: u32,
+) {
+    radix_sort(entries, bits, |&e| e.into() >> shift);
 }
 
 /// Sorts `items` by `key` (below `2^bits`), stably, with a
@@ -101,8 +105,15 @@ mod tests {
             .collect();
         let mut want = v.clone();
         want.sort_by_key(|e| e >> 5);
-        let mut got = v;
+        let mut got = v.clone();
         sort_packed(&mut got, 30, 5);
+        assert_eq!(got, want);
+        // The same entries in 4-byte words: a 27-bit key, same payload.
+        let narrow: Vec<u32> = v.iter().map(|&e| (e >> 3) as u32).collect();
+        let mut want: Vec<u32> = narrow.clone();
+        want.sort_by_key(|&e| e >> 5);
+        let mut got = narrow;
+        sort_packed(&mut got, 27, 5);
         assert_eq!(got, want);
     }
 }

@@ -649,7 +649,7 @@ impl Table {
 
     /// Position of the `k`-th (from 0) runend at or after slot `p`, over
     /// words already borrowed.
-    #[inline]
+    #[inline(always)]
     fn select_runend_in(&self, w: &[u64], p: usize, mut k: usize) -> usize {
         let mut b = p / SLOTS;
         let mut word = w[self.hdr(b, 2 + b % 2)] & (u64::MAX << (p % SLOTS));
