@@ -192,18 +192,24 @@ impl Counts {
     fn push(&mut self, h: u64, c: i64) {
         match self {
             Counts::Same(hashes, same) => match *same {
-                Some(x) if x != c => {
-                    let mut pairs = Vec::with_capacity(hashes.capacity());
-                    pairs.extend(hashes.iter().map(|&h| (h, x)));
-                    pairs.push((h, c));
-                    *self = Counts::Pairs(pairs);
-                }
+                Some(x) if x != c => self.switch_to_pairs(h, c),
                 _ => {
                     *same = Some(c);
                     hashes.push(h);
                 }
             },
             Counts::Pairs(pairs) => pairs.push((h, c)),
+        }
+    }
+
+    /// The first count unlike the others: pairs from here on.
+    #[cold]
+    fn switch_to_pairs(&mut self, h: u64, c: i64) {
+        if let Counts::Same(hashes, Some(x)) = self {
+            let mut pairs = Vec::with_capacity(hashes.capacity());
+            pairs.extend(hashes.iter().map(|&h| (h, *x)));
+            pairs.push((h, c));
+            *self = Counts::Pairs(pairs);
         }
     }
 
@@ -217,6 +223,28 @@ impl Counts {
             Counts::Same(_, None) => Ok(()),
             Counts::Pairs(pairs) => m.insert_many_hashes(pairs),
         }
+    }
+}
+
+/// Reads Python counts, converting each run of one object once (counting
+/// passes the same small-int object for every key). The last object is
+/// held, so that no other object can take its address meanwhile.
+#[derive(Default)]
+struct CountReader<'py> {
+    last: Option<(Bound<'py, PyAny>, i64)>,
+}
+
+impl<'py> CountReader<'py> {
+    #[inline]
+    fn read(&mut self, x: &Bound<'py, PyAny>) -> PyResult<i64> {
+        if let Some((o, v)) = &self.last {
+            if o.is(x) {
+                return Ok(*v);
+            }
+        }
+        let v = x.extract::<i64>().map_err(counter_value_error)?;
+        self.last = Some((x.clone(), v));
+        Ok(v)
     }
 }
 
@@ -1523,9 +1551,10 @@ impl Maplet {
                     )));
                 }
                 let mut out = Counts::with_capacity(keys.len());
+                let mut reader = CountReader::default();
                 for (k, x) in keys.iter().zip(counts.iter()) {
                     let h = hash_key(&k, seed)?;
-                    out.push(h, x.extract::<i64>().map_err(counter_value_error)?);
+                    out.push(h, reader.read(&x)?);
                 }
                 return self.insert_counts(py, out);
             }
@@ -1578,8 +1607,9 @@ impl Maplet {
                     )));
                 }
                 let mut out = Counts::with_capacity(n);
+                let mut reader = CountReader::default();
                 for (h, x) in hashes.into_iter().zip(list.iter()) {
-                    out.push(h, x.extract::<i64>().map_err(counter_value_error)?);
+                    out.push(h, reader.read(&x)?);
                 }
                 return self.insert_counts(py, out);
             }
