@@ -8,8 +8,9 @@
 //!
 //! MODE: `insert` (one by one, maplet sized for N), `insert2` (sized for
 //! 2N, half load), `batch` (one `insert_many_hashes`), `batch1` (the same
-//! with every count 1), `query` (present
-//! keys, the default), `qfins` and `qf` (`qfilter` inserts and queries).
+//! with every count 1), `query` (present keys, the default), `absent`
+//! (membership of N absent keys in a maplet of `SMALL` keys, default N),
+//! `qfins` and `qf` (`qfilter` inserts and queries).
 use mappy_core::{Counter, Maplet};
 use std::hint::black_box;
 
