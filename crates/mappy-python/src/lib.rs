@@ -183,11 +183,20 @@ enum Counts {
     Pairs(Vec<(u64, i64)>),
 }
 
-impl Counts {
-    fn with_capacity(n: usize) -> Counts {
-        Counts::Same(Vec::with_capacity(n), None)
+impl FromIterator<(u64, i64)> for Counts {
+    fn from_iter<I: IntoIterator<Item = (u64, i64)>>(iter: I) -> Counts {
+        let iter = iter.into_iter();
+        // The upper bound: a conversion that may fail has no lower one.
+        let (lo, hi) = iter.size_hint();
+        let mut out = Counts::Same(Vec::with_capacity(hi.unwrap_or(lo)), None);
+        for (h, c) in iter {
+            out.push(h, c);
+        }
+        out
     }
+}
 
+impl Counts {
     #[inline]
     fn push(&mut self, h: u64, c: i64) {
         match self {
@@ -257,11 +266,10 @@ fn paired<T: Copy>(
     seed: u64,
 ) -> Option<Counts> {
     (keys.len() == counts.len()).then(|| {
-        let mut out = Counts::with_capacity(keys.len());
-        for (&k, &c) in keys.iter().zip(counts.iter()) {
-            out.push(hash(k, seed), c);
-        }
-        out
+        keys.iter()
+            .zip(counts.iter())
+            .map(|(&k, &c)| (hash(k, seed), c))
+            .collect()
     })
 }
 
@@ -1535,8 +1543,8 @@ impl Maplet {
                 } else {
                     None
                 };
-                if let Some(counts) = pairs {
-                    return self.insert_counts(py, counts);
+                if let Some(pairs) = pairs {
+                    return self.insert_counts(py, pairs);
                 }
             }
         }
@@ -1550,13 +1558,13 @@ impl Maplet {
                         counts.len()
                     )));
                 }
-                let mut out = Counts::with_capacity(keys.len());
                 let mut reader = CountReader::default();
-                for (k, x) in keys.iter().zip(counts.iter()) {
-                    let h = hash_key(&k, seed)?;
-                    out.push(h, reader.read(&x)?);
-                }
-                return self.insert_counts(py, out);
+                let counts = keys
+                    .iter()
+                    .zip(counts.iter())
+                    .map(|(k, x)| Ok((hash_key(&k, seed)?, reader.read(&x)?)))
+                    .collect::<PyResult<_>>()?;
+                return self.insert_counts(py, counts);
             }
         }
         let (hashes, numpy_vals) = match values {
@@ -1606,12 +1614,13 @@ impl Maplet {
                         list.len()
                     )));
                 }
-                let mut out = Counts::with_capacity(n);
                 let mut reader = CountReader::default();
-                for (h, x) in hashes.into_iter().zip(list.iter()) {
-                    out.push(h, reader.read(&x)?);
-                }
-                return self.insert_counts(py, out);
+                let counts = hashes
+                    .into_iter()
+                    .zip(list.iter())
+                    .map(|(h, x)| Ok((h, reader.read(&x)?)))
+                    .collect::<PyResult<_>>()?;
+                return self.insert_counts(py, counts);
             }
         }
         let vs: Vec<Bound<'_, PyAny>> = v.try_iter()?.collect::<PyResult<_>>()?;
@@ -2085,12 +2094,8 @@ enum ValuesIn<'py> {
 }
 
 impl Maplet {
-    /// Inserts (hash, packed integer) pairs into a counter or integer
+    /// Inserts hashes with packed integers into a counter or integer
     /// max/min maplet, detached from the interpreter.
-    fn insert_int_pairs(&self, py: Python<'_>, pairs: Vec<(u64, i64)>) -> PyResult<()> {
-        self.insert_counts(py, Counts::Pairs(pairs))
-    }
-
     fn insert_counts(&self, py: Python<'_>, counts: Counts) -> PyResult<()> {
         let mut state = self.lock(py)?;
         let r = py.detach(|| match &mut *state {
@@ -2117,11 +2122,10 @@ impl Maplet {
         };
         let ints: Option<Vec<i64>> = match (&values, self.spec) {
             _ if ints.is_some() => ints,
-            (ValuesIn::Objects(vs), Spec::Counter) => Some(
-                vs.iter()
-                    .map(|v| v.extract::<i64>().map_err(counter_value_error))
-                    .collect::<PyResult<_>>()?,
-            ),
+            (ValuesIn::Objects(vs), Spec::Counter) => {
+                let mut reader = CountReader::default();
+                Some(vs.iter().map(|v| reader.read(v)).collect::<PyResult<_>>()?)
+            }
             (ValuesIn::Objects(vs), Spec::Max | Spec::Min)
                 if matches!(&*self.lock(py)?, Inner::MaxI(_) | Inner::MinI(_)) =>
             {
@@ -2135,7 +2139,7 @@ impl Maplet {
             _ => None,
         };
         if let Some(ints) = ints {
-            return self.insert_int_pairs(py, hashes.into_iter().zip(ints).collect());
+            return self.insert_counts(py, hashes.into_iter().zip(ints).collect());
         }
         let floats: Option<Vec<f64>> = match (&values, &*self.lock(py)?) {
             (ValuesIn::Objects(vs), Inner::MaxF(_) | Inner::MinF(_)) => vs
