@@ -1,6 +1,7 @@
 """The Maplet API: Python protocols, operators, keys, copies and merges."""
 
 import copy
+import inspect
 import pickle
 
 import cloudpickle
@@ -40,6 +41,70 @@ def test_python_protocols():
     with pytest.raises(TypeError):
         hash(m)
     assert "Stats(item_count=1" in repr(m.stats())
+
+
+def test_per_key_calls_take_positional_arguments_only():
+    """insert, query and contains take their arguments as dict.get does;
+    a wrong call is a TypeError that changes nothing."""
+    m = counter()
+    m.insert("a", 3)
+    before = m.to_bytes()
+    for bad in (
+        lambda: m.insert("a"),
+        lambda: m.insert("a", 1, 2),
+        lambda: m.insert(),
+        lambda: m.insert(key="a", value=1),
+        lambda: m.query(),
+        lambda: m.query("a", "b"),
+        lambda: m.query(key="a"),
+        lambda: m.contains(key="a"),
+        lambda: m.insert(["unhashable"], 1),
+        lambda: m.query(1.5),
+    ):
+        with pytest.raises(TypeError):
+            bad()
+    assert m.to_bytes() == before
+    assert (m.query("a"), m.contains("a"), m.contains("b")) == (3, True, False)
+    # Unbound, the methods accept only maplets.
+    with pytest.raises(TypeError):
+        mappy.Maplet.query({}, "a")
+    assert mappy.Maplet.query(m, "a") == 3
+    for name, sig in [("insert", "(self, key, value, /)"), ("query", "(self, key, /)")]:
+        assert str(inspect.signature(getattr(mappy.Maplet, name))) == sig
+
+
+def test_subclasses_keep_and_override_the_per_key_calls():
+    class Logged(mappy.Maplet):
+        def query(self, key):
+            return ("logged", super().query(key))
+
+    m = Logged(100, 0.01)
+    m.insert("a", 2)
+    assert m.query("a") == ("logged", 2)
+    assert m.contains("a") and m["a"] == 2
+
+
+def test_per_key_calls_on_every_storage_release_what_they_drop():
+    """Maplets that hold Python objects drop replaced values at once."""
+
+    class Tracked:
+        alive = 0
+
+        def __init__(self, n):
+            self.n = n
+            Tracked.alive += 1
+
+        def __del__(self):
+            Tracked.alive -= 1
+
+        def __lt__(self, other):
+            return self.n < other.n
+
+    m = mappy.Maplet(100, 0.01, mappy.MaxOperator())
+    for i in range(1000):
+        m.insert("k", Tracked(i))
+    assert m.query("k").n == 999
+    assert Tracked.alive == 1
 
 
 def test_keys_of_each_type_are_distinct_and_stable():

@@ -136,11 +136,11 @@ class Maplet:
         seed: Optional[int] = None,
         fixed_precision: bool = False,
     ) -> Self: ...
-    def insert(self, key: _Key, value: Any) -> None:
+    def insert(self, key: _Key, value: Any, /) -> None:
         """Merges ``value`` into what ``key``'s fingerprint holds."""
-    def query(self, key: _Key) -> Any:
+    def query(self, key: _Key, /) -> Any:
         """The value stored for ``key``, or ``None``."""
-    def contains(self, key: _Key) -> bool:
+    def contains(self, key: _Key, /) -> bool:
         """Whether ``key``'s fingerprint is present."""
     def delete(self, key: _Key, value: Optional[Any] = None) -> bool:
         """Subtracts a count, or removes ``key``'s entry."""

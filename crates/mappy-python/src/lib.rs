@@ -30,6 +30,8 @@ use pyo3::types::{
 };
 use pyo3::{PyTraverseError, PyVisit};
 
+mod fastcall;
+
 // ---- errors ----------------------------------------------------------------
 
 const ERROR_CLASSES: &std::ffi::CStr = c"
@@ -1363,6 +1365,33 @@ fn inner_from_bytes(
     })
 }
 
+impl Maplet {
+    /// `insert(key, value)`: see [`fastcall`], which puts it on the class.
+    fn insert_key(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let h = hash_key(key, self.seed)?;
+        guarded(py, || self.lock(py)?.insert(py, h, value))
+    }
+
+    /// `query(key)`: see [`fastcall`].
+    fn query_key(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+        let h = hash_key(key, self.seed)?;
+        let state = self.lock(py)?;
+        guarded(py, || state.query(py, h))
+    }
+
+    /// `contains(key)`: see [`fastcall`].
+    fn contains_key(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let h = hash_key(key, self.seed)?;
+        let state = self.lock(py)?;
+        Ok(each!(&*state, m => m.contains_hash(h)))
+    }
+}
+
 #[pymethods]
 impl Maplet {
     /// Maplet(expected_items, false_positive_rate, operator=CounterOperator(), *, memory_limit_mb=None, seed=None)
@@ -1424,53 +1453,12 @@ impl Maplet {
         Ok(Maplet::from_inner(inner, spec, func))
     }
 
-    /// insert(key, value)
-    ///
-    /// Merges ``value`` into what ``key``'s fingerprint holds. On any error
-    /// the maplet is unchanged.
-    ///
-    /// >>> m = Maplet(100, 0.01); m.insert("a", 2); m.insert("a", 3); m.query("a")
-    /// 5
-    fn insert(
-        &self,
-        py: Python<'_>,
-        key: &Bound<'_, PyAny>,
-        value: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
-        let h = hash_key(key, self.seed(py)?)?;
-        guarded(py, || self.lock(py)?.insert(py, h, value))
-    }
-
-    /// query(key)
-    ///
-    /// The value stored for ``key``, or ``None`` if its fingerprint is absent.
-    ///
-    /// >>> m = Maplet(100, 0.01); m.insert(b"k", 1); m.query(b"k"), m.query("other")
-    /// (1, None)
-    fn query(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
-        let h = hash_key(key, self.seed)?;
-        let state = self.lock(py)?;
-        guarded(py, || state.query(py, h))
-    }
-
-    /// contains(key)
-    ///
-    /// Whether ``key``'s fingerprint is present (``key in maplet`` too).
-    ///
-    /// >>> m = Maplet(100, 0.01); m.insert(7, 1); m.contains(7), 8 in m
-    /// (True, False)
-    fn contains(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let h = hash_key(key, self.seed)?;
-        let state = self.lock(py)?;
-        Ok(each!(&*state, m => m.contains_hash(h)))
-    }
-
     fn __contains__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
-        self.contains(py, key)
+        self.contains_key(py, key)
     }
 
     fn __getitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.query(py, key)?
+        self.query_key(py, key)?
             .ok_or_else(|| PyKeyError::new_err(key.clone().unbind()))
     }
 
@@ -2351,6 +2339,7 @@ fn _mappy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let _ = ERRORS.set(py, ns.unbind());
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<Maplet>()?;
+    fastcall::install(&py.get_type::<Maplet>())?;
     m.add_class::<Stats>()?;
     m.add_class::<CounterOperator>()?;
     m.add_class::<MaxOperator>()?;
