@@ -610,7 +610,7 @@ impl Inner {
 
     /// Moves a numeric max/min maplet to Python-object storage and returns
     /// the numeric one it replaced (`None` if there was nothing to move).
-    fn replace_with_objects(&mut self, py: Python<'_>) -> PyResult<Option<Inner>> {
+    fn replace_with_objects(&mut self, py: Python<'_>) -> PyResult<Option<Box<Inner>>> {
         let obj = |v: PyResult<Bound<'_, PyAny>>| -> core::Result<PyObj> {
             v.map(|b| PyObj(b.unbind()))
                 .map_err(|e| core::MapletError::Operator(Box::new(e)))
@@ -651,21 +651,22 @@ impl Inner {
             _ => return Ok(None),
         };
         let converted = Inner::Obj(converted.map_err(|e| map_err(py, e))?);
-        Ok(Some(std::mem::replace(self, converted)))
+        Ok(Some(Box::new(std::mem::replace(self, converted))))
     }
 
     /// Changes the storage, if `value` needs it, to one that can hold
     /// `value` as well as everything stored (numbers to Python objects; an
     /// empty maplet's first value chooses floats or float32 vectors), as
     /// [`insert`](Inner::insert) would; answers do not change. Returns the
-    /// storage it replaced. `first`: the maplet is empty and `value` is the
-    /// first of its batch.
+    /// storage it replaced (boxed: the usual answer, no change, is then a
+    /// null pointer rather than a whole maplet moved through the stack).
+    /// `first`: the maplet is empty and `value` is the first of its batch.
     fn adapt(
         &mut self,
         py: Python<'_>,
         value: &Bound<'_, PyAny>,
         first: bool,
-    ) -> PyResult<Option<Inner>> {
+    ) -> PyResult<Option<Box<Inner>>> {
         let numeric_max_min = matches!(
             self,
             Inner::MaxI(_) | Inner::MinI(_) | Inner::MaxF(_) | Inner::MinF(_)
@@ -698,7 +699,7 @@ impl Inner {
             }
             _ => return Ok(None),
         };
-        Ok(Some(std::mem::replace(self, new)))
+        Ok(Some(Box::new(std::mem::replace(self, new))))
     }
 
     /// Inserts `values` under `hashes`, all or nothing: every value is
@@ -743,7 +744,7 @@ impl Inner {
         let original = self.adapt(py, value, self.is_empty())?;
         let r = self.insert_adapted(py, h, value);
         if let (Err(_), Some(original)) = (&r, original) {
-            *self = original;
+            *self = *original;
         }
         r
     }
@@ -2158,7 +2159,7 @@ impl Maplet {
         };
         let mut state = self.lock(py)?;
         let empty = state.is_empty();
-        let mut original: Option<Inner> = None;
+        let mut original: Option<Box<Inner>> = None;
         let mut r = Ok(());
         for (i, v) in vs.iter().enumerate() {
             match state.adapt(py, v, empty && i == 0) {
@@ -2178,7 +2179,7 @@ impl Maplet {
         }
         if r.is_err() {
             if let Some(original) = original {
-                *state = original;
+                *state = *original;
             }
         }
         r
