@@ -206,6 +206,20 @@ pub(crate) fn verified(bytes: &[u8]) -> Result<&[u8]> {
 /// [`MapletError::Io`] when the file cannot be written; `path` is then
 /// left as it was.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |f| Ok(f.write_all(bytes)?))
+}
+
+/// As [`write_atomic`], with the bytes written to the open temporary file
+/// by `write`; if it fails, the temporary file is removed and `path` is
+/// left as it was.
+///
+/// # Errors
+/// [`MapletError::InvalidParameter`] for a path with no file name;
+/// [`MapletError::Io`]; the errors of `write`.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut fs::File) -> Result<()>,
+) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::env::current_dir()?,
@@ -218,9 +232,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         name.to_string_lossy(),
         std::process::id()
     ));
-    let result = (|| -> std::io::Result<()> {
+    let result = (|| -> Result<()> {
         let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
+        write(&mut f)?;
         f.sync_all()?;
         drop(f);
         fs::rename(&tmp, path)?;
@@ -232,7 +246,33 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    Ok(result?)
+    result
+}
+
+/// A writer that keeps the checksum of everything written through it, and
+/// ends the data with it.
+pub(crate) struct Checksummed<'a, W: Write> {
+    inner: &'a mut W,
+    sum: Box<xxhash_rust::xxh3::Xxh3>,
+}
+
+impl<'a, W: Write> Checksummed<'a, W> {
+    pub(crate) fn new(inner: &'a mut W) -> Self {
+        Checksummed {
+            inner,
+            sum: Box::new(xxhash_rust::xxh3::Xxh3::new()),
+        }
+    }
+
+    pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.sum.update(bytes);
+        Ok(self.inner.write_all(bytes)?)
+    }
+
+    /// Writes the checksum of everything before it.
+    pub(crate) fn finish(self) -> Result<()> {
+        Ok(self.inner.write_all(&self.sum.digest().to_le_bytes())?)
+    }
 }
 
 #[cfg(test)]

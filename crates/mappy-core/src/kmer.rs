@@ -138,8 +138,7 @@ pub fn canonical_kmer(kmer: &str) -> Option<String> {
     Some(if rc < up { rc } else { up })
 }
 
-/// Counts the k-mers of `sequences` into `maplet`, in batches, all or
-/// nothing.
+/// Counts the k-mers of `sequences` into `maplet`, all or nothing.
 ///
 /// # Errors
 /// [`MapletError::InvalidParameter`] for k outside 1 to 32; the maplet's
@@ -167,25 +166,26 @@ fn count_sequences_into<'a>(
         for_each_kmer(seq, k, canonical, &mut stats, |p| {
             batch.push(hash_packed(p, k, seed))
         });
-        if batch.len() >= 1 << 22 {
+        if batch.len() >= 1 << 16 {
             maplet
-                .insert_hashes_with_value(&batch, 1)
+                .insert_hashes_streaming(&batch, 1)
                 .map_err(|(_, e)| e)?;
             batch.clear();
         }
     }
     maplet
-        .insert_hashes_with_value(&batch, 1)
+        .insert_hashes_streaming(&batch, 1)
         .map_err(|(_, e)| e)?;
     Ok(stats)
 }
 
 /// Counts the k-mers of FASTA/FASTQ files (plain or gzip) into `maplet`,
 /// all or nothing. One thread parses; `threads` workers (all cores when
-/// `None`) turn sequences into hashes; batches merge into the maplet in one
-/// pass each. Until the count ends, the table the maplet had before it is
-/// kept, to go back to on error (an empty new maplet's table costs no
-/// memory: its pages were never touched).
+/// `None`) turn sequences into hashes; the calling thread inserts them one
+/// at a time, prefetching ahead, so that no memory beyond the table and
+/// small buffers is needed. Until the count ends, the table the maplet had
+/// before it is kept, to go back to on error (an empty new maplet's table
+/// costs no memory: its pages were never touched).
 ///
 /// # Errors
 /// [`MapletError::InvalidParameter`] naming the file (and the record where
@@ -252,31 +252,22 @@ fn count_files_into(
         }
         drop(hash_tx);
         let mut stats = KmerStats::default();
-        // Hashes only: every k-mer counts 1.
-        let mut pending: Vec<u64> = Vec::new();
         let mut result = Ok(());
         for (hashes, s) in hash_rx {
             stats += s;
-            pending.extend(hashes);
-            if result.is_ok() && pending.len() >= 6 << 20 {
+            if result.is_ok() {
                 result = maplet
-                    .insert_hashes_with_value(&pending, 1)
+                    .insert_hashes_streaming(&hashes, 1)
                     .map_err(|(_, e)| e);
-                pending.clear();
             }
-        }
-        if result.is_ok() {
-            result = maplet
-                .insert_hashes_with_value(&pending, 1)
-                .map_err(|(_, e)| e);
         }
         reader.join().expect("the reader thread does not panic")?;
         result.map(|()| stats)
     })
 }
 
-/// Parses one file, sending its sequences in chunks of about 1 MB (a chunk
-/// becomes 8 bytes of hash per k-mer, so chunks stay small).
+/// Parses one file, sending its sequences in chunks of about 128 KB (a
+/// chunk becomes 8 bytes of hash per k-mer, so chunks stay small).
 fn read_file(path: &Path, tx: &mpsc::SyncSender<Vec<Vec<u8>>>) -> Result<()> {
     let bad = |e: &dyn std::fmt::Display| {
         MapletError::InvalidParameter(format!("{}: {e}", path.display()))
@@ -289,7 +280,7 @@ fn read_file(path: &Path, tx: &mpsc::SyncSender<Vec<Vec<u8>>>) -> Result<()> {
         let seq = record.seq().into_owned();
         size += seq.len();
         chunk.push(seq);
-        if size >= 1 << 20 {
+        if size >= 1 << 17 {
             if tx.send(std::mem::take(&mut chunk)).is_err() {
                 return Ok(());
             }

@@ -395,7 +395,7 @@ impl<O: Operator> Maplet<O> {
             };
             self.check_memory(self.table.bytes_after(canonical, fbits, vbits) + side_extra)?;
             if vbits != self.table.vbits() || signed != self.table.signed() {
-                self.replace_table(self.table.reformat(self.table.fbits(), vbits, signed));
+                self.widen_values(vbits, signed);
             }
             if grow {
                 self.grow_to(fbits);
@@ -489,6 +489,16 @@ impl<O: Operator> Maplet<O> {
         r
     }
 
+    /// Widens the table's values: in place, unless an open batch has yet to
+    /// keep a table to return to, in which case the old table becomes that.
+    fn widen_values(&mut self, vbits: u32, signed: bool) {
+        if self.journal.as_ref().is_some_and(|j| j.saved.is_none()) {
+            self.replace_table(self.table.reformat(self.table.fbits(), vbits, signed));
+        } else {
+            self.table.widen_values(vbits, signed);
+        }
+    }
+
     /// Stores `value` in slot `s`, widening packed values if needed.
     fn replace_value(&mut self, s: usize, value: O::Value) -> Result<()> {
         if O::PACKED {
@@ -500,7 +510,7 @@ impl<O: Operator> Maplet<O> {
                     self.table.fbits(),
                     vbits,
                 ))?;
-                self.replace_table(self.table.reformat(self.table.fbits(), vbits, signed));
+                self.widen_values(vbits, signed);
             }
             self.table.set_value(s, bits);
         } else {
@@ -748,6 +758,53 @@ impl<O: Operator> Maplet<O> {
             }
         }
         self.atomically(|m| m.insert_one_by_one(hashes.iter().map(|&h| (h, value.clone()))))
+    }
+
+    /// Inserts `value` under each of `hashes` one at a time, each home
+    /// slot prefetched a few inserts ahead, inside an open
+    /// [`atomically`](Maplet::atomically) batch. Unlike
+    /// [`insert_hashes_with_value`](Maplet::insert_hashes_with_value) it
+    /// needs no memory beyond the table: the first call of the batch sets
+    /// the table aside for the undo and goes on in a copy (free when the
+    /// maplet is empty: a new table's pages are not touched until written),
+    /// so no change needs a journal entry.
+    pub(crate) fn insert_hashes_streaming(
+        &mut self,
+        hashes: &[u64],
+        value: O::Value,
+    ) -> std::result::Result<(), (usize, MapletError)> {
+        const AHEAD: usize = 8;
+        self.set_table_aside();
+        for (i, &h) in hashes.iter().enumerate() {
+            if let Some(&next) = hashes.get(i + AHEAD) {
+                self.table.prefetch(self.table.locate(next).0);
+            }
+            self.insert_hash(h, value.clone()).map_err(|e| (i, e))?;
+        }
+        Ok(())
+    }
+
+    /// In an open batch that has not yet kept a table for its undo, keeps
+    /// the current one and continues in a copy of it.
+    fn set_table_aside(&mut self) {
+        let Some(j) = &self.journal else { return };
+        if j.saved.is_some() {
+            return;
+        }
+        let copy = if self.table.len() == 0 {
+            Table::new(
+                self.table.canonical(),
+                self.table.fbits(),
+                self.table.vbits(),
+                self.table.signed(),
+            )
+        } else {
+            self.table.clone()
+        };
+        let old = std::mem::replace(&mut self.table, copy);
+        // The kept table holds the steps journaled so far: an undo restores
+        // it, then undoes them.
+        self.journal.as_mut().expect("checked above").saved = Some(old);
     }
 
     fn insert_one_by_one<I>(&mut self, pairs: I) -> std::result::Result<(), (usize, MapletError)>
@@ -1250,28 +1307,69 @@ impl<O: Operator> Maplet<O> {
     /// The first error `encode` returns.
     pub fn to_bytes_with(
         &self,
-        mut encode: impl FnMut(&O::Value, &mut Vec<u8>) -> Result<()>,
+        encode: impl FnMut(&O::Value, &mut Vec<u8>) -> Result<()>,
     ) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.table.words().len() * 8 + 1024);
+        self.write_with(&mut out, encode)?;
+        Ok(out)
+    }
+
+    /// Writes the bytes of [`to_bytes_with`](Maplet::to_bytes_with) to `w`
+    /// as they are made, holding no copy of the table: only the side store
+    /// is encoded in memory first (the header gives its length).
+    ///
+    /// # Errors
+    /// The first error `encode` returns, and [`MapletError::Io`] from `w`;
+    /// `w` may then have taken part of the bytes.
+    pub fn write_with(
+        &self,
+        w: &mut impl std::io::Write,
+        mut encode: impl FnMut(&O::Value, &mut Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
         let t = &self.table;
+        let mut side = Vec::new();
+        if !O::PACKED {
+            let slots = self.side.slots();
+            side.extend_from_slice(&(slots.len() as u64).to_le_bytes());
+            for slot in slots {
+                match slot {
+                    None => side.extend_from_slice(&u32::MAX.to_le_bytes()),
+                    Some(v) => {
+                        let at = side.len();
+                        side.extend_from_slice(&[0; 4]);
+                        encode(v, &mut side)?;
+                        let n = u32::try_from(side.len() - at - 4)
+                            .ok()
+                            .filter(|&n| n != u32::MAX)
+                            .ok_or_else(|| {
+                                MapletError::InvalidValue(
+                                    "a value of 4 GiB or more cannot be saved".into(),
+                                )
+                            })?;
+                        side[at..at + 4].copy_from_slice(&n.to_le_bytes());
+                    }
+                }
+            }
+        }
         let name = match self.op.kind() {
             OperatorKind::Custom(n) => n.as_bytes(),
             _ => &[],
         };
         let table_offset = (format::FIXED_HEADER + name.len()).next_multiple_of(8);
-        let mut out = Vec::with_capacity(table_offset + t.words().len() * 8 + 64);
-        out.extend_from_slice(&format::MAGIC);
-        out.extend_from_slice(&format::VERSION.to_le_bytes());
+        let mut head = Vec::with_capacity(table_offset);
+        head.extend_from_slice(&format::MAGIC);
+        head.extend_from_slice(&format::VERSION.to_le_bytes());
         let flags = t.signed() as u32
             | ((!O::PACKED) as u32) << 1
             | (self.options.fixed_precision as u32) << 2;
-        out.extend_from_slice(&flags.to_le_bytes());
-        out.extend_from_slice(&[
+        head.extend_from_slice(&flags.to_le_bytes());
+        head.extend_from_slice(&[
             format::kind_code(self.op.kind()),
             t.fbits() as u8,
             t.vbits() as u8,
             0,
         ]);
-        out.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        head.extend_from_slice(&(name.len() as u32).to_le_bytes());
         for x in [
             self.options.seed,
             self.expected_items as u64,
@@ -1282,49 +1380,28 @@ impl<O: Operator> Maplet<O> {
             self.initial_fbits as u64,
             t.len() as u64,
             t.words().len() as u64,
+            side.len() as u64,
         ] {
-            out.extend_from_slice(&x.to_le_bytes());
+            head.extend_from_slice(&x.to_le_bytes());
         }
-        let side_len_at = out.len();
-        out.extend_from_slice(&0u64.to_le_bytes());
         for h in t.len_hist() {
-            out.extend_from_slice(&h.to_le_bytes());
+            head.extend_from_slice(&h.to_le_bytes());
         }
-        debug_assert_eq!(out.len(), format::FIXED_HEADER);
-        out.extend_from_slice(name);
-        out.resize(table_offset, 0);
-        for w in t.words() {
-            out.extend_from_slice(&w.to_le_bytes());
-        }
-        let side_start = out.len();
-        if !O::PACKED {
-            let slots = self.side.slots();
-            out.extend_from_slice(&(slots.len() as u64).to_le_bytes());
-            for slot in slots {
-                match slot {
-                    None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
-                    Some(v) => {
-                        let at = out.len();
-                        out.extend_from_slice(&[0; 4]);
-                        encode(v, &mut out)?;
-                        let n = u32::try_from(out.len() - at - 4)
-                            .ok()
-                            .filter(|&n| n != u32::MAX)
-                            .ok_or_else(|| {
-                                MapletError::InvalidValue(
-                                    "a value of 4 GiB or more cannot be saved".into(),
-                                )
-                            })?;
-                        out[at..at + 4].copy_from_slice(&n.to_le_bytes());
-                    }
-                }
+        debug_assert_eq!(head.len(), format::FIXED_HEADER);
+        head.extend_from_slice(name);
+        head.resize(table_offset, 0);
+        let mut w = format::Checksummed::new(w);
+        w.write(&head)?;
+        let mut buf = Vec::with_capacity(64 << 10);
+        for chunk in t.words().chunks(8 << 10) {
+            buf.clear();
+            for x in chunk {
+                buf.extend_from_slice(&x.to_le_bytes());
             }
+            w.write(&buf)?;
         }
-        let side_len = (out.len() - side_start) as u64;
-        out[side_len_at..side_len_at + 8].copy_from_slice(&side_len.to_le_bytes());
-        let sum = format::checksum(&out);
-        out.extend_from_slice(&sum.to_le_bytes());
-        Ok(out)
+        w.write(&side)?;
+        w.finish()
     }
 
     /// Reads a maplet written by [`to_bytes_with`](Maplet::to_bytes_with),
@@ -1372,7 +1449,12 @@ impl<O: Operator> Maplet<O> {
         path: impl AsRef<Path>,
         encode: impl FnMut(&O::Value, &mut Vec<u8>) -> Result<()>,
     ) -> Result<()> {
-        format::write_atomic(path.as_ref(), &self.to_bytes_with(encode)?)
+        format::write_atomic_with(path.as_ref(), |f| {
+            let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
+            self.write_with(&mut w, encode)?;
+            std::io::Write::flush(&mut w)?;
+            Ok(())
+        })
     }
 
     /// Loads a maplet saved by [`save_with`](Maplet::save_with).
@@ -1637,7 +1719,10 @@ where
     /// # Errors
     /// [`MapletError::Io`].
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        format::write_atomic(path.as_ref(), &self.to_bytes())
+        self.save_with(path, |v, out| {
+            v.encode(out);
+            Ok(())
+        })
     }
 
     /// Loads a maplet saved by [`save`](Maplet::save).

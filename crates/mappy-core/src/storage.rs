@@ -105,25 +105,34 @@ impl Deref for Words {
     }
 }
 
-/// Asks the kernel to back the 2 MiB-aligned part of a large table with
-/// huge pages. Lookups land on random slots, so with 4 KiB pages nearly
-/// every lookup in a table of tens of megabytes also misses the TLB; with
-/// 2 MiB pages the whole table fits in it. Only a hint: where transparent
-/// huge pages are off, nothing changes.
+/// Asks the kernel to back a large table with huge pages. Lookups land on
+/// random slots, so with 4 KiB pages nearly every lookup in a table of tens
+/// of megabytes also misses the TLB; with 2 MiB pages the whole table fits
+/// in it. Only a hint: where transparent huge pages are off, nothing
+/// changes.
+///
+/// The advice covers every page the words touch, not just their 2 MiB-aligned
+/// middle: a large allocation is a mapping of its own, and advice on part of
+/// it would split it in several, which `mremap` cannot move. The table then
+/// grows in place or moves without a copy (see `Table::widen_values`).
 #[cfg(target_os = "linux")]
 fn advise_huge_pages(words: &[u64]) {
     const HUGE: usize = 2 << 20;
+    let bytes = std::mem::size_of_val(words);
+    if bytes < HUGE {
+        return;
+    }
+    // SAFETY: sysconf only reads a system setting.
+    #[allow(unsafe_code)]
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as usize;
     let start = words.as_ptr() as usize;
-    let end = start + std::mem::size_of_val(words);
-    let (lo, hi) = (start.next_multiple_of(HUGE), end & !(HUGE - 1));
-    if hi > lo {
-        // SAFETY: the range is whole pages inside `words`' own allocation,
-        // and MADV_HUGEPAGE changes only how the kernel backs them, never
-        // their contents; a failure leaves them as they are.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE);
-        }
+    let (lo, hi) = (start & !(page - 1), (start + bytes).next_multiple_of(page));
+    // SAFETY: the range is the pages holding `words`' own allocation, and
+    // MADV_HUGEPAGE changes only how the kernel backs them, never their
+    // contents; a failure leaves them as they are.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE);
     }
 }
 

@@ -1156,6 +1156,48 @@ impl Table {
         t
     }
 
+    /// Changes the value width and signedness in place (neither may
+    /// narrow what the values need), without a second table: the words
+    /// grow at the end, then each pair of blocks moves to its new place,
+    /// the last first, so that no pair is overwritten before it is read.
+    pub(crate) fn widen_values(&mut self, vbits: u32, signed: bool) {
+        let (old_vbits, old_signed) = (self.vbits, self.signed);
+        assert!(vbits >= old_vbits && (signed || !old_signed));
+        let (old_stride, old_width) = (self.stride, self.width);
+        let stride = Self::stride_for(self.fbits, vbits);
+        let npairs = self.nblocks() / 2;
+        self.words.extend_zeroed(npairs * (stride - old_stride));
+        let fbits = self.fbits;
+        let sign_extend = |raw: u64| -> u64 {
+            if old_signed && old_vbits < 64 {
+                let sh = 64 - old_vbits;
+                (((raw << sh) as i64) >> sh) as u64
+            } else {
+                raw
+            }
+        };
+        let mut pair = vec![0u64; old_stride];
+        for p in (0..npairs).rev() {
+            pair.copy_from_slice(&self.words[p * old_stride..(p + 1) * old_stride]);
+            let new = &mut self.words[p * stride..(p + 1) * stride];
+            new[..HDR].copy_from_slice(&pair[..HDR]);
+            new[HDR..].fill(0);
+            for i in 0..2 * SLOTS {
+                let from = HDR * 64 + i * old_width;
+                let field = read_bits(&pair, from, fbits);
+                let raw = sign_extend(read_bits(&pair, from + fbits as usize, old_vbits));
+                let to = HDR * 64 + i * (fbits + vbits) as usize;
+                write_bits(new, to, fbits, field);
+                write_bits(new, to + fbits as usize, vbits, raw);
+            }
+        }
+        self.vbits = vbits;
+        self.signed = signed;
+        self.stride = stride;
+        self.width = (fbits + vbits) as usize;
+        self.vmask = mask(vbits);
+    }
+
     /// The table with twice the home slots. Each entry moves to home slot
     /// `2q` or `2q + 1` by its first fingerprint bit; an entry with no
     /// fingerprint bits left is copied to both, its value passed through
@@ -1278,7 +1320,7 @@ impl Builder {
 
     /// Widens the values of the table being built.
     pub(crate) fn widen_values(&mut self, vbits: u32, signed: bool) {
-        self.table = self.table.reformat(self.table.fbits, vbits, signed);
+        self.table.widen_values(vbits, signed);
     }
 
     /// Appends an entry; `v` must fit the table's value width.
@@ -1452,6 +1494,66 @@ mod wide_slot_tests {
                 let (q, f) = t.locate(h);
                 let s = t.best_match(q, f).expect("a stored entry is found");
                 assert_eq!(t.value(s), v, "fbits {fbits} vbits {vbits}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod widen_tests {
+    use super::*;
+
+    /// Widening values in place leaves the same words as building the
+    /// widened table anew, across word and pair boundaries and into signed
+    /// values, and every entry answers as before.
+    #[test]
+    fn widening_in_place_matches_a_rebuilt_table() {
+        let steps: [&[(u32, bool)]; 4] = [
+            &[(2, false), (3, false), (7, false), (13, false), (64, false)],
+            &[(1, false), (2, true), (9, true), (40, true)],
+            &[(5, true), (6, true), (33, true)],
+            &[(8, false), (8, true)],
+        ];
+        for (fbits, chain) in [
+            (9u32, steps[0]),
+            (12, steps[1]),
+            (17, steps[2]),
+            (8, steps[3]),
+        ] {
+            let (vbits0, signed0) = chain[0];
+            let mut t = Table::new(700, fbits, vbits0, signed0);
+            let mut x = 99u64;
+            let mut stored = Vec::new();
+            for _ in 0..660 {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let (q, f) = t.locate(x);
+                let v = if signed0 {
+                    ((x >> 58) & 3) as i64 - 2
+                } else {
+                    ((x >> 58) & mask(vbits0.min(2))) as i64
+                };
+                if let Probe::Missing { pos, run_end } = t.probe(q, f, f) {
+                    t.insert_at(q, f, v, pos, run_end);
+                    stored.push((x, v));
+                }
+            }
+            for &(vbits, signed) in &chain[1..] {
+                let rebuilt = t.reformat(fbits, vbits, signed);
+                t.widen_values(vbits, signed);
+                assert_eq!(
+                    &t.words[..],
+                    &rebuilt.words[..],
+                    "fbits {fbits} vbits {vbits}"
+                );
+                assert_eq!(t.heap_bytes(), rebuilt.heap_bytes());
+                t.check_invariants();
+                for &(h, v) in &stored {
+                    let (q, f) = t.locate(h);
+                    let s = t.best_match(q, f).expect("a stored entry is found");
+                    assert_eq!(t.value(s), v, "fbits {fbits} vbits {vbits} signed {signed}");
+                }
             }
         }
     }

@@ -146,6 +146,11 @@ fn a_failed_count_changes_nothing() {
     let err = count_files(&mut m, std::slice::from_ref(&path), 21, true, Some(2)).unwrap_err();
     assert!(err.to_string().contains("broken.fq"), "{err}");
     assert!(m.to_bytes() == before, "a failed count changed the maplet");
+    // The same into an empty maplet, whose table is set aside unwritten.
+    let mut empty = Maplet::new(50_000, 0.001, Counter).unwrap();
+    let empty_before = empty.to_bytes();
+    assert!(count_files(&mut empty, std::slice::from_ref(&path), 21, true, Some(2)).is_err());
+    assert!(empty.to_bytes() == empty_before && empty.is_empty());
     // k out of range, and the memory limit reached part-way.
     assert!(count_sequences(&mut m, [&b"ACGT"[..]], 33, true).is_err());
     let seqs: Vec<Vec<u8>> = (0..3).map(|i| random_dna(2_000_000, i)).collect();

@@ -166,6 +166,8 @@ fn save_is_atomic_and_load_round_trips() {
         1,
         "a temporary file was left behind"
     );
+    // The file, written as it is made, holds exactly the bytes in memory.
+    assert!(std::fs::read(&path).unwrap() == m.to_bytes());
     let back = Maplet::load(&path, Counter).unwrap();
     assert_eq!(
         back.entries().collect::<Vec<_>>(),

@@ -1949,9 +1949,28 @@ impl Maplet {
     /// >>> m = Maplet(100, 0.01); m.insert("a", 1); m.save(p); Maplet.load(p).query("a")
     /// 1
     fn save(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
-        let bytes = self.to_bytes_inner(py)?;
-        py.detach(|| core::format::write_atomic(&path, &bytes))
-            .map_err(|e| map_err(py, e))
+        let state = self.lock(py)?;
+        // Packed values stream to the file, detached; Python objects are
+        // pickled attached, then written.
+        let r = py.detach(|| match &*state {
+            Inner::Counter(m) => Some(m.save(&path)),
+            Inner::MaxI(m) => Some(m.save(&path)),
+            Inner::MinI(m) => Some(m.save(&path)),
+            Inner::MaxF(m) => Some(m.save(&path)),
+            Inner::MinF(m) => Some(m.save(&path)),
+            Inner::VecF32(m) => Some(m.save(&path)),
+            Inner::VecF64(m) => Some(m.save(&path)),
+            Inner::Obj(_) => None,
+        });
+        drop(state);
+        let r = match r {
+            Some(r) => r,
+            None => {
+                let bytes = self.to_bytes_inner(py)?;
+                py.detach(|| core::format::write_atomic(&path, &bytes))
+            }
+        };
+        r.map_err(|e| map_err(py, e))
     }
 
     /// load(path, operator=None, *, mmap=False)
