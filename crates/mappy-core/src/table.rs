@@ -1182,9 +1182,18 @@ impl Table {
             let new = &mut self.words[p * stride..(p + 1) * stride];
             new[..HDR].copy_from_slice(&pair[..HDR]);
             new[HDR..].fill(0);
+            // A pair with no runend holds no entry.
+            if pair[2] | pair[3] == 0 {
+                continue;
+            }
             for i in 0..2 * SLOTS {
                 let from = HDR * 64 + i * old_width;
                 let field = read_bits(&pair, from, fbits);
+                // Unused slots are all zero, and so is a used slot's
+                // field never (it ends in its marker bit).
+                if field == 0 {
+                    continue;
+                }
                 let raw = sign_extend(read_bits(&pair, from + fbits as usize, old_vbits));
                 let to = HDR * 64 + i * (fbits + vbits) as usize;
                 write_bits(new, to, fbits, field);
