@@ -1368,6 +1368,7 @@ fn inner_from_bytes(
 
 impl Maplet {
     /// `insert(key, value)`: see [`fastcall`], which puts it on the class.
+    #[inline]
     fn insert_key(
         &self,
         py: Python<'_>,
@@ -1379,6 +1380,7 @@ impl Maplet {
     }
 
     /// `query(key)`: see [`fastcall`].
+    #[inline]
     fn query_key(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
         let h = hash_key(key, self.seed)?;
         let state = self.lock(py)?;
@@ -1386,6 +1388,7 @@ impl Maplet {
     }
 
     /// `contains(key)`: see [`fastcall`].
+    #[inline]
     fn contains_key(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         let h = hash_key(key, self.seed)?;
         let state = self.lock(py)?;
