@@ -42,10 +42,11 @@ fn exact(seqs: &[Vec<u8>], k: usize, canonical: bool) -> HashMap<String, i64> {
     out
 }
 
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mappy-kmers-{}", std::process::id()));
+/// A folder of the test's own (tests run in parallel in one process).
+fn temp_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mappy-kmers-{}-{test}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    dir
 }
 
 #[test]
@@ -93,9 +94,10 @@ fn files_plain_gzip_fasta_fastq_and_threads_agree() {
             )
         })
         .collect();
-    let fa = temp("reads.fa");
+    let dir = temp_dir("files");
+    let fa = dir.join("reads.fa");
     std::fs::write(&fa, &fasta).unwrap();
-    let fq_gz = temp("reads.fq.gz");
+    let fq_gz = dir.join("reads.fq.gz");
     let mut gz = flate2::write::GzEncoder::new(
         std::fs::File::create(&fq_gz).unwrap(),
         flate2::Compression::fast(),
@@ -114,7 +116,7 @@ fn files_plain_gzip_fasta_fastq_and_threads_agree() {
             single.entries().collect::<Vec<_>>()
         );
     }
-    let bad = temp("bad.fq");
+    let bad = dir.join("bad.fq");
     std::fs::write(&bad, "@r1\nACGT\n+\nII\n").unwrap();
     let mut m = Maplet::new(100, 0.01, Counter).unwrap();
     let err = count_files(&mut m, std::slice::from_ref(&bad), 3, true, None).unwrap_err();
@@ -122,10 +124,10 @@ fn files_plain_gzip_fasta_fastq_and_threads_agree() {
         err.to_string().contains(&bad.display().to_string()),
         "{err}"
     );
-    let err = count_files(&mut m, &[temp("none.fa")], 3, true, None).unwrap_err();
+    let err = count_files(&mut m, &[dir.join("none.fa")], 3, true, None).unwrap_err();
     assert!(err.to_string().contains("no such file"), "{err}");
     assert!(count_sequences(&mut m, [&b"ACGT"[..]], 33, true).is_err());
-    std::fs::remove_dir_all(fa.parent().unwrap()).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -135,7 +137,8 @@ fn a_failed_count_changes_nothing() {
     let before = m.to_bytes();
     // Good records, more than the parser sends to the counters at once,
     // then one whose quality line is missing.
-    let path = temp("broken.fq");
+    let dir = temp_dir("broken");
+    let path = dir.join("broken.fq");
     let mut text = String::new();
     for i in 0..400 {
         let good = String::from_utf8(random_dna(5_000, 2 + i)).unwrap();
@@ -168,4 +171,49 @@ fn a_failed_count_changes_nothing() {
     let limited_before = limited.to_bytes();
     assert!(count_sequences(limited, seqs.iter().map(|s| &s[..]), 21, true).is_err());
     assert!(limited.to_bytes() == limited_before);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Counting past the expected size grows the maplet as it goes, and a
+/// count into a maplet that already holds counts adds to them: no count
+/// below the truth either way, and nearly all exact.
+#[test]
+fn counting_grows_and_adds_to_what_is_stored() {
+    let seqs: Vec<Vec<u8>> = (0..200).map(|i| random_dna(300, 5000 + i as u64)).collect();
+    let truth = exact(&seqs, 21, true);
+    let (first, rest) = seqs.split_at(80);
+    let dir = temp_dir("grows");
+    let path = dir.join("rest.fa");
+    let fasta: String = rest
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!(">r{i}\n{}\n", String::from_utf8_lossy(s)))
+        .collect();
+    std::fs::write(&path, fasta).unwrap();
+    // Sized for a sixteenth of the distinct k-mers: it doubles four times.
+    let mut m = Maplet::new(truth.len() / 16, 0.001, Counter).unwrap();
+    let before = m.capacity();
+    count_sequences(&mut m, first.iter().map(|s| s.as_slice()), 21, true).unwrap();
+    count_files(&mut m, std::slice::from_ref(&path), 21, true, Some(2)).unwrap();
+    assert!(
+        m.capacity() >= 16 * before,
+        "{} -> {}",
+        before,
+        m.capacity()
+    );
+    let exact = truth
+        .iter()
+        .filter(|(km, &n)| {
+            let got = m.query(km.as_str()).unwrap();
+            assert!(got >= n, "{km}: {got} < {n}");
+            got == n
+        })
+        .count();
+    assert!(
+        exact as f64 > 0.99 * truth.len() as f64,
+        "{exact} of {}",
+        truth.len()
+    );
+    m.check_invariants();
+    std::fs::remove_dir_all(dir).unwrap();
 }
