@@ -140,6 +140,27 @@ fn read_bits(words: &[u64], bit: usize, width: u32) -> u64 {
 /// `start + by..end + by`), from the top word down so that no source bit is
 /// overwritten before it is read.
 fn shift_bits_up(words: &mut [u64], start: usize, end: usize, by: usize) {
+    if by >= 64 {
+        return shift_bits_up_far(words, start, end, by);
+    }
+    let (dst_lo, dst_hi) = (start + by, end + by);
+    let (first, last) = (dst_lo / 64, (dst_hi - 1) / 64);
+    // Destination word `w` takes its bits from the source words `w` and
+    // `w - 1` (neither written yet, going down); only its bits inside the
+    // destination range change.
+    for w in (first..=last).rev() {
+        let below = if w > 0 { words[w - 1] >> (64 - by) } else { 0 };
+        let v = (words[w] << by) | below;
+        let lo = dst_lo.saturating_sub(w * 64);
+        let hi = (dst_hi - w * 64).min(64);
+        let m = mask(hi as u32) & !mask(lo as u32);
+        words[w] = (words[w] & !m) | (v & m);
+    }
+}
+
+/// [`shift_bits_up`] by a word or more (slots wider than a word), a
+/// destination word at a time.
+fn shift_bits_up_far(words: &mut [u64], start: usize, end: usize, by: usize) {
     let (dst_lo, dst_hi) = (start + by, end + by);
     let mut w = (dst_hi - 1) / 64;
     loop {
