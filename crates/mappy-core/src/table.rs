@@ -760,20 +760,30 @@ impl Table {
         let w: &[u64] = &self.words;
         let nslots = self.nslots();
         while p < nslots {
-            let (b, i) = (p / SLOTS, p % SLOTS);
+            let b = p / SLOTS;
             let base = (b / 2) * self.stride;
             let odd = b % 2;
             let spill = (w[base + 4] >> (32 * odd)) as u32 as usize;
+            let mut i = p % SLOTS;
             if i < spill {
                 p = b * SLOTS + spill;
                 continue;
             }
-            let started = (w[base + odd] & (u64::MAX >> (63 - i))).count_ones();
-            let ended = (w[base + 2 + odd] & ((1u64 << i) - 1) & (u64::MAX << spill)).count_ones();
-            match (started - ended) as usize {
-                0 => return Some(p),
-                open => p += open,
+            // Within the block the header words stay put: hop on them.
+            let occ = w[base + odd];
+            let ends = w[base + 2 + odd] & (u64::MAX << spill);
+            loop {
+                let started = (occ & (u64::MAX >> (63 - i))).count_ones();
+                let ended = (ends & ((1u64 << i) - 1)).count_ones();
+                if started == ended {
+                    return Some(b * SLOTS + i);
+                }
+                i += (started - ended) as usize;
+                if i >= SLOTS {
+                    break;
+                }
             }
+            p = b * SLOTS + i;
         }
         None
     }
