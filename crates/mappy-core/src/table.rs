@@ -692,7 +692,7 @@ impl Table {
     /// slot's value bits: the only one when the table is
     /// [`uniform`](Table::uniform). The run is walked back from its end (one
     /// select finds it), stopping at `q` or the previous run's end.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn find(&self, q: u64, query: u64) -> Option<(usize, u64)> {
         let w: &[u64] = &self.words;
         let q = q as usize;
@@ -836,7 +836,7 @@ impl Table {
     /// One pass over the run of home slot `q` for an insert: the slot
     /// matching `query` with the longest fingerprint, or where a new entry
     /// with field `new_field` goes. The run is walked back from its end.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn probe(&self, q: u64, query: u64, new_field: u64) -> Probe {
         let w: &[u64] = &self.words;
         let q = q as usize;
@@ -898,6 +898,7 @@ impl Table {
     /// Adds a new entry with home slot `q`, field `field` and value `v`
     /// (which must fit) where [`probe`](Table::probe) said it goes. The
     /// caller keeps the load below the maximum.
+    #[inline(always)]
     pub(crate) fn insert_at(
         &mut self,
         q: u64,

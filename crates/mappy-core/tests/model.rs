@@ -79,6 +79,11 @@ proptest! {
         let mut m = new_maplet();
         let mut model: HashMap<u64, i64> = HashMap::new();
         let mut next = 1u64 << 40;
+        // Whether a merge brought entries of another fingerprint length: a
+        // key's short entry and long entry then both stay (folding one
+        // into the other could lower another key's answer), so the
+        // maplet may hold more entries than live keys.
+        let mut mixed = false;
         for op in ops {
             match op {
                 Op::Insert(h, v) => {
@@ -106,6 +111,7 @@ proptest! {
                         *model.entry(h).or_default() += v;
                     }
                     other.check_invariants();
+                    mixed |= m.capacity() != other.capacity();
                     m.merge(&other).unwrap();
                 }
                 Op::Grow(k) => {
@@ -118,12 +124,13 @@ proptest! {
                 Op::Clear => {
                     m.clear().unwrap();
                     model.clear();
+                    mixed = false;
                 }
             }
             check(&m, &model);
         }
         let live = model.values().filter(|&&v| v > 0).count();
-        prop_assert!(m.len() <= live);
+        prop_assert!(mixed || m.len() <= live, "{} entries for {live} live keys", m.len());
     }
 
     /// Maplets that did not grow merge into exactly what one maplet that saw
