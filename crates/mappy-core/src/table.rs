@@ -151,9 +151,10 @@ fn shift_bits_up(words: &mut [u64], start: usize, end: usize, by: usize) {
     for w in (first..=last).rev() {
         let below = if w > 0 { words[w - 1] >> (64 - by) } else { 0 };
         let v = (words[w] << by) | below;
+        // Bits lo..hi of the word, 0 <= lo < hi <= 64.
         let lo = dst_lo.saturating_sub(w * 64);
         let hi = (dst_hi - w * 64).min(64);
-        let m = mask(hi as u32) & !mask(lo as u32);
+        let m = (u64::MAX >> (64 - hi)) & (u64::MAX << lo);
         words[w] = (words[w] & !m) | (v & m);
     }
 }
