@@ -1318,6 +1318,19 @@ impl<O: Operator> Maplet<O> {
     /// as they are made, holding no copy of the table: only the side store
     /// is encoded in memory first (the header gives its length).
     ///
+    /// ```
+    /// use mappy_core::{Counter, Maplet, ValueCodec};
+    /// let mut m = Maplet::new(1000, 0.01, Counter).unwrap();
+    /// m.insert("ATC", 3).unwrap();
+    /// let mut out = Vec::new();
+    /// m.write_with(&mut out, |v, buf| {
+    ///     v.encode(buf);
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// assert_eq!(out, m.to_bytes());
+    /// ```
+    ///
     /// # Errors
     /// The first error `encode` returns, and [`MapletError::Io`] from `w`;
     /// `w` may then have taken part of the bytes.

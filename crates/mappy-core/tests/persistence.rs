@@ -182,6 +182,17 @@ fn save_is_atomic_and_load_round_trips() {
     // A failing save (no such folder) leaves nothing behind and says why.
     let err = m.save(dir.join("missing/m.maplet")).unwrap_err();
     assert!(matches!(err, MapletError::Io(_)), "{err}");
+    // A writer that fails part-way leaves the file as it was, and no
+    // temporary file behind.
+    let kept = std::fs::read(&path).unwrap();
+    let err = mappy_core::format::write_atomic_with(&path, |f| {
+        std::io::Write::write_all(f, b"half a maplet")?;
+        Err(MapletError::InvalidValue("stopped".into()))
+    })
+    .unwrap_err();
+    assert!(matches!(err, MapletError::InvalidValue(_)), "{err}");
+    assert!(std::fs::read(&path).unwrap() == kept);
+    assert_eq!(std::fs::read_dir(dir).unwrap().count(), 1);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
