@@ -774,6 +774,8 @@ impl<O: Operator> Maplet<O> {
         value: O::Value,
     ) -> std::result::Result<(), (usize, MapletError)> {
         const AHEAD: usize = 8;
+        // Before any copy: a memory-mapped maplet refuses at once.
+        self.writable().map_err(|e| (0, e))?;
         self.set_table_aside();
         for (i, &h) in hashes.iter().enumerate() {
             if let Some(&next) = hashes.get(i + AHEAD) {

@@ -211,6 +211,9 @@ fn memory_mapped_maplets_answer_and_refuse_writes() {
     assert!(matches!(mapped.insert("x", 1), Err(MapletError::ReadOnly)));
     assert!(matches!(mapped.remove(&1u64), Err(MapletError::ReadOnly)));
     assert!(matches!(mapped.clear(), Err(MapletError::ReadOnly)));
+    let counted = mappy_core::kmer::count_sequences(&mut mapped, [&b"ACGTACGT"[..]], 3, true);
+    assert!(matches!(counted, Err(MapletError::ReadOnly)), "{counted:?}");
+    assert!(mapped.is_read_only() && mapped.memory_usage() == 0);
     assert_eq!(mapped.query(&1u64), m.query(&1u64));
     let mut copy = mapped.clone();
     assert!(!copy.is_read_only());
