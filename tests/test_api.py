@@ -312,8 +312,14 @@ def test_save_load_and_mmap(tmp_path):
         assert all(loaded.query(f"k{i}") == m.query(f"k{i}") for i in range(1000))
     mapped = mappy.Maplet.load(path, mmap=True)
     assert mapped.read_only and not m.read_only
-    with pytest.raises(mappy.ReadOnlyError):
-        mapped.insert("x", 1)
+    for write in (
+        lambda: mapped.insert("x", 1),
+        lambda: mapped.batch_insert(["x", "y"], [1, 2]),
+        lambda: mappy.count_kmers(mapped, ["ACGTACGT"], 3),
+    ):
+        with pytest.raises(mappy.ReadOnlyError):
+            write()
+    assert mapped.read_only and mapped.to_bytes() == m.to_bytes()
     writable = mapped.copy()
     writable.insert("x", 1)
     assert writable.query("x") == 1
