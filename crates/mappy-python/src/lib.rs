@@ -3,7 +3,7 @@
 //! lives in `mappy-core`.
 //!
 //! Threads: a `Maplet` is a frozen class holding its state behind its own
-//! lock ([`StateLock`]), always taken while attached to the interpreter.
+//! lock (`StateLock`), always taken while attached to the interpreter.
 //! Single-key calls stay attached; batch calls on packed operators convert
 //! their input first, take the lock, then release the interpreter for the
 //! work. Operators that call back into Python (max/min over objects, sets,
