@@ -429,6 +429,12 @@ impl<O: Operator> Maplet<O> {
         }
     }
 
+    /// Whether a batch is open that has not yet kept a table to return to
+    /// (changes are journaled until it has one).
+    fn undo_lacks_table(&self) -> bool {
+        self.journal.as_ref().is_some_and(|j| j.saved.is_none())
+    }
+
     /// Puts `table` in place of the current one, which an open batch keeps
     /// (the first time) to return to if the batch fails.
     fn replace_table(&mut self, table: Table) {
@@ -492,7 +498,7 @@ impl<O: Operator> Maplet<O> {
     /// Widens the table's values: in place, unless an open batch has yet to
     /// keep a table to return to, in which case the old table becomes that.
     fn widen_values(&mut self, vbits: u32, signed: bool) {
-        if self.journal.as_ref().is_some_and(|j| j.saved.is_none()) {
+        if self.undo_lacks_table() {
             self.replace_table(self.table.reformat(self.table.fbits(), vbits, signed));
         } else {
             self.table.widen_values(vbits, signed);
@@ -787,10 +793,10 @@ impl<O: Operator> Maplet<O> {
     }
 
     /// In an open batch that has not yet kept a table for its undo, keeps
-    /// the current one and continues in a copy of it.
+    /// the current one (see [`replace_table`](Maplet::replace_table)) and
+    /// continues in a copy of it.
     fn set_table_aside(&mut self) {
-        let Some(j) = &self.journal else { return };
-        if j.saved.is_some() {
+        if !self.undo_lacks_table() {
             return;
         }
         let copy = if self.table.len() == 0 {
@@ -803,10 +809,7 @@ impl<O: Operator> Maplet<O> {
         } else {
             self.table.clone()
         };
-        let old = std::mem::replace(&mut self.table, copy);
-        // The kept table holds the steps journaled so far: an undo restores
-        // it, then undoes them.
-        self.journal.as_mut().expect("checked above").saved = Some(old);
+        self.replace_table(copy);
     }
 
     fn insert_one_by_one<I>(&mut self, pairs: I) -> std::result::Result<(), (usize, MapletError)>

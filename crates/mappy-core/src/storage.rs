@@ -127,9 +127,10 @@ fn advise_huge_pages(words: &[u64]) {
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as usize;
     let start = words.as_ptr() as usize;
     let (lo, hi) = (start & !(page - 1), (start + bytes).next_multiple_of(page));
-    // SAFETY: the range is the pages holding `words`' own allocation, and
-    // MADV_HUGEPAGE changes only how the kernel backs them, never their
-    // contents; a failure leaves them as they are.
+    // SAFETY: the range is the pages that hold `words` (their edges may
+    // also hold other bytes of this process's heap), and MADV_HUGEPAGE
+    // changes only how the kernel backs pages, never their contents; a
+    // failure leaves them as they are.
     #[allow(unsafe_code)]
     unsafe {
         libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE);
