@@ -266,8 +266,10 @@ fn count_files_into(
     })
 }
 
-/// Parses one file, sending its sequences in chunks of about 128 KB (a
-/// chunk becomes 8 bytes of hash per k-mer, so chunks stay small).
+/// Parses one file, sending its sequences in chunks of about 16 KB. A
+/// chunk becomes 8 bytes of hash per k-mer (128 KB), and only a few chunks
+/// are in flight at once (the channels hold one per worker), so small chunks keep the pipeline's memory to a
+/// few hundred KB beside the table.
 fn read_file(path: &Path, tx: &mpsc::SyncSender<Vec<Vec<u8>>>) -> Result<()> {
     let bad = |e: &dyn std::fmt::Display| {
         MapletError::InvalidParameter(format!("{}: {e}", path.display()))
@@ -280,7 +282,7 @@ fn read_file(path: &Path, tx: &mpsc::SyncSender<Vec<Vec<u8>>>) -> Result<()> {
         let seq = record.seq().into_owned();
         size += seq.len();
         chunk.push(seq);
-        if size >= 1 << 17 {
+        if size >= 1 << 14 {
             if tx.send(std::mem::take(&mut chunk)).is_err() {
                 return Ok(());
             }
