@@ -268,8 +268,8 @@ fn count_files_into(
 
 /// Parses one file, sending its sequences in chunks of about 16 KB. A
 /// chunk becomes 8 bytes of hash per k-mer (128 KB), and only a few chunks
-/// are in flight at once (the channels hold one per worker), so small chunks keep the pipeline's memory to a
-/// few hundred KB beside the table.
+/// are in flight at once (the channels hold one per worker), so the
+/// pipeline needs about a MiB beside the table.
 fn read_file(path: &Path, tx: &mpsc::SyncSender<Vec<Vec<u8>>>) -> Result<()> {
     let bad = |e: &dyn std::fmt::Display| {
         MapletError::InvalidParameter(format!("{}: {e}", path.display()))
