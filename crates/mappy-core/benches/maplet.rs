@@ -57,6 +57,7 @@ fn main() {
     // cargo bench passes --bench; a filter argument selects nothing here.
     println!("| n | rate | structure | insert Mops/s | batch insert Mops/s | query present Mops/s | batch query present Mops/s | query absent Mops/s | bits/item | measured FP rate |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut equal_load = Vec::new();
     for &n in &sizes {
         let present: Vec<u64> = (0..n as u64).map(splitmix).collect();
         let absent: Vec<u64> = (n as u64..2 * n as u64)
@@ -178,6 +179,56 @@ fn main() {
                 median(m.bulk_hit.clone()) / median(q.hit.clone()),
                 median(m.miss.clone()) / median(q.miss.clone())
             );
+            equal_load.push(at_equal_load(n, rate, rounds, &present, &counts));
         }
     }
+    println!();
+    println!("Both at 95% load: `n'` keys, the most that fill a qfilter of the largest power-of-two size below `n / 0.95` slots to 95%, in a maplet and a qfilter each built for `n'`.");
+    println!();
+    println!("| n | rate | n' | mappy insert Mops/s | qfilter insert Mops/s | ratio | mappy query Mops/s | qfilter query Mops/s | ratio |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for row in equal_load {
+        println!("{row}");
+    }
+}
+
+/// Single inserts and present-key queries of a maplet and a qfilter that
+/// both end at 95% load, as one table row.
+fn at_equal_load(n: usize, rate: f64, rounds: usize, present: &[u64], counts: &[i64]) -> String {
+    let slots = 1usize << (usize::BITS - 1 - ((n as f64 / 0.95) as usize).leading_zeros());
+    let n95 = (slots * 19).div_ceil(20);
+    let (keys, counts) = (&present[..n95], &counts[..n95]);
+    let (mut mi, mut mq, mut qi, mut qq) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..rounds {
+        let mut maplet = Maplet::new(n95, rate, Counter).unwrap();
+        mi.push(mops(n95, || {
+            for (&k, &c) in keys.iter().zip(counts) {
+                maplet.insert_hash(k, c).unwrap();
+            }
+        }));
+        mq.push(mops(n95, || {
+            for &k in keys {
+                black_box(maplet.query_hash(k));
+            }
+        }));
+        drop(maplet);
+        let mut filter = qfilter::Filter::new(n95 as u64, rate).unwrap();
+        assert_eq!(filter.capacity() as usize, n95, "qfilter sized to 95% load");
+        qi.push(mops(n95, || {
+            for &k in keys {
+                filter.insert_fingerprint(false, k).unwrap();
+            }
+        }));
+        qq.push(mops(n95, || {
+            for &k in keys {
+                black_box(filter.contains_fingerprint(k));
+            }
+        }));
+    }
+    let (mi, mq, qi, qq) = (median(mi), median(mq), median(qi), median(qq));
+    format!(
+        "| {n} | {rate} | {n95} | {mi:.1} | {qi:.1} | {:.2} | {mq:.1} | {qq:.1} | {:.2} |",
+        mi / qi,
+        mq / qq
+    )
 }
