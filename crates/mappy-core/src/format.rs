@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -220,18 +220,7 @@ pub fn write_atomic_with(
     path: &Path,
     write: impl FnOnce(&mut fs::File) -> Result<()>,
 ) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::env::current_dir()?,
-    };
-    let name = path.file_name().ok_or_else(|| {
-        MapletError::InvalidParameter(format!("{}: not a file path", path.display()))
-    })?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let (dir, tmp) = beside(path, "")?;
     let result = (|| -> Result<()> {
         let mut f = fs::File::create(&tmp)?;
         write(&mut f)?;
@@ -247,6 +236,63 @@ pub fn write_atomic_with(
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// The folder of `path`, and a hidden name in it for a temporary file
+/// that belongs to this process (`tag` tells apart several at once).
+fn beside(path: &Path, tag: &str) -> Result<(PathBuf, PathBuf)> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::env::current_dir()?,
+    };
+    let name = path.file_name().ok_or_else(|| {
+        MapletError::InvalidParameter(format!("{}: not a file path", path.display()))
+    })?;
+    let tmp = dir.join(format!(
+        ".{}.{}{tag}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    Ok((dir, tmp))
+}
+
+/// A temporary file beside another path, removed when dropped: scratch
+/// space for work too large to keep in memory.
+pub(crate) struct ScratchFile {
+    path: PathBuf,
+}
+
+impl ScratchFile {
+    /// A scratch file in the folder of `path`, named for it and `tag`.
+    pub(crate) fn beside(path: &Path, tag: &str) -> Result<ScratchFile> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (_, path) = beside(path, &format!(".{tag}{n}"))?;
+        Ok(ScratchFile { path })
+    }
+
+    /// The file, created empty, open for reading and writing.
+    pub(crate) fn file(&self) -> Result<fs::File> {
+        Ok(fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&self.path)?)
+    }
+}
+
+impl ScratchFile {
+    /// The file as it is, open for reading.
+    pub(crate) fn reopen(&self) -> Result<fs::File> {
+        Ok(fs::File::open(&self.path)?)
+    }
+}
+
+impl Drop for ScratchFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
 }
 
 /// A writer that keeps the checksum of everything written through it, and

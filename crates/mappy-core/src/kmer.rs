@@ -20,12 +20,16 @@
 //! assert_eq!(kmer::canonical_kmer("CGT").as_deref(), Some("ACG"));
 //! ```
 
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use crate::error::{MapletError, Result};
+use crate::format;
 use crate::hash::hash_str;
-use crate::{Counter, Maplet};
+use crate::table::value_width;
+use crate::{Counter, Maplet, Options};
 
 /// What a counting run saw.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -221,6 +225,24 @@ fn count_files_into(
     workers: usize,
 ) -> Result<KmerStats> {
     let seed = maplet.seed();
+    hash_files(paths, k, canonical, workers, seed, |hashes| {
+        maplet
+            .insert_hashes_streaming(hashes, 1)
+            .map_err(|(_, e)| e)
+    })
+}
+
+/// Reads the files and hands the hashes of their k-mers to `sink`, a batch
+/// at a time: one thread parses, `workers` threads hash. After the first
+/// error of `sink`, the rest of the input is read but not handed over.
+fn hash_files(
+    paths: &[PathBuf],
+    k: usize,
+    canonical: bool,
+    workers: usize,
+    seed: u64,
+    mut sink: impl FnMut(&[u64]) -> Result<()>,
+) -> Result<KmerStats> {
     std::thread::scope(|scope| {
         let (seq_tx, seq_rx) = mpsc::sync_channel::<Vec<Vec<u8>>>(workers);
         let seq_rx = std::sync::Arc::new(std::sync::Mutex::new(seq_rx));
@@ -256,14 +278,243 @@ fn count_files_into(
         for (hashes, s) in hash_rx {
             stats += s;
             if result.is_ok() {
-                result = maplet
-                    .insert_hashes_streaming(&hashes, 1)
-                    .map_err(|(_, e)| e);
+                result = sink(&hashes);
             }
         }
         reader.join().expect("the reader thread does not panic")?;
         result.map(|()| stats)
     })
+}
+
+/// What [`count_files_to_path`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SavedCount {
+    /// What the input held.
+    pub stats: KmerStats,
+    /// Distinct k-mers (entries) in the saved maplet.
+    pub distinct: usize,
+    /// The expected items the saved maplet was built for: the ones asked
+    /// for, or a multiple when the k-mers did not fit them.
+    pub expected_items: usize,
+}
+
+/// Counts the k-mers of FASTA/FASTQ files into a new counter maplet for
+/// `expected_items` at `false_positive_rate` and saves it at `out`
+/// (atomically: on error `out` is left as it was).
+///
+/// With `partitions` above 1 the whole table is never in memory: the
+/// k-mers' hashes are first split by home slot into `partitions` scratch
+/// files beside `out` (8 bytes per k-mer), each part is then counted on its
+/// own into a table that only its share of home slots touches, its entries
+/// are kept in a scratch file (24 bytes per distinct k-mer), and the saved
+/// table is built from them front to back, written as it is finished.
+/// Memory is then about `1 / partitions` of the table's, for scratch disk
+/// space and a little more time; the maplet saved is the same as with one
+/// partition, which counts in memory. If the k-mers outnumber what the
+/// maplet holds at its maximum load, counting starts over (from the scratch
+/// files) with twice the expected items, so that the saved maplet never
+/// has an overfull table.
+///
+/// # Errors
+/// As [`count_files`]; [`MapletError::Io`] for scratch files; the maplet's
+/// parameter errors.
+#[allow(clippy::too_many_arguments)]
+pub fn count_files_to_path(
+    paths: &[PathBuf],
+    out: &Path,
+    k: usize,
+    canonical: bool,
+    threads: Option<usize>,
+    expected_items: usize,
+    false_positive_rate: f64,
+    options: Options,
+    partitions: usize,
+) -> Result<SavedCount> {
+    let new = |n: usize| Maplet::with_options(n, false_positive_rate, Counter, options);
+    let mut shell = new(expected_items)?;
+    check_k(k)?;
+    for p in paths {
+        if !p.exists() {
+            return Err(MapletError::InvalidParameter(format!(
+                "{}: no such file",
+                p.display()
+            )));
+        }
+    }
+    let workers = threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    if partitions <= 1 {
+        let stats = count_files_into(&mut shell, paths, k, canonical, workers)?;
+        shell.save(out)?;
+        return Ok(SavedCount {
+            stats,
+            distinct: shell.len(),
+            expected_items,
+        });
+    }
+    // Split the hashes by hash range: home slots grow with the hash, so
+    // each part holds the entries of a run of home slots, in order, at any
+    // table size.
+    let parts = (0..partitions)
+        .map(|i| format::ScratchFile::beside(out, &format!("part{i}")))
+        .collect::<Result<Vec<_>>>()?;
+    let mut writers = parts
+        .iter()
+        .map(|p| Ok(BufWriter::with_capacity(64 << 10, p.file()?)))
+        .collect::<Result<Vec<_>>>()?;
+    let stats = hash_files(paths, k, canonical, workers, shell.seed(), |hashes| {
+        for &h in hashes {
+            let part = ((h as u128 * partitions as u128) >> 64) as usize;
+            writers[part].write_all(&h.to_le_bytes())?;
+        }
+        Ok(())
+    })?;
+    let mut files = writers
+        .into_iter()
+        .map(|w| {
+            w.into_inner()
+                .map_err(|e| MapletError::from(e.into_error()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let entries = format::ScratchFile::beside(out, "entries")?;
+    let mut expected = expected_items;
+    loop {
+        match count_parts(&shell, &mut files, &entries, &new, expected)? {
+            Some((distinct, (vbits, signed))) => {
+                let mut records = BufReader::with_capacity(64 << 10, entries.reopen()?);
+                let read = std::iter::from_fn(move || read_entry(&mut records).transpose());
+                let saved = shell.save_entries(out, vbits, signed, read)?;
+                debug_assert_eq!(saved, distinct);
+                return Ok(SavedCount {
+                    stats,
+                    distinct,
+                    expected_items: expected,
+                });
+            }
+            None => {
+                expected = expected.checked_mul(2).ok_or_else(|| {
+                    MapletError::InvalidParameter("too many distinct k-mers".into())
+                })?;
+                shell = new(expected)?;
+            }
+        }
+    }
+}
+
+/// Counts each part into its own maplet with `shell`'s parameters and
+/// writes their entries, in table order, to `entries`. Returns the number
+/// of entries and the value width they need, or `None` if they do not fit
+/// `shell` at its maximum load.
+fn count_parts(
+    shell: &Maplet<Counter>,
+    parts: &mut [File],
+    entries: &format::ScratchFile,
+    new: &impl Fn(usize) -> Result<Maplet<Counter>>,
+    expected: usize,
+) -> Result<Option<(usize, (u32, bool))>> {
+    let max_len = shell.max_len();
+    let mut out = BufWriter::with_capacity(64 << 10, entries.file()?);
+    let (mut distinct, mut widths) = (0usize, shell.value_bits());
+    // The last entry of a part, held back: the next part can hold the same
+    // home slot and fingerprint (the hash range split between them), and
+    // then the two are one entry.
+    let mut pending: Option<(u64, u64, i64)> = None;
+    let mut buf = vec![0u8; 512 << 10];
+    let mut hashes: Vec<u64> = Vec::with_capacity(buf.len() / 8);
+    for part in parts.iter_mut() {
+        let mut m = new(expected)?;
+        part.rewind()?;
+        loop {
+            let n = read_full(part, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hashes.clear();
+            hashes.extend(
+                buf[..n]
+                    .chunks_exact(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))),
+            );
+            if m.len() + hashes.len() < max_len {
+                m.insert_hashes_streaming(&hashes, 1).map_err(|(_, e)| e)?;
+                continue;
+            }
+            // Near the maximum load: one at a time, and never let the table
+            // double, since every part must keep the same home slots.
+            for &h in &hashes {
+                if m.len() >= max_len && !m.contains_hash(h) {
+                    return Ok(None);
+                }
+                m.insert_hash(h, 1)?;
+            }
+        }
+        let (vbits, signed) = m.value_bits();
+        widths = (widths.0.max(vbits), widths.1 | signed);
+        for e in m.raw_entries() {
+            pending = match pending {
+                Some((q, f, v)) if (q, f) == (e.0, e.1) => {
+                    let sum = v.checked_add(e.2).ok_or_else(|| {
+                        MapletError::InvalidValue("a k-mer count overflows 64 bits".into())
+                    })?;
+                    widths.0 = widths.0.max(value_width(sum, widths.1));
+                    Some((q, f, sum))
+                }
+                Some(p) => {
+                    write_entry(&mut out, p)?;
+                    distinct += 1;
+                    Some(e)
+                }
+                None => Some(e),
+            };
+        }
+        if distinct + pending.is_some() as usize > max_len {
+            return Ok(None);
+        }
+    }
+    if let Some(p) = pending {
+        write_entry(&mut out, p)?;
+        distinct += 1;
+    }
+    out.flush()?;
+    Ok(Some((distinct, widths)))
+}
+
+/// Reads until `buf` is full or the input ends; the bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(n)
+}
+
+fn write_entry(w: &mut impl Write, (q, f, v): (u64, u64, i64)) -> Result<()> {
+    w.write_all(&q.to_le_bytes())?;
+    w.write_all(&f.to_le_bytes())?;
+    w.write_all(&v.to_le_bytes())?;
+    Ok(())
+}
+
+/// The next entry written by [`write_entry`], or `None` at the end.
+fn read_entry(r: &mut impl Read) -> Result<Option<(u64, u64, i64)>> {
+    let mut b = [0u8; 24];
+    match read_full(r, &mut b)? {
+        0 => Ok(None),
+        24 => {
+            let word =
+                |i: usize| u64::from_le_bytes(b[8 * i..8 * i + 8].try_into().expect("8 bytes"));
+            Ok(Some((word(0), word(1), word(2) as i64)))
+        }
+        _ => Err(MapletError::Corrupt(
+            "a scratch file of k-mer entries is cut short".into(),
+        )),
+    }
 }
 
 /// Parses one file, sending its sequences in chunks of about 16 KB. A

@@ -1369,6 +1369,25 @@ impl<O: Operator> Maplet<O> {
                 }
             }
         }
+        let head = self.header(t, side.len());
+        let mut w = format::Checksummed::new(w);
+        w.write(&head)?;
+        let mut buf = Vec::with_capacity(64 << 10);
+        for chunk in t.words().chunks(8 << 10) {
+            buf.clear();
+            for x in chunk {
+                buf.extend_from_slice(&x.to_le_bytes());
+            }
+            w.write(&buf)?;
+        }
+        w.write(&side)?;
+        w.finish()
+    }
+
+    /// The bytes of the file before the table's words: this maplet's
+    /// parameters with table `t`'s shape and counts, for a side store of
+    /// `side_len` bytes.
+    fn header(&self, t: &Table, side_len: usize) -> Vec<u8> {
         let name = match self.op.kind() {
             OperatorKind::Custom(n) => n.as_bytes(),
             _ => &[],
@@ -1398,7 +1417,7 @@ impl<O: Operator> Maplet<O> {
             self.initial_fbits as u64,
             t.len() as u64,
             t.words().len() as u64,
-            side.len() as u64,
+            side_len as u64,
         ] {
             head.extend_from_slice(&x.to_le_bytes());
         }
@@ -1408,18 +1427,82 @@ impl<O: Operator> Maplet<O> {
         debug_assert_eq!(head.len(), format::FIXED_HEADER);
         head.extend_from_slice(name);
         head.resize(table_offset, 0);
-        let mut w = format::Checksummed::new(w);
-        w.write(&head)?;
-        let mut buf = Vec::with_capacity(64 << 10);
-        for chunk in t.words().chunks(8 << 10) {
-            buf.clear();
-            for x in chunk {
-                buf.extend_from_slice(&x.to_le_bytes());
+        head
+    }
+
+    /// Saves to `path` (atomically, see [`format::write_atomic_with`]) a
+    /// maplet with this one's parameters and home slots that holds
+    /// `entries`: (home slot, field, value) in table order, values fitting
+    /// `vbits` bits (`signed`). The table is built front to back and its
+    /// finished part written out (to a temporary file beside `path`) as it
+    /// goes, so that only its unfinished end is ever in memory. Returns the
+    /// number of entries. Packed operators only.
+    ///
+    /// # Errors
+    /// The first error of `entries`; [`MapletError::Io`].
+    pub(crate) fn save_entries(
+        &self,
+        path: &Path,
+        vbits: u32,
+        signed: bool,
+        entries: impl Iterator<Item = Result<(u64, u64, i64)>>,
+    ) -> Result<usize> {
+        use std::io::{Read, Seek, Write};
+        assert!(O::PACKED, "save_entries: a packed operator");
+        let t = &self.table;
+        let scratch = format::ScratchFile::beside(path, "words")?;
+        let mut words = std::io::BufWriter::with_capacity(256 << 10, scratch.file()?);
+        let mut write = |ws: &[u64]| -> Result<()> {
+            for w in ws {
+                words.write_all(&w.to_le_bytes())?;
             }
-            w.write(&buf)?;
+            Ok(())
+        };
+        let mut b = Builder::new(t.canonical(), t.fbits(), vbits, signed);
+        let mut drained = 0;
+        for (i, e) in entries.enumerate() {
+            let (q, f, v) = e?;
+            b.push(q, f, v);
+            if i % 4096 == 4095 {
+                b.drain_final(&mut drained, &mut write)?;
+            }
         }
-        w.write(&side)?;
-        w.finish()
+        let built = b.finish_drained(drained, &mut write)?;
+        let mut file = words.into_inner().map_err(|e| e.into_error())?;
+        file.rewind()?;
+        let head = self.header(&built, 0);
+        format::write_atomic_with(path, |out| {
+            let mut w = format::Checksummed::new(out);
+            w.write(&head)?;
+            let mut buf = vec![0u8; 128 << 10];
+            loop {
+                let n = file.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                w.write(&buf[..n])?;
+            }
+            w.finish()
+        })?;
+        Ok(built.len())
+    }
+
+    /// The entries in table order: home slot, field and value.
+    pub(crate) fn raw_entries(&self) -> impl Iterator<Item = (u64, u64, i64)> + '_ {
+        let t = &self.table;
+        t.runs().flat_map(move |(q, start, end)| {
+            (start..=end).map(move |s| (q, t.field(s), t.value(s)))
+        })
+    }
+
+    /// Width and signedness of the table's values.
+    pub(crate) fn value_bits(&self) -> (u32, bool) {
+        (self.table.vbits(), self.table.signed())
+    }
+
+    /// Entries the table holds before the next one doubles it.
+    pub(crate) fn max_len(&self) -> usize {
+        self.table.max_len()
     }
 
     /// Reads a maplet written by [`to_bytes_with`](Maplet::to_bytes_with),

@@ -71,6 +71,43 @@ impl Words {
         v.shrink_to_fit();
     }
 
+    /// Sets words `start..end` to zero, giving the memory of the whole
+    /// pages among them back to the system (they read as zero and take no
+    /// memory until written again), so that a table written front to back
+    /// and saved as it goes needs memory only for the part not yet saved.
+    pub(crate) fn release(&mut self, start: usize, end: usize) {
+        let v = &mut self.owned_mut()[start..end];
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: sysconf only reads a system setting.
+            #[allow(unsafe_code)]
+            let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as usize;
+            let (lo, hi) = (v.as_ptr() as usize, v.as_ptr() as usize + 8 * v.len());
+            let (plo, phi) = (lo.next_multiple_of(page), hi & !(page - 1));
+            if plo < phi {
+                // The words around the whole pages are zeroed by writes.
+                let (head, tail) = ((plo - lo) / 8, (hi - phi) / 8);
+                v[..head].fill(0);
+                let n = v.len();
+                v[n - tail..].fill(0);
+                // SAFETY: `plo..phi` are whole pages inside the words we
+                // borrow mutably, so no other object lives there and no
+                // reference into them outlives this call. They are private
+                // anonymous memory (heap or an allocator's own mapping), for
+                // which MADV_DONTNEED makes every later read see zeros: the
+                // same as writing zeros, which is what this function does.
+                #[allow(unsafe_code)]
+                let r = unsafe {
+                    libc::madvise(plo as *mut libc::c_void, phi - plo, libc::MADV_DONTNEED)
+                };
+                if r == 0 {
+                    return;
+                }
+            }
+        }
+        v.fill(0);
+    }
+
     fn owned_mut(&mut self) -> &mut Vec<u64> {
         match self {
             Words::Owned(v) => v,

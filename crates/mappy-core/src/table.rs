@@ -1193,14 +1193,30 @@ impl Table {
     /// narrow what the values need), without a second table: the words
     /// grow at the end, then each pair of blocks moves to its new place,
     /// the last first, so that no pair is overwritten before it is read.
+    ///
+    /// Pairs of blocks before the first one in use and after the last are
+    /// all zero and stay so without being written, so widening a table that
+    /// holds entries in a part of its home slots only touches that part's
+    /// memory.
     pub(crate) fn widen_values(&mut self, vbits: u32, signed: bool) {
-        self.widen_values_of_pairs(vbits, signed, self.nblocks() / 2);
+        let npairs = self.nblocks() / 2;
+        // A pair holds an entry, or part of a run passing through it, only
+        // if its header is not all zero (a run passing through shows as
+        // spill).
+        let in_use = |p: usize| self.words[p * self.stride..p * self.stride + HDR] != [0; HDR];
+        let first = (0..npairs).find(|&p| in_use(p)).unwrap_or(npairs);
+        let used = (first..npairs)
+            .rev()
+            .find(|&p| in_use(p))
+            .map_or(first, |p| p + 1);
+        self.widen_values_of_pairs(vbits, signed, first, used);
     }
 
     /// [`widen_values`](Table::widen_values) where every pair of blocks
-    /// from `used` on is known to be all zero (headers too), as past the
-    /// end of a table being built: those stay zero without a look.
-    fn widen_values_of_pairs(&mut self, vbits: u32, signed: bool, used: usize) {
+    /// before `first` and from `used` on is known to be all zero (headers
+    /// too), as past the end of a table being built: those stay zero
+    /// without a look.
+    fn widen_values_of_pairs(&mut self, vbits: u32, signed: bool, first: usize, used: usize) {
         let (old_vbits, old_signed) = (self.vbits, self.signed);
         assert!(vbits >= old_vbits && (signed || !old_signed));
         let (old_stride, old_width) = (self.stride, self.width);
@@ -1222,6 +1238,11 @@ impl Table {
         };
         let mut pair = vec![0u64; old_stride];
         for p in (0..npairs.min(used)).rev() {
+            // The pairs from here down are zero and move within the zero
+            // words below the first pair in use: nothing to write.
+            if p < first && (p + 1) * stride <= first * old_stride {
+                break;
+            }
             pair.copy_from_slice(&self.words[p * old_stride..(p + 1) * old_stride]);
             let new = &mut self.words[p * stride..(p + 1) * stride];
             new[..HDR].copy_from_slice(&pair[..HDR]);
@@ -1386,7 +1407,7 @@ impl Builder {
             .next_free
             .div_ceil(2 * SLOTS)
             .max(self.settled.div_ceil(2));
-        self.table.widen_values_of_pairs(vbits, signed, used);
+        self.table.widen_values_of_pairs(vbits, signed, 0, used);
     }
 
     /// Appends an entry; `v` must fit the table's value width.
@@ -1443,6 +1464,52 @@ impl Builder {
     pub(crate) fn finish(mut self) -> Table {
         self.settle(self.table.nblocks());
         self.table
+    }
+
+    /// How many pairs of blocks from the first are final: no later
+    /// [`push`](Builder::push) or [`finish`](Builder::finish) changes them.
+    /// A push writes its slot at `next_free` or later, may clear the runend
+    /// of slot `next_free - 1`, marks a home slot at `last_q` or later, and
+    /// settles the spill of blocks from `settled` on.
+    fn final_pairs(&self) -> usize {
+        let by_slot = self.next_free.saturating_sub(1) / (2 * SLOTS);
+        let by_home = self.last_q.map_or(0, |q| q as usize / (2 * SLOTS));
+        by_slot.min(by_home).min(self.settled / 2)
+    }
+
+    /// Hands the words of the final pairs not handed out yet to `out`,
+    /// oldest first, and gives their memory back (see
+    /// [`Words::release`](crate::storage::Words::release)). Called now and
+    /// then while pushing, it keeps only the unfinished end of the table in
+    /// memory; `drained` counts the pairs handed out so far.
+    pub(crate) fn drain_final<E>(
+        &mut self,
+        drained: &mut usize,
+        out: &mut impl FnMut(&[u64]) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let upto = self.final_pairs();
+        if upto > *drained {
+            let stride = self.table.stride;
+            out(&self.table.words[*drained * stride..upto * stride])?;
+            self.table.words.release(*drained * stride, upto * stride);
+            *drained = upto;
+        }
+        Ok(())
+    }
+
+    /// [`finish`](Builder::finish) for a table drained as it was built: the
+    /// rest of the words go to `out`, and the table returned has the shape
+    /// and counts of the whole but none of its words in memory.
+    pub(crate) fn finish_drained<E>(
+        mut self,
+        drained: usize,
+        out: &mut impl FnMut(&[u64]) -> std::result::Result<(), E>,
+    ) -> std::result::Result<Table, E> {
+        self.settle(self.table.nblocks());
+        let (stride, end) = (self.table.stride, self.table.words.len());
+        out(&self.table.words[drained * stride..])?;
+        self.table.words.release(drained * stride, end);
+        Ok(self.table)
     }
 }
 

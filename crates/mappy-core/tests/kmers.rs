@@ -217,3 +217,153 @@ fn counting_grows_and_adds_to_what_is_stored() {
     m.check_invariants();
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Files in `dir` whose names start with a dot: scratch and temporary files.
+fn hidden_files(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect()
+}
+
+#[test]
+fn counting_in_parts_saves_what_counting_in_memory_saves() {
+    use mappy_core::kmer::count_files_to_path;
+    use mappy_core::Options;
+    let dir = temp_dir("parts");
+    // Random reads, and one read repeated 300 times: its k-mers get counts
+    // that need wider values than the others, in some parts only.
+    let mut seqs: Vec<Vec<u8>> = (0..400).map(|i| random_dna(150, 5000 + i as u64)).collect();
+    seqs.extend(std::iter::repeat_n(random_dna(60, 7), 300));
+    let fasta: String = seqs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!(">r{i}\n{}\n", String::from_utf8_lossy(s)))
+        .collect();
+    let reads = dir.join("reads.fa");
+    std::fs::write(&reads, &fasta).unwrap();
+    let truth = exact(&seqs, 21, true);
+    // At a rate of 0.5 fingerprints are one bit long, so entries often
+    // stand for several k-mers, and many parts split a home slot between
+    // them: their shared entries must become one.
+    for rate in [0.001, 0.5] {
+        let mut m = Maplet::new(truth.len(), rate, Counter).unwrap();
+        count_files(&mut m, std::slice::from_ref(&reads), 21, true, Some(2)).unwrap();
+        let in_memory = dir.join("memory.maplet");
+        m.save(&in_memory).unwrap();
+        for parts in [1, 2, 3, 64] {
+            let out = dir.join(format!("parts{parts}.maplet"));
+            let saved = count_files_to_path(
+                std::slice::from_ref(&reads),
+                &out,
+                21,
+                true,
+                Some(2),
+                truth.len(),
+                rate,
+                Options::default(),
+                parts,
+            )
+            .unwrap();
+            assert_eq!(saved.distinct, m.len(), "rate {rate}, {parts} parts");
+            assert_eq!(saved.expected_items, truth.len());
+            assert_eq!(saved.stats.kmers as i64, truth.values().sum::<i64>());
+            assert!(
+                std::fs::read(&out).unwrap() == std::fs::read(&in_memory).unwrap(),
+                "rate {rate}, {parts} parts: the files differ"
+            );
+        }
+    }
+    assert_eq!(hidden_files(&dir), Vec::<String>::new());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn counting_in_parts_beyond_the_expected_items_starts_over_larger() {
+    use mappy_core::kmer::count_files_to_path;
+    use mappy_core::Options;
+    let dir = temp_dir("parts-larger");
+    let seqs: Vec<Vec<u8>> = (0..200).map(|i| random_dna(150, 9000 + i as u64)).collect();
+    let fasta: String = seqs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!(">r{i}\n{}\n", String::from_utf8_lossy(s)))
+        .collect();
+    let reads = dir.join("reads.fa");
+    std::fs::write(&reads, &fasta).unwrap();
+    let truth = exact(&seqs, 21, true);
+    let out = dir.join("out.maplet");
+    let saved = count_files_to_path(
+        std::slice::from_ref(&reads),
+        &out,
+        21,
+        true,
+        None,
+        truth.len() / 5,
+        0.001,
+        Options::default(),
+        4,
+    )
+    .unwrap();
+    assert!(saved.expected_items >= truth.len() / 5 * 4, "{saved:?}");
+    let m = Maplet::load(&out, Counter).unwrap();
+    assert_eq!(m.len(), saved.distinct);
+    assert!(m.stats().load_factor <= 0.95, "{:?}", m.stats());
+    assert!(truth
+        .iter()
+        .all(|(km, &n)| m.query(km.as_str()).unwrap() >= n));
+    let exact_share = truth
+        .iter()
+        .filter(|(km, &n)| m.query(km.as_str()) == Some(n))
+        .count() as f64
+        / truth.len() as f64;
+    assert!(exact_share > 0.99, "{exact_share}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn counting_in_parts_fails_cleanly() {
+    use mappy_core::kmer::count_files_to_path;
+    use mappy_core::Options;
+    let dir = temp_dir("parts-fail");
+    let good = dir.join("good.fa");
+    std::fs::write(&good, ">a\nACGTACGTACGTTTGA\n").unwrap();
+    let bad = dir.join("bad.fq");
+    std::fs::write(&bad, "@r1\nACGT\n+\nII\n").unwrap();
+    let out = dir.join("out.maplet");
+    std::fs::write(&out, b"what was there").unwrap();
+    let err = count_files_to_path(
+        &[good.clone(), bad.clone()],
+        &out,
+        5,
+        true,
+        None,
+        100,
+        0.01,
+        Options::default(),
+        3,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains(&bad.display().to_string()),
+        "{err}"
+    );
+    for (k, rate) in [(0, 0.01), (5, 1.5)] {
+        assert!(count_files_to_path(
+            std::slice::from_ref(&good),
+            &out,
+            k,
+            true,
+            None,
+            100,
+            rate,
+            Options::default(),
+            3
+        )
+        .is_err());
+    }
+    assert_eq!(std::fs::read(&out).unwrap(), b"what was there");
+    assert_eq!(hidden_files(&dir), Vec::<String>::new());
+    std::fs::remove_dir_all(dir).unwrap();
+}
