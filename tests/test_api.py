@@ -362,3 +362,32 @@ def test_memory_usage_counts_python_values():
     big.insert("k", items)
     grown = big.stats().memory_usage - plain.stats().memory_usage
     assert grown >= sys.getsizeof(frozenset(items)) - sys.getsizeof(frozenset({1}))
+
+
+def test_count_kmers_to_file(tmp_path):
+    reads = tmp_path / "r.fa"
+    reads.write_text(">a\nACGTACGTAC\n>b\nTTTTNGGGG\n")
+    out = tmp_path / "k.maplet"
+    stats = mappy.count_kmers_to_file([reads], out, 4, 10, partitions=2)
+    assert stats == {
+        "sequences": 2,
+        "bases": 19,
+        "kmers": 9,
+        "skipped": 4,
+        "distinct": 5,
+        "expected_items": 10,
+    }
+    m = mappy.Maplet.load(out)
+    assert m.query("ACGT") == 2 and m.query("AAAA") == 1 and m.query("CCCC") == 1
+    in_memory = mappy.Maplet(10, 0.001, mappy.CounterOperator())
+    mappy.count_kmers(in_memory, str(reads), 4)
+    assert m.to_bytes() == in_memory.to_bytes()
+    out.write_bytes(b"kept")
+    with pytest.raises(mappy.InvalidParameterError, match="partitions"):
+        mappy.count_kmers_to_file([reads], out, 4, 10, partitions=0)
+    with pytest.raises(ValueError):
+        mappy.count_kmers_to_file([reads], out, 40, 10, partitions=2)
+    with pytest.raises(mappy.InvalidParameterError, match="no such file"):
+        mappy.count_kmers_to_file([tmp_path / "none.fa"], out, 4, 10)
+    assert out.read_bytes() == b"kept"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.maplet", "r.fa"]

@@ -124,6 +124,28 @@ def test_kmers_count_and_query(tmp_path, canonical):
     assert r.returncode == 1 and "k-mer" in r.stderr
 
 
+def test_kmers_count_in_partitions_writes_the_same_file(tmp_path):
+    whole, parts = tmp_path / "whole.maplet", tmp_path / "parts.maplet"
+    args = ["kmers", "count", "-k", 21, SAMPLE, "--expected-items", 400_000]
+    assert mappy_cli(*args, "-o", whole).returncode == 0
+    r = mappy_cli(*args, "-o", parts, "--partitions", 5)
+    assert r.returncode == 0, r.stderr
+    assert "distinct" in r.stderr
+    assert parts.read_bytes() == whole.read_bytes()
+    # Scratch files go beside the output and are gone afterwards.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["parts.maplet", "whole.maplet"]
+    # Too few expected items: the count starts over, larger, and says so.
+    small = tmp_path / "small.maplet"
+    r = mappy_cli(*args[:5], "-o", small, "--expected-items", 1000, "--partitions", 3)
+    assert r.returncode == 0, r.stderr
+    assert "built for" in r.stderr
+    m = mappy.Maplet.load(small)
+    assert m.stats().load_factor <= 0.95
+    assert m.query(mappy.canonical_kmer(SAMPLE.read_text().splitlines()[1][:21])) >= 1
+    r = mappy_cli(*args, "-o", tmp_path / "x.maplet", "--partitions", 0)
+    assert r.returncode == 1 and "--partitions" in r.stderr
+
+
 def test_kmers_count_errors(tmp_path):
     r = mappy_cli("kmers", "count", "-k", 40, "-o", tmp_path / "x.maplet", SAMPLE)
     assert r.returncode == 1 and "between 1 and 32" in r.stderr

@@ -38,6 +38,7 @@ from ._mappy import (
     __version__,
     canonical_kmer,
     count_kmers,
+    count_kmers_to_file,
     merge,
 )
 
@@ -61,6 +62,7 @@ __all__ = [
     "__version__",
     "canonical_kmer",
     "count_kmers",
+    "count_kmers_to_file",
     "merge",
 ]
 

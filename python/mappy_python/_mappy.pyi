@@ -1,7 +1,7 @@
 """Type stubs for the native module ``mappy_python._mappy``."""
 
 from os import PathLike
-from typing import Any, Callable, Iterable, Optional, Union, final
+from typing import Any, Callable, Iterable, Optional, Sequence, Union, final
 
 from typing_extensions import Self, disjoint_base
 
@@ -26,6 +26,7 @@ __all__ = [
     "CustomOperator",
     "merge",
     "count_kmers",
+    "count_kmers_to_file",
     "canonical_kmer",
 ]
 
@@ -217,6 +218,20 @@ def count_kmers(
     threads: Optional[int] = None,
 ) -> dict[str, int]:
     """Counts the k-mers of DNA sequences or FASTA/FASTQ files into a counter maplet."""
+
+def count_kmers_to_file(
+    paths: Sequence[Union[str, PathLike[str]]],
+    output: Union[str, PathLike[str]],
+    k: int,
+    expected_items: int,
+    false_positive_rate: float = 0.001,
+    *,
+    canonical: bool = True,
+    threads: Optional[int] = None,
+    seed: Optional[int] = None,
+    partitions: int = 1,
+) -> dict[str, int]:
+    """Counts the k-mers of FASTA/FASTQ files into a new counter maplet saved at ``output``."""
 
 def canonical_kmer(kmer: str) -> Optional[str]:
     """The canonical form of a k-mer, or ``None``."""

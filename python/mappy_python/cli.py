@@ -227,19 +227,33 @@ def cmd_kmers_count(args: argparse.Namespace) -> None:
             raise CliError(f"{p}: no such file")
     if not 1 <= args.k <= 32:
         raise CliError(f"k must be between 1 and 32, got {args.k}")
-    maplet = mappy.Maplet(args.expected_items, args.rate, mappy.CounterOperator(), seed=args.seed)
+    if args.partitions < 1:
+        raise CliError(f"--partitions must be at least 1, got {args.partitions}")
     try:
-        stats = mappy.count_kmers(
-            maplet, args.reads, args.k, canonical=not args.no_canonical, threads=args.threads
+        stats = mappy.count_kmers_to_file(
+            args.reads,
+            args.output,
+            args.k,
+            args.expected_items,
+            args.rate,
+            canonical=not args.no_canonical,
+            threads=args.threads,
+            seed=args.seed,
+            partitions=args.partitions,
         )
     except mappy.MapletError as e:
         raise CliError(str(e)) from None
-    maplet.save(args.output)
     print(
         f"{args.output}: {stats['kmers']:,} k-mers from {stats['sequences']:,} sequences, "
-        f"{len(maplet):,} distinct",
+        f"{stats['distinct']:,} distinct",
         file=sys.stderr,
     )
+    if stats["expected_items"] != args.expected_items:
+        print(
+            f"note: more distinct k-mers than --expected-items {args.expected_items:,}: "
+            f"the maplet was built for {stats['expected_items']:,}",
+            file=sys.stderr,
+        )
 
 
 def cmd_kmers_query(args: argparse.Namespace) -> None:
@@ -313,6 +327,13 @@ def parser() -> argparse.ArgumentParser:
     kc.add_argument("reads", nargs="+", help="FASTA or FASTQ files, plain or .gz")
     kc.add_argument("--no-canonical", action="store_true", help="count k-mers as read, not canonical")
     kc.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
+    kc.add_argument(
+        "--partitions",
+        type=int,
+        default=1,
+        help="count in this many parts through scratch files beside the output, so that only "
+        "about 1/N of the table is in memory at a time (default 1: all in memory)",
+    )
     sizing(kc, 10_000_000)
     kc.set_defaults(run=cmd_kmers_count)
     kq = ksub.add_parser("query", help="print the counts of k-mers")

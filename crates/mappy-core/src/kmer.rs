@@ -423,7 +423,9 @@ fn count_parts(
     let mut buf = vec![0u8; 512 << 10];
     let mut hashes: Vec<u64> = Vec::with_capacity(buf.len() / 8);
     for part in parts.iter_mut() {
-        let mut m = new(expected)?;
+        // Values start as wide as the parts before needed: the saved table
+        // needs that much, and widening costs time.
+        let mut m = new(expected)?.with_value_bits(widths);
         part.rewind()?;
         loop {
             let n = read_full(part, &mut buf)?;

@@ -1500,6 +1500,15 @@ impl<O: Operator> Maplet<O> {
         (self.table.vbits(), self.table.signed())
     }
 
+    /// An empty maplet whose values start `vbits` wide (`signed`), where a
+    /// caller knows that they will need that many bits.
+    pub(crate) fn with_value_bits(mut self, (vbits, signed): (u32, bool)) -> Self {
+        assert!(self.is_empty() && O::PACKED);
+        let t = &self.table;
+        self.table = Table::new(t.canonical(), t.fbits(), vbits.max(t.vbits()), signed);
+        self
+    }
+
     /// Entries the table holds before the next one doubles it.
     pub(crate) fn max_len(&self) -> usize {
         self.table.max_len()

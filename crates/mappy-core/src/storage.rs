@@ -1,4 +1,5 @@
-//! Where the slot table's words live: on the heap, or in a read-only memory
+//! Where the slot table's words live: on the heap, in an anonymous memory
+//! mapping of their own (large tables on Linux), or in a read-only memory
 //! map of a saved maplet.
 
 use std::ops::{Deref, DerefMut};
@@ -7,6 +8,9 @@ use std::ops::{Deref, DerefMut};
 pub(crate) enum Words {
     /// Heap words, writable.
     Owned(Vec<u64>),
+    /// Words in an anonymous mapping of their own, writable.
+    #[cfg(target_os = "linux")]
+    Anon(Anon),
     /// Words inside a memory-mapped file, read-only.
     #[cfg(all(feature = "mmap", target_endian = "little"))]
     Mapped(Mapped),
@@ -36,22 +40,188 @@ impl Mapped {
     }
 }
 
+/// Words in an anonymous memory mapping of their own. Fresh pages read as
+/// zero and take no memory until written, and growing is an `mremap`,
+/// which moves pages without copying them and adds zero pages. The heap
+/// allocator promises neither: it may hand out reused memory that it must
+/// clear first, writing every page, so that a large table of which only a
+/// part is ever used would take memory for all of it.
+///
+/// Invariant: the mapping is `bytes` long (whole pages), holds the `len`
+/// words, and is zero past them.
+#[cfg(target_os = "linux")]
+pub(crate) struct Anon {
+    ptr: std::ptr::NonNull<u64>,
+    len: usize,
+    bytes: usize,
+}
+
+// SAFETY: an `Anon` owns its mapping alone, as a `Box<[u64]>` owns its
+// memory: sending or sharing it is sending or sharing plain words.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+unsafe impl Send for Anon {}
+// SAFETY: as for `Send`; `&Anon` gives only reads.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+unsafe impl Sync for Anon {}
+
+#[cfg(target_os = "linux")]
+fn page_size() -> usize {
+    // SAFETY: sysconf only reads a system setting.
+    #[allow(unsafe_code)]
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    page.max(4096) as usize
+}
+
+#[cfg(target_os = "linux")]
+impl Anon {
+    /// `n` zero words, or `None` if the system refuses the mapping.
+    fn zeroed(n: usize) -> Option<Anon> {
+        let bytes = n
+            .checked_mul(8)?
+            .max(1)
+            .checked_next_multiple_of(page_size())?;
+        // SAFETY: a new private anonymous mapping at an address of the
+        // kernel's choosing: it overlaps nothing of this process.
+        #[allow(unsafe_code)]
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        let a = Anon {
+            ptr: std::ptr::NonNull::new(p as *mut u64)?,
+            len: n,
+            bytes,
+        };
+        advise_huge_pages(&a);
+        Some(a)
+    }
+
+    /// Makes the words `n` long: new words are zero.
+    fn resize(&mut self, n: usize) {
+        let page = page_size();
+        let fail = || -> ! {
+            std::alloc::handle_alloc_error(
+                std::alloc::Layout::array::<u64>(n).unwrap_or(std::alloc::Layout::new::<u64>()),
+            )
+        };
+        let bytes = n
+            .checked_mul(8)
+            .and_then(|b| b.max(1).checked_next_multiple_of(page))
+            .unwrap_or_else(|| fail());
+        if n < self.len {
+            // Past the new length the mapping must read as zero: clear the
+            // words left in its last page (the pages after it go).
+            let keep = (bytes / 8).min(self.len);
+            self[n..keep].fill(0);
+        }
+        if bytes != self.bytes {
+            // SAFETY: `ptr` and `self.bytes` are exactly our mapping; the
+            // kernel moves it whole (keeping its contents) or leaves it, and
+            // we take the address it returns; no reference into it is alive
+            // (we hold `&mut self`). Pages it adds read as zero.
+            #[allow(unsafe_code)]
+            let p = unsafe {
+                libc::mremap(
+                    self.ptr.as_ptr() as *mut libc::c_void,
+                    self.bytes,
+                    bytes,
+                    libc::MREMAP_MAYMOVE,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                fail();
+            }
+            self.ptr = std::ptr::NonNull::new(p as *mut u64).unwrap_or_else(|| fail());
+            self.bytes = bytes;
+        }
+        self.len = n;
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for Anon {
+    fn drop(&mut self) {
+        // SAFETY: the mapping is ours alone and nothing refers to it any
+        // more (we are being dropped).
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::munmap(self.ptr.as_ptr() as *mut libc::c_void, self.bytes);
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Deref for Anon {
+    type Target = [u64];
+    #[inline]
+    fn deref(&self) -> &[u64] {
+        // SAFETY: the mapping holds `len` initialized (zero or written)
+        // words at `ptr`, aligned to a page; it lives as long as `self`.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::slice::from_raw_parts(self.ptr.as_ptr(), self.len)
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl DerefMut for Anon {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [u64] {
+        // SAFETY: as for `deref`, and `&mut self` makes this the only
+        // reference into the mapping.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len)
+        }
+    }
+}
+
+/// Tables at least this large (in words) get a mapping of their own.
+#[cfg(target_os = "linux")]
+const ANON_WORDS: usize = 32 << 10;
+
 impl Words {
+    /// `n` zero words: a mapping of their own for a large table on Linux
+    /// (whose untouched pages take no memory), else on the heap.
     pub(crate) fn zeroed(n: usize) -> Words {
-        let v = vec![0; n];
-        advise_huge_pages(&v);
-        Words::Owned(v)
+        #[cfg(target_os = "linux")]
+        if n >= ANON_WORDS {
+            if let Some(a) = Anon::zeroed(n) {
+                return Words::Anon(a);
+            }
+        }
+        Words::Owned(vec![0; n])
     }
 
     /// Whether the words are read-only (memory-mapped).
     pub(crate) fn is_mapped(&self) -> bool {
-        !matches!(self, Words::Owned(_))
+        match self {
+            Words::Owned(_) => false,
+            #[cfg(target_os = "linux")]
+            Words::Anon(_) => false,
+            #[cfg(all(feature = "mmap", target_endian = "little"))]
+            Words::Mapped(_) => true,
+        }
     }
 
-    /// Heap bytes held (none for a memory map).
+    /// Heap bytes held (none for a memory map of a file).
     pub(crate) fn heap_bytes(&self) -> usize {
         match self {
             Words::Owned(v) => v.capacity() * 8,
+            #[cfg(target_os = "linux")]
+            Words::Anon(a) => a.bytes,
             #[cfg(all(feature = "mmap", target_endian = "little"))]
             Words::Mapped(_) => 0,
         }
@@ -59,16 +229,30 @@ impl Words {
 
     /// Appends `n` zero words, allocating exactly.
     pub(crate) fn extend_zeroed(&mut self, n: usize) {
-        let v = self.owned_mut();
-        v.reserve_exact(n);
-        v.resize(v.len() + n, 0);
+        match self {
+            Words::Owned(v) => {
+                v.reserve_exact(n);
+                v.resize(v.len() + n, 0);
+            }
+            #[cfg(target_os = "linux")]
+            Words::Anon(a) => a.resize(a.len + n),
+            #[cfg(all(feature = "mmap", target_endian = "little"))]
+            Words::Mapped(_) => unreachable!("a memory-mapped maplet is read-only"),
+        }
     }
 
     /// Keeps the first `n` words, releasing the memory of the rest.
     pub(crate) fn truncate(&mut self, n: usize) {
-        let v = self.owned_mut();
-        v.truncate(n);
-        v.shrink_to_fit();
+        match self {
+            Words::Owned(v) => {
+                v.truncate(n);
+                v.shrink_to_fit();
+            }
+            #[cfg(target_os = "linux")]
+            Words::Anon(a) => a.resize(n.min(a.len)),
+            #[cfg(all(feature = "mmap", target_endian = "little"))]
+            Words::Mapped(_) => unreachable!("a memory-mapped maplet is read-only"),
+        }
     }
 
     /// Sets words `start..end` to zero, giving the memory of the whole
@@ -76,12 +260,10 @@ impl Words {
     /// memory until written again), so that a table written front to back
     /// and saved as it goes needs memory only for the part not yet saved.
     pub(crate) fn release(&mut self, start: usize, end: usize) {
-        let v = &mut self.owned_mut()[start..end];
+        let v = &mut self[start..end];
         #[cfg(target_os = "linux")]
         {
-            // SAFETY: sysconf only reads a system setting.
-            #[allow(unsafe_code)]
-            let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as usize;
+            let page = page_size();
             let (lo, hi) = (v.as_ptr() as usize, v.as_ptr() as usize + 8 * v.len());
             let (plo, phi) = (lo.next_multiple_of(page), hi & !(page - 1));
             if plo < phi {
@@ -93,7 +275,7 @@ impl Words {
                 // SAFETY: `plo..phi` are whole pages inside the words we
                 // borrow mutably, so no other object lives there and no
                 // reference into them outlives this call. They are private
-                // anonymous memory (heap or an allocator's own mapping), for
+                // anonymous memory (a mapping of our own, or the heap), for
                 // which MADV_DONTNEED makes every later read see zeros: the
                 // same as writing zeros, which is what this function does.
                 #[allow(unsafe_code)]
@@ -107,15 +289,6 @@ impl Words {
         }
         v.fill(0);
     }
-
-    fn owned_mut(&mut self) -> &mut Vec<u64> {
-        match self {
-            Words::Owned(v) => v,
-            // Every mutating maplet operation refuses a mapped maplet first.
-            #[cfg(all(feature = "mmap", target_endian = "little"))]
-            Words::Mapped(_) => unreachable!("a memory-mapped maplet is read-only"),
-        }
-    }
 }
 
 impl Deref for Words {
@@ -125,6 +298,8 @@ impl Deref for Words {
     fn deref(&self) -> &[u64] {
         match self {
             Words::Owned(v) => v,
+            #[cfg(target_os = "linux")]
+            Words::Anon(a) => a,
             #[cfg(all(feature = "mmap", target_endian = "little"))]
             #[allow(unsafe_code)]
             Words::Mapped(m) => {
@@ -146,48 +321,46 @@ impl Deref for Words {
 /// random slots, so with 4 KiB pages nearly every lookup in a table of tens
 /// of megabytes also misses the TLB; with 2 MiB pages the whole table fits
 /// in it. Only a hint: where transparent huge pages are off, nothing
-/// changes.
-///
-/// The advice covers every page the words touch, not just their 2 MiB-aligned
-/// middle: a large allocation is a mapping of its own, and advice on part of
-/// it would split it in several, which `mremap` cannot move. The table then
-/// grows in place or moves without a copy (see `Table::widen_values`).
+/// changes. The advice covers the whole mapping, so that it stays one
+/// mapping, which `mremap` moves or grows whole.
 #[cfg(target_os = "linux")]
-fn advise_huge_pages(words: &[u64]) {
-    const HUGE: usize = 2 << 20;
-    let bytes = std::mem::size_of_val(words);
-    if bytes < HUGE {
+fn advise_huge_pages(a: &Anon) {
+    if a.bytes < 2 << 20 {
         return;
     }
-    // SAFETY: sysconf only reads a system setting.
-    #[allow(unsafe_code)]
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as usize;
-    let start = words.as_ptr() as usize;
-    let (lo, hi) = (start & !(page - 1), (start + bytes).next_multiple_of(page));
-    // SAFETY: the range is the pages that hold `words` (their edges may
-    // also hold other bytes of this process's heap), and MADV_HUGEPAGE
-    // changes only how the kernel backs pages, never their contents; a
-    // failure leaves them as they are.
+    // SAFETY: the range is exactly our mapping, and MADV_HUGEPAGE changes
+    // only how the kernel backs its pages, never their contents; a failure
+    // leaves them as they are.
     #[allow(unsafe_code)]
     unsafe {
-        libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE);
+        libc::madvise(
+            a.ptr.as_ptr() as *mut libc::c_void,
+            a.bytes,
+            libc::MADV_HUGEPAGE,
+        );
     }
 }
-
-#[cfg(not(target_os = "linux"))]
-fn advise_huge_pages(_: &[u64]) {}
 
 impl DerefMut for Words {
     #[inline]
     fn deref_mut(&mut self) -> &mut [u64] {
-        self.owned_mut()
+        match self {
+            Words::Owned(v) => v,
+            #[cfg(target_os = "linux")]
+            Words::Anon(a) => a,
+            // Every mutating maplet operation refuses a mapped maplet first.
+            #[cfg(all(feature = "mmap", target_endian = "little"))]
+            Words::Mapped(_) => unreachable!("a memory-mapped maplet is read-only"),
+        }
     }
 }
 
 impl Clone for Words {
-    /// A copy is always on the heap and writable.
+    /// A copy is always writable, in memory of its own.
     fn clone(&self) -> Words {
-        Words::Owned(self.to_vec())
+        let mut w = Words::zeroed(self.len());
+        w.copy_from_slice(self);
+        w
     }
 }
 
@@ -199,5 +372,40 @@ impl std::fmt::Debug for Words {
             self.len(),
             if self.is_mapped() { ", mapped" } else { "" }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every way the words change size keeps what they held and reads zero
+    /// where nothing was written, for heap words and for a mapping alike.
+    #[test]
+    fn words_grow_shrink_and_release() {
+        for n in [100, 3 * (32 << 10)] {
+            let mut w = Words::zeroed(n);
+            #[cfg(target_os = "linux")]
+            assert_eq!(matches!(w, Words::Anon(_)), n >= ANON_WORDS);
+            assert!(w.iter().all(|&x| x == 0));
+            for (i, x) in w.iter_mut().enumerate() {
+                *x = i as u64 + 1;
+            }
+            w.extend_zeroed(n + 7);
+            assert_eq!(w.len(), 2 * n + 7);
+            assert!((0..n).all(|i| w[i] == i as u64 + 1));
+            assert!(w[n..].iter().all(|&x| x == 0));
+            // Shrinking then growing again never brings old words back.
+            w.truncate(n / 2 + 3);
+            w.extend_zeroed(n);
+            assert!((0..n / 2 + 3).all(|i| w[i] == i as u64 + 1));
+            assert!(w[n / 2 + 3..].iter().all(|&x| x == 0));
+            let c = w.clone();
+            assert_eq!(&c[..], &w[..]);
+            w.release(5, n / 2);
+            assert!(w[5..n / 2].iter().all(|&x| x == 0));
+            assert!((0..5).chain(n / 2..n / 2 + 3).all(|i| w[i] == i as u64 + 1));
+            assert_eq!(c[6], 7, "a clone has words of its own");
+        }
     }
 }

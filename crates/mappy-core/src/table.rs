@@ -1223,7 +1223,6 @@ impl Table {
         let stride = Self::stride_for(self.fbits, vbits);
         let width = (self.fbits + vbits) as usize;
         let npairs = self.nblocks() / 2;
-        self.words.extend_zeroed(npairs * (stride - old_stride));
         let fbits = self.fbits as usize;
         let (fmask, old_vmask) = (self.fmask, mask(old_vbits));
         // A slot's value as raw bits of the new width.
@@ -1236,6 +1235,35 @@ impl Table {
             };
             raw & mask(vbits)
         };
+        // Pair `old` (its header and slots) into `new` (all zero), widened.
+        let widen_pair = |old: &[u64], new: &mut [u64]| {
+            new[..HDR].copy_from_slice(&old[..HDR]);
+            for i in 0..2 * SLOTS {
+                let (from, to) = (HDR * 64 + i * old_width, HDR * 64 + i * width);
+                // Unused slots are all zero, and a used slot's field never
+                // is (it ends in its marker bit).
+                if width <= 64 {
+                    let slot = read_bits(old, from, old_width as u32);
+                    let field = slot & fmask;
+                    if field != 0 {
+                        let raw = (slot >> fbits) & old_vmask;
+                        write_bits(new, to, width as u32, field | widen(raw) << fbits);
+                    }
+                } else {
+                    let field = read_bits(old, from, fbits as u32);
+                    if field != 0 {
+                        let raw = read_bits(old, from + fbits, old_vbits);
+                        write_bits(new, to, fbits as u32, field);
+                        write_bits(new, to + fbits, vbits, widen(raw));
+                    }
+                }
+            }
+        };
+        // In place, the last pair first, so that none is overwritten before
+        // it is read: no second table. (On Linux a large table's words grow
+        // by `mremap`, so the new words past the end take no memory until
+        // a pair moves into them.)
+        self.words.extend_zeroed(npairs * (stride - old_stride));
         let mut pair = vec![0u64; old_stride];
         for p in (0..npairs.min(used)).rev() {
             // The pairs from here down are zero and move within the zero
@@ -1245,32 +1273,11 @@ impl Table {
             }
             pair.copy_from_slice(&self.words[p * old_stride..(p + 1) * old_stride]);
             let new = &mut self.words[p * stride..(p + 1) * stride];
-            new[..HDR].copy_from_slice(&pair[..HDR]);
-            new[HDR..].fill(0);
+            new.fill(0);
             // A pair whose header is all zero holds no entry: a run that
             // passes through it would show as spill.
-            if pair[..HDR].iter().all(|&x| x == 0) {
-                continue;
-            }
-            for i in 0..2 * SLOTS {
-                let (from, to) = (HDR * 64 + i * old_width, HDR * 64 + i * width);
-                // Unused slots are all zero, and a used slot's field never
-                // is (it ends in its marker bit).
-                if width <= 64 {
-                    let slot = read_bits(&pair, from, old_width as u32);
-                    let field = slot & fmask;
-                    if field != 0 {
-                        let raw = (slot >> fbits) & old_vmask;
-                        write_bits(new, to, width as u32, field | widen(raw) << fbits);
-                    }
-                } else {
-                    let field = read_bits(&pair, from, fbits as u32);
-                    if field != 0 {
-                        let raw = read_bits(&pair, from + fbits, old_vbits);
-                        write_bits(new, to, fbits as u32, field);
-                        write_bits(new, to + fbits, vbits, widen(raw));
-                    }
-                }
+            if pair[..HDR].iter().any(|&x| x != 0) {
+                widen_pair(&pair, new);
             }
         }
         self.vbits = vbits;

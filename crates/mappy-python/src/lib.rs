@@ -2337,6 +2337,80 @@ fn count_kmers<'py>(
     Ok(out)
 }
 
+/// count_kmers_to_file(paths, output, k, expected_items, false_positive_rate=0.001, *, canonical=True, threads=None, seed=None, partitions=1)
+///
+/// Counts the k-mers of FASTA/FASTQ files (plain or gzip) into a new
+/// counter maplet for ``expected_items`` distinct k-mers and saves it at
+/// ``output`` (atomically: on error the file is left as it was). Returns
+/// what :func:`count_kmers` returns, with ``distinct`` (the saved maplet's
+/// entries) and ``expected_items`` (the ones it was built for: twice or
+/// more the ones asked for when the k-mers did not fit them).
+///
+/// With ``partitions`` above 1 the maplet's table is never whole in memory:
+/// the k-mers are split into that many parts in scratch files beside
+/// ``output`` (8 bytes per k-mer, plus 24 per distinct k-mer), each part
+/// is counted on its own, and the table is written out as it is built.
+/// Memory is then about ``1 / partitions`` of the table's; the file saved
+/// is the same.
+///
+/// >>> import os, tempfile
+/// >>> d = tempfile.mkdtemp(); reads = os.path.join(d, "r.fa")
+/// >>> _ = open(reads, "w").write(">r\nACGTACGTAC\n")
+/// >>> out = os.path.join(d, "k.maplet")
+/// >>> count_kmers_to_file([reads], out, 4, 10, partitions=2)["distinct"]
+/// 3
+/// >>> Maplet.load(out).query("ACGT")
+/// 2
+#[pyfunction]
+#[pyo3(signature = (paths, output, k, expected_items, false_positive_rate=0.001, *, canonical=true, threads=None, seed=None, partitions=1))]
+#[allow(clippy::too_many_arguments)]
+fn count_kmers_to_file<'py>(
+    py: Python<'py>,
+    paths: Vec<std::path::PathBuf>,
+    output: std::path::PathBuf,
+    k: usize,
+    expected_items: usize,
+    false_positive_rate: f64,
+    canonical: bool,
+    threads: Option<usize>,
+    seed: Option<u64>,
+    partitions: usize,
+) -> PyResult<Bound<'py, PyDict>> {
+    if partitions == 0 {
+        return Err(map_err(
+            py,
+            core::MapletError::InvalidParameter("partitions must be at least 1".into()),
+        ));
+    }
+    let opts = core::Options {
+        seed: seed.unwrap_or(hash::DEFAULT_SEED),
+        ..core::Options::default()
+    };
+    let saved = py
+        .detach(|| {
+            core::kmer::count_files_to_path(
+                &paths,
+                &output,
+                k,
+                canonical,
+                threads,
+                expected_items,
+                false_positive_rate,
+                opts,
+                partitions,
+            )
+        })
+        .map_err(|e| map_err(py, e))?;
+    let out = PyDict::new(py);
+    out.set_item("sequences", saved.stats.sequences)?;
+    out.set_item("bases", saved.stats.bases)?;
+    out.set_item("kmers", saved.stats.kmers)?;
+    out.set_item("skipped", saved.stats.skipped)?;
+    out.set_item("distinct", saved.distinct)?;
+    out.set_item("expected_items", saved.expected_items)?;
+    Ok(out)
+}
+
 /// canonical_kmer(kmer)
 ///
 /// The canonical form of a k-mer (the smaller of it and its reverse
@@ -2372,6 +2446,7 @@ fn _mappy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<CustomOperator>()?;
     m.add_function(wrap_pyfunction!(merge, m)?)?;
     m.add_function(wrap_pyfunction!(count_kmers, m)?)?;
+    m.add_function(wrap_pyfunction!(count_kmers_to_file, m)?)?;
     m.add_function(wrap_pyfunction!(canonical_kmer, m)?)?;
     Ok(())
 }
