@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# k-mer counting: `mappy kmers count` against Jellyfish 2 on the same reads,
+# k-mer counting: `mappy kmers count` (in memory, and in 8 parts through
+# scratch files) against Jellyfish 2 on the same reads,
 # k = 21, canonical, the same thread count. Wall time and peak RSS by
 # /usr/bin/time, median of 3 runs each; accuracy against Jellyfish's exact
 # counts. Needs `jellyfish` (Debian package) and the package installed
@@ -36,7 +37,10 @@ rm -f "$work/times"
 for round in 1 2 3; do
   measure jellyfish jellyfish count -m 21 -C -t "$threads" -s "$distinct" -o "$work/jf.jf" "$reads"
   measure mappy "$mappy" kmers count -k 21 --rate 0.001 --expected-items "$distinct" --threads "$threads" -o "$work/mappy.maplet" "$reads"
+  measure mappy-parts "$mappy" kmers count -k 21 --rate 0.001 --expected-items "$distinct" --threads "$threads" --partitions 8 -o "$work/mappy-parts.maplet" "$reads"
 done
+# Counting in parts must save the very file counting in memory saves.
+cmp "$work/mappy.maplet" "$work/mappy-parts.maplet"
 jellyfish dump -c "$work/jf.jf" > "$work/jf.tsv"
 
 "$py" - "$work" "$bases" "$distinct" "$threads" "$here/RESULTS.md" <<'PY'
@@ -68,6 +72,7 @@ below = int((got < truth).sum())
 exact = float((got == truth).mean())
 jw, jr = med["jellyfish"]
 mw, mr = med["mappy"]
+pw, pr = med["mappy-parts"]
 rows = [
     "# k-mer counting: mappy against Jellyfish 2",
     "",
@@ -80,21 +85,27 @@ rows = [
     "```",
     f"jellyfish count -m 21 -C -t {threads} -s {distinct} -o jf.jf reads.fq",
     f"mappy kmers count -k 21 --rate 0.001 --expected-items {distinct} --threads {threads} -o mappy.maplet reads.fq",
+    f"mappy kmers count -k 21 --rate 0.001 --expected-items {distinct} --threads {threads} --partitions 8 -o mappy-parts.maplet reads.fq",
     "```",
     "",
-    "| tool | wall time (s) | peak RSS (MiB) |",
-    "|---|---|---|",
-    f"| Jellyfish 2 | {jw:.2f} | {jr / 1024:.0f} |",
-    f"| mappy | {mw:.2f} | {mr / 1024:.0f} |",
-    f"| ratio mappy / Jellyfish | {mw / jw:.2f} | {mr / jr:.2f} |",
+    "With `--partitions 8` the k-mers go through scratch files beside the output (8 bytes per k-mer,",
+    f"24 per distinct k-mer), {threads} parts are counted at once, and only about {threads}/8 of the table",
+    "is in memory at a time; the file saved is byte-for-byte the one counting in memory saves (the",
+    "script checks).",
+    "",
+    "| tool | wall time (s) | peak RSS (MiB) | wall time / Jellyfish's | peak RSS / Jellyfish's |",
+    "|---|---|---|---|---|",
+    f"| Jellyfish 2 | {jw:.2f} | {jr / 1024:.0f} | 1.00 | 1.00 |",
+    f"| mappy, in memory | {mw:.2f} | {mr / 1024:.0f} | {mw / jw:.2f} | {mr / jr:.2f} |",
+    f"| mappy, `--partitions 8` | {pw:.2f} | {pr / 1024:.0f} | {pw / jw:.2f} | {pr / jr:.2f} |",
     "",
     f"Accuracy over Jellyfish's {len(kmers):,} k-mers: {100 * exact:.3f}% of counts exact, "
     f"{below} below the true count (must be 0).",
     "",
     "| target (issue 5) | measured | met |",
     "|---|---|---|",
-    f"| wall time <= Jellyfish's | {mw / jw:.2f}x | {'yes' if mw <= jw else 'no'} |",
-    f"| peak RSS <= 0.5x Jellyfish's | {mr / jr:.2f}x | {'yes' if mr <= 0.5 * jr else 'no'} |",
+    f"| wall time <= Jellyfish's | {mw / jw:.2f}x in memory, {pw / jw:.2f}x in parts | {'yes' if max(mw, pw) <= jw else 'no'} |",
+    f"| peak RSS <= 0.5x Jellyfish's | {mr / jr:.2f}x in memory, {pr / jr:.2f}x in parts | {'yes (in parts)' if pr <= 0.5 * jr else 'no'} |",
     f"| no count below the truth | {below} below | {'yes' if below == 0 else 'no'} |",
 ]
 open(out, "w").write("\n".join(rows) + "\n")

@@ -331,8 +331,9 @@ def parser() -> argparse.ArgumentParser:
         "--partitions",
         type=int,
         default=1,
-        help="count in this many parts through scratch files beside the output, so that only "
-        "about 1/N of the table is in memory at a time (default 1: all in memory)",
+        help="count in this many parts through scratch files beside the output, THREADS parts "
+        "at a time, so that only about THREADS/N of the table is in memory (default 1: all in "
+        "memory)",
     )
     sizing(kc, 10_000_000)
     kc.set_defaults(run=cmd_kmers_count)

@@ -303,14 +303,15 @@ pub struct SavedCount {
 /// (atomically: on error `out` is left as it was).
 ///
 /// With `partitions` above 1 the whole table is never in memory: the
-/// k-mers' hashes are first split by home slot into `partitions` scratch
-/// files beside `out` (8 bytes per k-mer), each part is then counted on its
-/// own into a table that only its share of home slots touches, its entries
-/// are kept in a scratch file (24 bytes per distinct k-mer), and the saved
-/// table is built from them front to back, written as it is finished.
-/// Memory is then about `1 / partitions` of the table's, for scratch disk
-/// space and a little more time; the maplet saved is the same as with one
-/// partition, which counts in memory. If the k-mers outnumber what the
+/// k-mers' hashes are first split by hash range (so by home slot) into
+/// `partitions` scratch files beside `out` (8 bytes per k-mer); the parts
+/// are then counted, as many at once as there are workers, each into a
+/// table that only its share of home slots touches; their entries are kept
+/// in scratch files (24 bytes per distinct k-mer), and the saved table is
+/// built from them front to back, written out as it is finished. Memory is
+/// then about `workers / partitions` of the table's, for scratch disk
+/// space; the maplet saved is the same as with one partition, which counts
+/// in memory. If the k-mers outnumber what the
 /// maplet holds at its maximum load, counting starts over (from the scratch
 /// files) with twice the expected items, so that the saved maplet never
 /// has an overfull table.
@@ -370,66 +371,84 @@ pub fn count_files_to_path(
         }
         Ok(())
     })?;
-    let mut files = writers
-        .into_iter()
-        .map(|w| {
-            w.into_inner()
-                .map_err(|e| MapletError::from(e.into_error()))
-        })
+    for w in writers {
+        w.into_inner()
+            .map_err(|e| MapletError::from(e.into_error()))?;
+    }
+    let entries = (0..partitions)
+        .map(|i| format::ScratchFile::beside(out, &format!("entries{i}")))
         .collect::<Result<Vec<_>>>()?;
-    let entries = format::ScratchFile::beside(out, "entries")?;
     let mut expected = expected_items;
     loop {
-        match count_parts(&shell, &mut files, &entries, &new, expected)? {
-            Some((distinct, (vbits, signed))) => {
-                let mut records = BufReader::with_capacity(64 << 10, entries.reopen()?);
-                let read = std::iter::from_fn(move || read_entry(&mut records).transpose());
-                let saved = shell.save_entries(out, vbits, signed, read)?;
-                debug_assert_eq!(saved, distinct);
-                return Ok(SavedCount {
-                    stats,
-                    distinct,
-                    expected_items: expected,
-                });
-            }
-            None => {
+        if let Some(counted) = count_parts(&shell, &parts, &entries, &new, expected, workers)? {
+            let (distinct, widths) = boundaries(&entries, &counted)?;
+            if distinct > shell.max_len() {
+                // Fits only when counted in parts, never in the saved table.
                 expected = expected.checked_mul(2).ok_or_else(|| {
                     MapletError::InvalidParameter("too many distinct k-mers".into())
                 })?;
                 shell = new(expected)?;
+                continue;
             }
+            let readers = entries
+                .iter()
+                .map(|e| Ok(BufReader::with_capacity(64 << 10, e.reopen()?)))
+                .collect::<Result<Vec<_>>>()?;
+            let saved = shell.save_entries(out, widths.0, widths.1, merged(readers))?;
+            debug_assert_eq!(saved, distinct);
+            return Ok(SavedCount {
+                stats,
+                distinct,
+                expected_items: expected,
+            });
         }
+        expected = expected
+            .checked_mul(2)
+            .ok_or_else(|| MapletError::InvalidParameter("too many distinct k-mers".into()))?;
+        shell = new(expected)?;
     }
 }
 
-/// Counts each part into its own maplet with `shell`'s parameters and
-/// writes their entries, in table order, to `entries`. Returns the number
-/// of entries and the value width they need, or `None` if they do not fit
-/// `shell` at its maximum load.
+/// What counting one part gave: its entries (written to its scratch file)
+/// and the value width they need.
+#[derive(Clone, Copy)]
+struct Part {
+    len: usize,
+    widths: (u32, bool),
+}
+
+/// Counts the parts, `workers` at a time, each into its own maplet with
+/// `shell`'s parameters, and writes each part's entries, in table order, to
+/// its scratch file in `entries`. `None` if they do not fit `shell` at its
+/// maximum load.
 fn count_parts(
     shell: &Maplet<Counter>,
-    parts: &mut [File],
-    entries: &format::ScratchFile,
-    new: &impl Fn(usize) -> Result<Maplet<Counter>>,
+    parts: &[format::ScratchFile],
+    entries: &[format::ScratchFile],
+    new: &(impl Fn(usize) -> Result<Maplet<Counter>> + Sync),
     expected: usize,
-) -> Result<Option<(usize, (u32, bool))>> {
+    workers: usize,
+) -> Result<Option<Vec<Part>>> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Mutex;
     let max_len = shell.max_len();
-    let mut out = BufWriter::with_capacity(64 << 10, entries.file()?);
-    let (mut distinct, mut widths) = (0usize, shell.value_bits());
-    // The last entry of a part, held back: the next part can hold the same
-    // home slot and fingerprint (the hash range split between them), and
-    // then the two are one entry.
-    let mut pending: Option<(u64, u64, i64)> = None;
-    let mut buf = vec![0u8; 512 << 10];
-    let mut hashes: Vec<u64> = Vec::with_capacity(buf.len() / 8);
-    for part in parts.iter_mut() {
-        // Values start as wide as the parts before needed: the saved table
-        // needs that much, and widening costs time.
-        let mut m = new(expected)?.with_value_bits(widths);
-        part.rewind()?;
+    let next = AtomicUsize::new(0);
+    let total = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    // Values start as wide as the parts counted so far needed: the saved
+    // table needs that much, and widening costs time.
+    let widths = Mutex::new(shell.value_bits());
+    let done: Mutex<Vec<Option<Part>>> = Mutex::new(vec![None; parts.len()]);
+    let error: Mutex<Option<MapletError>> = Mutex::new(None);
+    let count_one = |i: usize| -> Result<Option<Part>> {
+        let start = *widths.lock().expect("widths lock");
+        let mut m = new(expected)?.with_value_bits(start);
+        let mut input = parts[i].reopen()?;
+        let mut buf = vec![0u8; 512 << 10];
+        let mut hashes: Vec<u64> = Vec::with_capacity(buf.len() / 8);
         loop {
-            let n = read_full(part, &mut buf)?;
-            if n == 0 {
+            let n = read_full(&mut input, &mut buf)?;
+            if n == 0 || stop.load(Ordering::Relaxed) {
                 break;
             }
             hashes.clear();
@@ -451,35 +470,120 @@ fn count_parts(
                 m.insert_hash(h, 1)?;
             }
         }
-        let (vbits, signed) = m.value_bits();
-        widths = (widths.0.max(vbits), widths.1 | signed);
-        for e in m.raw_entries() {
-            pending = match pending {
-                Some((q, f, v)) if (q, f) == (e.0, e.1) => {
-                    let sum = v.checked_add(e.2).ok_or_else(|| {
-                        MapletError::InvalidValue("a k-mer count overflows 64 bits".into())
-                    })?;
-                    widths.0 = widths.0.max(value_width(sum, widths.1));
-                    Some((q, f, sum))
-                }
-                Some(p) => {
-                    write_entry(&mut out, p)?;
-                    distinct += 1;
-                    Some(e)
-                }
-                None => Some(e),
-            };
-        }
-        if distinct + pending.is_some() as usize > max_len {
+        if total.fetch_add(m.len(), Ordering::Relaxed) + m.len() > max_len + parts.len() {
+            // Over the maximum load even if every part boundary merges two
+            // entries into one.
             return Ok(None);
         }
+        let mut out = BufWriter::with_capacity(64 << 10, entries[i].file()?);
+        for e in m.raw_entries() {
+            write_entry(&mut out, e)?;
+        }
+        out.flush()?;
+        let part = Part {
+            len: m.len(),
+            widths: m.value_bits(),
+        };
+        let mut w = widths.lock().expect("widths lock");
+        *w = (w.0.max(part.widths.0), w.1 | part.widths.1);
+        Ok(Some(part))
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(parts.len()) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= parts.len() || stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                match count_one(i) {
+                    Ok(Some(part)) => done.lock().expect("parts lock")[i] = Some(part),
+                    Ok(None) => stop.store(true, Ordering::Relaxed),
+                    Err(e) => {
+                        stop.store(true, Ordering::Relaxed);
+                        error.lock().expect("error lock").get_or_insert(e);
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = error.into_inner().expect("error lock") {
+        return Err(e);
     }
-    if let Some(p) = pending {
-        write_entry(&mut out, p)?;
-        distinct += 1;
+    Ok(done.into_inner().expect("parts lock").into_iter().collect())
+}
+
+/// The number of entries of the parts together, and the value width they
+/// need, where a home slot and fingerprint split between neighbouring
+/// parts (the hash range boundary fell inside it) is one entry whose
+/// count is the sum. Only the first and last entry of each part can be
+/// split so.
+fn boundaries(entries: &[format::ScratchFile], parts: &[Part]) -> Result<(usize, (u32, bool))> {
+    let mut widths = parts
+        .iter()
+        .fold((1, false), |w, p| (w.0.max(p.widths.0), w.1 | p.widths.1));
+    let mut distinct = 0;
+    // The last entry so far, with the count summed over the parts it spans.
+    let mut carry: Option<(u64, u64, i64)> = None;
+    for (file, part) in entries.iter().zip(parts) {
+        if part.len == 0 {
+            continue;
+        }
+        let mut f = file.reopen()?;
+        let first = read_entry(&mut f)?.ok_or_else(cut_short)?;
+        f.seek(std::io::SeekFrom::Start(24 * (part.len as u64 - 1)))?;
+        let last = read_entry(&mut f)?.ok_or_else(cut_short)?;
+        distinct += part.len;
+        match carry {
+            Some((q, fp, v)) if (q, fp) == (first.0, first.1) => {
+                distinct -= 1;
+                let sum = v.checked_add(first.2).ok_or_else(|| {
+                    MapletError::InvalidValue("a k-mer count overflows 64 bits".into())
+                })?;
+                widths.0 = widths.0.max(value_width(sum, widths.1));
+                carry = Some(if part.len == 1 { (q, fp, sum) } else { last });
+            }
+            _ => carry = Some(last),
+        }
     }
-    out.flush()?;
-    Ok(Some((distinct, widths)))
+    Ok((distinct, widths))
+}
+
+fn cut_short() -> MapletError {
+    MapletError::Corrupt("a scratch file of k-mer entries is cut short".into())
+}
+
+/// The entries of the parts' scratch files in order, those split between
+/// neighbouring parts summed into one (see [`boundaries`]).
+fn merged(mut readers: Vec<BufReader<File>>) -> impl Iterator<Item = Result<(u64, u64, i64)>> {
+    readers.reverse();
+    let mut pending: Option<(u64, u64, i64)> = None;
+    let mut next = move || -> Result<Option<(u64, u64, i64)>> {
+        while let Some(r) = readers.last_mut() {
+            if let Some(e) = read_entry(r)? {
+                return Ok(Some(e));
+            }
+            readers.pop();
+        }
+        Ok(None)
+    };
+    std::iter::from_fn(move || loop {
+        let e = match next() {
+            Ok(e) => e,
+            Err(err) => return Some(Err(err)),
+        };
+        match (pending, e) {
+            (Some((q, f, v)), Some((q2, f2, v2))) if (q, f) == (q2, f2) => {
+                pending = Some((q, f, v.wrapping_add(v2)));
+            }
+            (p, e) => {
+                pending = e;
+                if let Some(p) = p {
+                    return Some(Ok(p));
+                }
+                e?;
+            }
+        }
+    })
 }
 
 /// Reads until `buf` is full or the input ends; the bytes read.

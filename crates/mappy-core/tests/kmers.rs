@@ -367,3 +367,42 @@ fn counting_in_parts_fails_cleanly() {
     assert_eq!(hidden_files(&dir), Vec::<String>::new());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_count_summed_across_parts_gets_the_bits_it_needs() {
+    use mappy_core::kmer::count_files_to_path;
+    use mappy_core::Options;
+    // A few dozen k-mers seen once each, at a rate where they often share
+    // an entry, in many more parts than entries: shared entries then mostly
+    // fall across part boundaries, where every part holds counts of 1 (one
+    // bit) and only the sum across the boundary needs two.
+    let dir = temp_dir("parts-widths");
+    for seed in 0..24u64 {
+        let seq = random_dna(40, 777 + seed);
+        let reads = dir.join("reads.fa");
+        std::fs::write(&reads, format!(">r\n{}\n", String::from_utf8_lossy(&seq))).unwrap();
+        let mut m = Maplet::new(40, 0.5, Counter).unwrap();
+        count_files(&mut m, std::slice::from_ref(&reads), 12, false, Some(1)).unwrap();
+        assert!(m.len() <= 38, "the maplet must not grow");
+        let in_memory = dir.join("memory.maplet");
+        m.save(&in_memory).unwrap();
+        let out = dir.join("parts.maplet");
+        count_files_to_path(
+            std::slice::from_ref(&reads),
+            &out,
+            12,
+            false,
+            Some(2),
+            40,
+            0.5,
+            Options::default(),
+            256,
+        )
+        .unwrap();
+        assert!(
+            std::fs::read(&out).unwrap() == std::fs::read(&in_memory).unwrap(),
+            "seed {seed}: the files differ"
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -2349,9 +2349,9 @@ fn count_kmers<'py>(
 /// With ``partitions`` above 1 the maplet's table is never whole in memory:
 /// the k-mers are split into that many parts in scratch files beside
 /// ``output`` (8 bytes per k-mer, plus 24 per distinct k-mer), each part
-/// is counted on its own, and the table is written out as it is built.
-/// Memory is then about ``1 / partitions`` of the table's; the file saved
-/// is the same.
+/// is counted on its own (``threads`` parts at once), and the table is
+/// written out as it is built. Memory is then about ``threads /
+/// partitions`` of the table's; the file saved is the same.
 ///
 /// >>> import os, tempfile
 /// >>> d = tempfile.mkdtemp(); reads = os.path.join(d, "r.fa")
