@@ -391,3 +391,29 @@ def test_count_kmers_to_file(tmp_path):
         mappy.count_kmers_to_file([tmp_path / "none.fa"], out, 4, 10)
     assert out.read_bytes() == b"kept"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k.maplet", "r.fa"]
+
+
+def test_count_kmers_to_file_reports_progress_and_stops_on_an_exception(tmp_path):
+    import random
+
+    rng = random.Random(5)
+    reads = tmp_path / "r.fa"
+    reads.write_text(
+        "".join(f">r{i}\n{''.join(rng.choice('ACGT') for _ in range(150))}\n" for i in range(2000))
+    )
+    out = tmp_path / "k.maplet"
+    seen = []
+    stats = mappy.count_kmers_to_file(
+        [reads], out, 21, 400_000, partitions=3, threads=2, progress=lambda *a: seen.append(a)
+    )
+    assert stats["kmers"] == 2000 * 130
+    assert seen and {s for s, _, _ in seen} <= {"reading", "counting", "saving"}
+    assert ("reading", seen[0][1], None) == seen[0]
+
+    def stop(stage, done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        mappy.count_kmers_to_file([reads], tmp_path / "no.maplet", 21, 400_000, partitions=3, progress=stop)
+    assert not (tmp_path / "no.maplet").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.maplet", "r.fa"]

@@ -230,6 +230,7 @@ def count_kmers_to_file(
     threads: Optional[int] = None,
     seed: Optional[int] = None,
     partitions: int = 1,
+    progress: Optional[Callable[[str, int, Optional[int]], object]] = None,
 ) -> dict[str, int]:
     """Counts the k-mers of FASTA/FASTQ files into a new counter maplet saved at ``output``."""
 

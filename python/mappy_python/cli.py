@@ -55,9 +55,9 @@ class Progress:
         if self.total:
             pct = min(100.0, 100.0 * done / self.total)
             bar = "#" * int(pct / 4)
-            sys.stderr.write(f"\r{self.label} [{bar:<25}] {pct:5.1f}%")
+            sys.stderr.write(f"\r{self.label} [{bar:<25}] {pct:5.1f}%\033[K")
         else:
-            sys.stderr.write(f"\r{self.label} {done:,}")
+            sys.stderr.write(f"\r{self.label} {done:,}\033[K")
         sys.stderr.flush()
 
     def close(self) -> None:
@@ -229,6 +229,13 @@ def cmd_kmers_count(args: argparse.Namespace) -> None:
         raise CliError(f"k must be between 1 and 32, got {args.k}")
     if args.partitions < 1:
         raise CliError(f"--partitions must be at least 1, got {args.partitions}")
+    progress = Progress("reading k-mers")
+    labels = {"reading": "reading k-mers", "counting": "counting parts", "saving": "saving"}
+
+    def report(stage: str, done: int, total: Optional[int]) -> None:
+        progress.label, progress.total = labels.get(stage, stage), total
+        progress.update(done)
+
     try:
         stats = mappy.count_kmers_to_file(
             args.reads,
@@ -240,9 +247,12 @@ def cmd_kmers_count(args: argparse.Namespace) -> None:
             threads=args.threads,
             seed=args.seed,
             partitions=args.partitions,
+            progress=report if progress.enabled else None,
         )
     except mappy.MapletError as e:
         raise CliError(str(e)) from None
+    finally:
+        progress.close()
     print(
         f"{args.output}: {stats['kmers']:,} k-mers from {stats['sequences']:,} sequences, "
         f"{stats['distinct']:,} distinct",

@@ -214,7 +214,7 @@ pub fn count_files(
     let workers = threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    maplet.atomically(|maplet| count_files_into(maplet, paths, k, canonical, workers))
+    maplet.atomically(|maplet| count_files_into(maplet, paths, k, canonical, workers, &|_| Ok(())))
 }
 
 fn count_files_into(
@@ -223,9 +223,10 @@ fn count_files_into(
     k: usize,
     canonical: bool,
     workers: usize,
+    progress: Progress<'_>,
 ) -> Result<KmerStats> {
     let seed = maplet.seed();
-    hash_files(paths, k, canonical, workers, seed, |hashes| {
+    hash_files(paths, k, canonical, workers, seed, progress, |hashes| {
         maplet
             .insert_hashes_streaming(hashes, 1)
             .map_err(|(_, e)| e)
@@ -234,13 +235,15 @@ fn count_files_into(
 
 /// Reads the files and hands the hashes of their k-mers to `sink`, a batch
 /// at a time: one thread parses, `workers` threads hash. After the first
-/// error of `sink`, the rest of the input is read but not handed over.
+/// error of `sink` (or of `progress`, told what was read after each batch),
+/// the rest of the input is read but not handed over.
 fn hash_files(
     paths: &[PathBuf],
     k: usize,
     canonical: bool,
     workers: usize,
     seed: u64,
+    progress: Progress<'_>,
     mut sink: impl FnMut(&[u64]) -> Result<()>,
 ) -> Result<KmerStats> {
     std::thread::scope(|scope| {
@@ -278,13 +281,46 @@ fn hash_files(
         for (hashes, s) in hash_rx {
             stats += s;
             if result.is_ok() {
-                result = sink(&hashes);
+                result = sink(&hashes).and_then(|()| {
+                    progress(Report {
+                        stage: Stage::Reading,
+                        done: stats.kmers,
+                        total: None,
+                    })
+                });
             }
         }
         reader.join().expect("the reader thread does not panic")?;
         result.map(|()| stats)
     })
 }
+
+/// The stages of [`count_files_to_path`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Reading and hashing the input (`done`: k-mers so far).
+    Reading,
+    /// Counting the parts (`done`: parts counted).
+    Counting,
+    /// Building and saving the table (`done`: entries written).
+    Saving,
+}
+
+/// How far [`count_files_to_path`] is: of its `stage`, `done` out of
+/// `total` (`None` when not known beforehand).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// The stage.
+    pub stage: Stage,
+    /// Work of the stage done.
+    pub done: u64,
+    /// Work of the stage in all, if known.
+    pub total: Option<u64>,
+}
+
+/// A function told of progress now and then (from any of the threads that
+/// do the work); an error from it stops the work with that error.
+pub type Progress<'a> = &'a (dyn Fn(Report) -> Result<()> + Sync);
 
 /// What [`count_files_to_path`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -316,9 +352,11 @@ pub struct SavedCount {
 /// files) with twice the expected items, so that the saved maplet never
 /// has an overfull table.
 ///
+/// `progress` is told how far the work is (see [`Report`]).
+///
 /// # Errors
 /// As [`count_files`]; [`MapletError::Io`] for scratch files; the maplet's
-/// parameter errors.
+/// parameter errors; the first error of `progress`.
 #[allow(clippy::too_many_arguments)]
 pub fn count_files_to_path(
     paths: &[PathBuf],
@@ -330,6 +368,7 @@ pub fn count_files_to_path(
     false_positive_rate: f64,
     options: Options,
     partitions: usize,
+    progress: Progress<'_>,
 ) -> Result<SavedCount> {
     let new = |n: usize| Maplet::with_options(n, false_positive_rate, Counter, options);
     let mut shell = new(expected_items)?;
@@ -346,7 +385,7 @@ pub fn count_files_to_path(
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     if partitions <= 1 {
-        let stats = count_files_into(&mut shell, paths, k, canonical, workers)?;
+        let stats = count_files_into(&mut shell, paths, k, canonical, workers, progress)?;
         shell.save(out)?;
         return Ok(SavedCount {
             stats,
@@ -364,13 +403,21 @@ pub fn count_files_to_path(
         .iter()
         .map(|p| Ok(BufWriter::with_capacity(64 << 10, p.file()?)))
         .collect::<Result<Vec<_>>>()?;
-    let stats = hash_files(paths, k, canonical, workers, shell.seed(), |hashes| {
-        for &h in hashes {
-            let part = ((h as u128 * partitions as u128) >> 64) as usize;
-            writers[part].write_all(&h.to_le_bytes())?;
-        }
-        Ok(())
-    })?;
+    let stats = hash_files(
+        paths,
+        k,
+        canonical,
+        workers,
+        shell.seed(),
+        progress,
+        |hashes| {
+            for &h in hashes {
+                let part = ((h as u128 * partitions as u128) >> 64) as usize;
+                writers[part].write_all(&h.to_le_bytes())?;
+            }
+            Ok(())
+        },
+    )?;
     for w in writers {
         w.into_inner()
             .map_err(|e| MapletError::from(e.into_error()))?;
@@ -380,7 +427,8 @@ pub fn count_files_to_path(
         .collect::<Result<Vec<_>>>()?;
     let mut expected = expected_items;
     loop {
-        if let Some(counted) = count_parts(&shell, &parts, &entries, &new, expected, workers)? {
+        let counted = count_parts(&shell, &parts, &entries, &new, expected, workers, progress)?;
+        if let Some(counted) = counted {
             let (distinct, widths) = boundaries(&entries, &counted)?;
             if distinct > shell.max_len() {
                 // Fits only when counted in parts, never in the saved table.
@@ -394,7 +442,20 @@ pub fn count_files_to_path(
                 .iter()
                 .map(|e| Ok(BufReader::with_capacity(64 << 10, e.reopen()?)))
                 .collect::<Result<Vec<_>>>()?;
-            let saved = shell.save_entries(out, widths.0, widths.1, merged(readers))?;
+            let total = Some(distinct as u64);
+            let mut written = 0u64;
+            let entries = merged(readers).map(|e| {
+                written += 1;
+                if written % (1 << 20) == 0 {
+                    progress(Report {
+                        stage: Stage::Saving,
+                        done: written,
+                        total,
+                    })?;
+                }
+                e
+            });
+            let saved = shell.save_entries(out, widths.0, widths.1, entries)?;
             debug_assert_eq!(saved, distinct);
             return Ok(SavedCount {
                 stats,
@@ -428,11 +489,13 @@ fn count_parts(
     new: &(impl Fn(usize) -> Result<Maplet<Counter>> + Sync),
     expected: usize,
     workers: usize,
+    progress: Progress<'_>,
 ) -> Result<Option<Vec<Part>>> {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Mutex;
     let max_len = shell.max_len();
     let next = AtomicUsize::new(0);
+    let counted = AtomicUsize::new(0);
     let total = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     // Values start as wide as the parts counted so far needed: the saved
@@ -486,6 +549,12 @@ fn count_parts(
         };
         let mut w = widths.lock().expect("widths lock");
         *w = (w.0.max(part.widths.0), w.1 | part.widths.1);
+        drop(w);
+        progress(Report {
+            stage: Stage::Counting,
+            done: counted.fetch_add(1, Ordering::Relaxed) as u64 + 1,
+            total: Some(parts.len() as u64),
+        })?;
         Ok(Some(part))
     };
     std::thread::scope(|scope| {

@@ -264,6 +264,7 @@ fn counting_in_parts_saves_what_counting_in_memory_saves() {
                 rate,
                 Options::default(),
                 parts,
+                &|_| Ok(()),
             )
             .unwrap();
             assert_eq!(saved.distinct, m.len(), "rate {rate}, {parts} parts");
@@ -304,6 +305,7 @@ fn counting_in_parts_beyond_the_expected_items_starts_over_larger() {
         0.001,
         Options::default(),
         4,
+        &|_| Ok(()),
     )
     .unwrap();
     assert!(saved.expected_items >= truth.len() / 5 * 4, "{saved:?}");
@@ -343,6 +345,7 @@ fn counting_in_parts_fails_cleanly() {
         0.01,
         Options::default(),
         3,
+        &|_| Ok(()),
     )
     .unwrap_err();
     assert!(
@@ -359,7 +362,8 @@ fn counting_in_parts_fails_cleanly() {
             100,
             rate,
             Options::default(),
-            3
+            3,
+            &|_| Ok(()),
         )
         .is_err());
     }
@@ -397,12 +401,90 @@ fn a_count_summed_across_parts_gets_the_bits_it_needs() {
             0.5,
             Options::default(),
             256,
+            &|_| Ok(()),
         )
         .unwrap();
         assert!(
             std::fs::read(&out).unwrap() == std::fs::read(&in_memory).unwrap(),
             "seed {seed}: the files differ"
         );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn counting_reports_progress_and_stops_when_told() {
+    use mappy_core::kmer::{count_files_to_path, Report, Stage};
+    use mappy_core::{MapletError, Options};
+    use std::sync::Mutex;
+    let dir = temp_dir("progress");
+    let seqs: Vec<Vec<u8>> = (0..3000).map(|i| random_dna(150, 300 + i as u64)).collect();
+    let fasta: String = seqs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!(">r{i}\n{}\n", String::from_utf8_lossy(s)))
+        .collect();
+    let reads = dir.join("reads.fa");
+    std::fs::write(&reads, &fasta).unwrap();
+    let out = dir.join("out.maplet");
+    let seen: Mutex<Vec<Report>> = Mutex::new(Vec::new());
+    let saved = count_files_to_path(
+        std::slice::from_ref(&reads),
+        &out,
+        21,
+        true,
+        Some(2),
+        500_000,
+        0.01,
+        Options::default(),
+        3,
+        &|r| {
+            seen.lock().unwrap().push(r);
+            Ok(())
+        },
+    )
+    .unwrap();
+    let seen = seen.into_inner().unwrap();
+    let reading: Vec<u64> = seen
+        .iter()
+        .filter(|r| r.stage == Stage::Reading)
+        .map(|r| r.done)
+        .collect();
+    assert!(reading.windows(2).all(|w| w[0] <= w[1]));
+    assert_eq!(reading.last(), Some(&saved.stats.kmers));
+    let mut counting: Vec<u64> = seen
+        .iter()
+        .filter(|r| r.stage == Stage::Counting)
+        .map(|r| r.done)
+        .collect();
+    counting.sort();
+    assert_eq!(counting, vec![1, 2, 3]);
+    assert!(seen.iter().all(|r| r.total.is_none_or(|t| r.done <= t)));
+    // An error from the report stops the work: no output, no scratch files.
+    std::fs::remove_file(&out).unwrap();
+    for stage in [Stage::Reading, Stage::Counting] {
+        let err = count_files_to_path(
+            std::slice::from_ref(&reads),
+            &out,
+            21,
+            true,
+            Some(2),
+            500_000,
+            0.01,
+            Options::default(),
+            3,
+            &|r| {
+                if r.stage == stage {
+                    Err(MapletError::InvalidParameter("stop".into()))
+                } else {
+                    Ok(())
+                }
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("stop"), "{err}");
+        assert!(!out.exists());
+        assert_eq!(hidden_files(&dir), Vec::<String>::new());
     }
     std::fs::remove_dir_all(dir).unwrap();
 }

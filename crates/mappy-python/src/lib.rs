@@ -2337,7 +2337,7 @@ fn count_kmers<'py>(
     Ok(out)
 }
 
-/// count_kmers_to_file(paths, output, k, expected_items, false_positive_rate=0.001, *, canonical=True, threads=None, seed=None, partitions=1)
+/// count_kmers_to_file(paths, output, k, expected_items, false_positive_rate=0.001, *, canonical=True, threads=None, seed=None, partitions=1, progress=None)
 ///
 /// Counts the k-mers of FASTA/FASTQ files (plain or gzip) into a new
 /// counter maplet for ``expected_items`` distinct k-mers and saves it at
@@ -2353,6 +2353,13 @@ fn count_kmers<'py>(
 /// written out as it is built. Memory is then about ``threads /
 /// partitions`` of the table's; the file saved is the same.
 ///
+/// ``progress``, if given, is called now and then (at most ten times a
+/// second) as ``progress(stage, done, total)``: ``"reading"`` with the
+/// k-mers read so far, ``"counting"`` with the parts counted, ``"saving"``
+/// with the entries written; ``total`` is ``None`` where not known. An
+/// exception from it (such as ``KeyboardInterrupt``) stops the work and is
+/// raised; the output is then left as it was.
+///
 /// >>> import os, tempfile
 /// >>> d = tempfile.mkdtemp(); reads = os.path.join(d, "r.fa")
 /// >>> _ = open(reads, "w").write(">r\nACGTACGTAC\n")
@@ -2362,7 +2369,7 @@ fn count_kmers<'py>(
 /// >>> Maplet.load(out).query("ACGT")
 /// 2
 #[pyfunction]
-#[pyo3(signature = (paths, output, k, expected_items, false_positive_rate=0.001, *, canonical=true, threads=None, seed=None, partitions=1))]
+#[pyo3(signature = (paths, output, k, expected_items, false_positive_rate=0.001, *, canonical=true, threads=None, seed=None, partitions=1, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn count_kmers_to_file<'py>(
     py: Python<'py>,
@@ -2375,6 +2382,7 @@ fn count_kmers_to_file<'py>(
     threads: Option<usize>,
     seed: Option<u64>,
     partitions: usize,
+    progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     if partitions == 0 {
         return Err(map_err(
@@ -2386,21 +2394,52 @@ fn count_kmers_to_file<'py>(
         seed: seed.unwrap_or(hash::DEFAULT_SEED),
         ..core::Options::default()
     };
-    let saved = py
-        .detach(|| {
-            core::kmer::count_files_to_path(
-                &paths,
-                &output,
-                k,
-                canonical,
-                threads,
-                expected_items,
-                false_positive_rate,
-                opts,
-                partitions,
-            )
+    // The callback's exception, raised once the work has stopped.
+    let failed: std::sync::Mutex<Option<PyErr>> = std::sync::Mutex::new(None);
+    let last = std::sync::Mutex::new(None::<std::time::Instant>);
+    let report = |r: core::kmer::Report| -> core::Result<()> {
+        let Some(cb) = &progress else {
+            return Ok(());
+        };
+        {
+            let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+            let now = std::time::Instant::now();
+            if last.is_some_and(|t| now - t < std::time::Duration::from_millis(100)) {
+                return Ok(());
+            }
+            *last = Some(now);
+        }
+        let stage = match r.stage {
+            core::kmer::Stage::Reading => "reading",
+            core::kmer::Stage::Counting => "counting",
+            core::kmer::Stage::Saving => "saving",
+        };
+        Python::attach(|py| cb.call1(py, (stage, r.done, r.total)).map(drop)).map_err(|e| {
+            failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(e);
+            core::MapletError::InvalidParameter("stopped by the progress callback".into())
         })
-        .map_err(|e| map_err(py, e))?;
+    };
+    let saved = py.detach(|| {
+        core::kmer::count_files_to_path(
+            &paths,
+            &output,
+            k,
+            canonical,
+            threads,
+            expected_items,
+            false_positive_rate,
+            opts,
+            partitions,
+            &report,
+        )
+    });
+    if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    let saved = saved.map_err(|e| map_err(py, e))?;
     let out = PyDict::new(py);
     out.set_item("sequences", saved.stats.sequences)?;
     out.set_item("bases", saved.stats.bases)?;
