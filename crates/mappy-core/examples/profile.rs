@@ -10,7 +10,8 @@
 //! 2N, half load), `batch` (one `insert_many_hashes`), `batch1` (the same
 //! with every count 1), `query` (present keys, the default), `absent`
 //! (membership of N absent keys in a maplet of `SMALL` keys, default N),
-//! `qfins` and `qf` (`qfilter` inserts and queries).
+//! `qfins` and `qf` (`qfilter` inserts and queries), `bq` (one
+//! `query_many_hashes` of the present keys).
 use mappy_core::{Counter, Maplet};
 use std::hint::black_box;
 
@@ -90,6 +91,13 @@ fn main() {
                 for &k in &absent {
                     black_box(m.contains_hash(k));
                 }
+            });
+        }
+        "bq" => {
+            let mut m = Maplet::new(n, 0.01, Counter).unwrap();
+            m.insert_many_hashes(pairs.clone()).unwrap();
+            rounds("batch query", count.unwrap_or(10), n, || {
+                black_box(m.query_many_hashes(&present));
             });
         }
         _ => {
