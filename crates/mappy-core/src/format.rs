@@ -256,12 +256,14 @@ fn beside(path: &Path, tag: &str) -> Result<(PathBuf, PathBuf)> {
     Ok((dir, tmp))
 }
 
+#[cfg(feature = "kmers")]
 /// A temporary file beside another path, removed when dropped: scratch
 /// space for work too large to keep in memory.
 pub(crate) struct ScratchFile {
     path: PathBuf,
 }
 
+#[cfg(feature = "kmers")]
 impl ScratchFile {
     /// A scratch file in the folder of `path`, named for it and `tag`.
     pub(crate) fn beside(path: &Path, tag: &str) -> Result<ScratchFile> {
@@ -282,6 +284,7 @@ impl ScratchFile {
     }
 }
 
+#[cfg(feature = "kmers")]
 impl ScratchFile {
     /// The file as it is, open for reading.
     pub(crate) fn reopen(&self) -> Result<fs::File> {
@@ -289,6 +292,7 @@ impl ScratchFile {
     }
 }
 
+#[cfg(feature = "kmers")]
 impl Drop for ScratchFile {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.path);

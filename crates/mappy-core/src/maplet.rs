@@ -573,7 +573,7 @@ impl<O: Operator> Maplet<O> {
     }
 
     /// [`query`](Maplet::query) by a precomputed [`hash`](Maplet::hash).
-    #[inline]
+    #[inline(always)]
     pub fn query_hash(&self, hash: u64) -> Option<O::Value> {
         let (q, f) = self.table.locate(hash);
         self.table.prefetch_home(q);
@@ -587,6 +587,15 @@ impl<O: Operator> Maplet<O> {
                 self.side.get(v as usize).clone()
             });
         }
+        self.query_folded(q, f)
+    }
+
+    /// [`query_hash`](Maplet::query_hash) in a table that holds
+    /// fingerprints of several lengths, where several entries can match:
+    /// out of line, so that the common path stays small enough to inline.
+    #[cold]
+    #[inline(never)]
+    fn query_folded(&self, q: u64, f: u64) -> Option<O::Value> {
         // Several entries match only when fingerprints of different lengths
         // share a prefix (after growth); the answer folds them all, in slot
         // order.
@@ -766,6 +775,7 @@ impl<O: Operator> Maplet<O> {
         self.atomically(|m| m.insert_one_by_one(hashes.iter().map(|&h| (h, value.clone()))))
     }
 
+    #[cfg(feature = "kmers")]
     /// Inserts `value` under each of `hashes` one at a time, each home
     /// slot prefetched a few inserts ahead, inside an open
     /// [`atomically`](Maplet::atomically) batch. Unlike
@@ -792,6 +802,7 @@ impl<O: Operator> Maplet<O> {
         Ok(())
     }
 
+    #[cfg(feature = "kmers")]
     /// In an open batch that has not yet kept a table for its undo, keeps
     /// the current one (see [`replace_table`](Maplet::replace_table)) and
     /// continues in a copy of it.
@@ -1430,6 +1441,7 @@ impl<O: Operator> Maplet<O> {
         head
     }
 
+    #[cfg(feature = "kmers")]
     /// Saves to `path` (atomically, see [`format::write_atomic_with`]) a
     /// maplet with this one's parameters and home slots that holds
     /// `entries`: (home slot, field, value) in table order, values fitting
@@ -1487,6 +1499,7 @@ impl<O: Operator> Maplet<O> {
         Ok(built.len())
     }
 
+    #[cfg(feature = "kmers")]
     /// The entries in table order: home slot, field and value.
     pub(crate) fn raw_entries(&self) -> impl Iterator<Item = (u64, u64, i64)> + '_ {
         let t = &self.table;
@@ -1495,11 +1508,13 @@ impl<O: Operator> Maplet<O> {
         })
     }
 
+    #[cfg(feature = "kmers")]
     /// Width and signedness of the table's values.
     pub(crate) fn value_bits(&self) -> (u32, bool) {
         (self.table.vbits(), self.table.signed())
     }
 
+    #[cfg(feature = "kmers")]
     /// An empty maplet whose values start `vbits` wide (`signed`), where a
     /// caller knows that they will need that many bits.
     pub(crate) fn with_value_bits(mut self, (vbits, signed): (u32, bool)) -> Self {
@@ -1509,6 +1524,7 @@ impl<O: Operator> Maplet<O> {
         self
     }
 
+    #[cfg(feature = "kmers")]
     /// Entries the table holds before the next one doubles it.
     pub(crate) fn max_len(&self) -> usize {
         self.table.max_len()
@@ -1531,7 +1547,7 @@ impl<O: Operator> Maplet<O> {
         let (header, table_offset, words_len) = Header::read(body, &op)?;
         let mut rest = &body[table_offset..];
         let words_bytes = format::take(&mut rest, words_len * 8)?;
-        let words = Words::Owned(
+        let words = Words::heap(
             words_bytes
                 .chunks_exact(8)
                 .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
@@ -1901,7 +1917,7 @@ impl<O: Operator> Maplet<O> {
             header.fbits,
             header.vbits,
             header.flags & 1 == 1,
-            Words::Mapped(mapped),
+            Words::mapped(mapped),
             header.len,
             header.len_hist,
         )

@@ -3,11 +3,24 @@
 //! map of a saved maplet.
 
 use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
 
 /// The slot table's words.
-pub(crate) enum Words {
+///
+/// Invariant: `len` words at `ptr` are the words of `backing`, valid (and,
+/// unless the backing is a read-only map, writable through `&mut self`)
+/// for as long as `backing` is not changed; every change updates both.
+/// Reading them is then a slice from two fields, with no branch on where
+/// they live: a lookup reads the words several times.
+pub(crate) struct Words {
+    ptr: NonNull<u64>,
+    len: usize,
+    backing: Backing,
+}
+
+enum Backing {
     /// Heap words, writable.
-    Owned(Vec<u64>),
+    Heap(Vec<u64>),
     /// Words in an anonymous mapping of their own, writable.
     #[cfg(target_os = "linux")]
     Anon(Anon),
@@ -15,6 +28,15 @@ pub(crate) enum Words {
     #[cfg(all(feature = "mmap", target_endian = "little"))]
     Mapped(Mapped),
 }
+
+// SAFETY: `Words` owns its backing (a `Vec`, a mapping of its own, or a
+// shared read-only map), as a `Vec<u64>` owns its memory; the pointer only
+// caches where that backing's words are.
+#[allow(unsafe_code)]
+unsafe impl Send for Words {}
+// SAFETY: as for `Send`; `&Words` gives only reads.
+#[allow(unsafe_code)]
+unsafe impl Sync for Words {}
 
 /// A run of little-endian `u64` words inside a read-only memory map.
 #[cfg(all(feature = "mmap", target_endian = "little"))]
@@ -50,21 +72,11 @@ impl Mapped {
 /// Invariant: the mapping is `bytes` long (whole pages), holds the `len`
 /// words, and is zero past them.
 #[cfg(target_os = "linux")]
-pub(crate) struct Anon {
-    ptr: std::ptr::NonNull<u64>,
+struct Anon {
+    ptr: NonNull<u64>,
     len: usize,
     bytes: usize,
 }
-
-// SAFETY: an `Anon` owns its mapping alone, as a `Box<[u64]>` owns its
-// memory: sending or sharing it is sending or sharing plain words.
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-unsafe impl Send for Anon {}
-// SAFETY: as for `Send`; `&Anon` gives only reads.
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-unsafe impl Sync for Anon {}
 
 #[cfg(target_os = "linux")]
 fn page_size() -> usize {
@@ -123,7 +135,11 @@ impl Anon {
             // Past the new length the mapping must read as zero: clear the
             // words left in its last page (the pages after it go).
             let keep = (bytes / 8).min(self.len);
-            self[n..keep].fill(0);
+            // SAFETY: the mapping holds `self.len >= keep` words at `ptr`,
+            // and `&mut self` makes this the only reference into it.
+            #[allow(unsafe_code)]
+            let words = unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) };
+            words[n..keep].fill(0);
         }
         if bytes != self.bytes {
             // SAFETY: `ptr` and `self.bytes` are exactly our mapping; the
@@ -161,30 +177,27 @@ impl Drop for Anon {
     }
 }
 
+/// Asks the kernel to back a large table with huge pages. Lookups land on
+/// random slots, so with 4 KiB pages nearly every lookup in a table of tens
+/// of megabytes also misses the TLB; with 2 MiB pages the whole table fits
+/// in it. Only a hint: where transparent huge pages are off, nothing
+/// changes. The advice covers the whole mapping, so that it stays one
+/// mapping, which `mremap` moves or grows whole.
 #[cfg(target_os = "linux")]
-impl Deref for Anon {
-    type Target = [u64];
-    #[inline]
-    fn deref(&self) -> &[u64] {
-        // SAFETY: the mapping holds `len` initialized (zero or written)
-        // words at `ptr`, aligned to a page; it lives as long as `self`.
-        #[allow(unsafe_code)]
-        unsafe {
-            std::slice::from_raw_parts(self.ptr.as_ptr(), self.len)
-        }
+fn advise_huge_pages(a: &Anon) {
+    if a.bytes < 2 << 20 {
+        return;
     }
-}
-
-#[cfg(target_os = "linux")]
-impl DerefMut for Anon {
-    #[inline]
-    fn deref_mut(&mut self) -> &mut [u64] {
-        // SAFETY: as for `deref`, and `&mut self` makes this the only
-        // reference into the mapping.
-        #[allow(unsafe_code)]
-        unsafe {
-            std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len)
-        }
+    // SAFETY: the range is exactly our mapping, and MADV_HUGEPAGE changes
+    // only how the kernel backs its pages, never their contents; a failure
+    // leaves them as they are.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::madvise(
+            a.ptr.as_ptr() as *mut libc::c_void,
+            a.bytes,
+            libc::MADV_HUGEPAGE,
+        );
     }
 }
 
@@ -193,68 +206,112 @@ impl DerefMut for Anon {
 const ANON_WORDS: usize = 32 << 10;
 
 impl Words {
+    fn from_backing(backing: Backing) -> Words {
+        let mut w = Words {
+            ptr: NonNull::dangling(),
+            len: 0,
+            backing,
+        };
+        w.sync();
+        w
+    }
+
+    /// Points `ptr` and `len` at the backing's words again, after a change.
+    fn sync(&mut self) {
+        (self.ptr, self.len) = match &mut self.backing {
+            Backing::Heap(v) => (
+                NonNull::new(v.as_mut_ptr()).expect("a Vec's pointer"),
+                v.len(),
+            ),
+            #[cfg(target_os = "linux")]
+            Backing::Anon(a) => (a.ptr, a.len),
+            #[cfg(all(feature = "mmap", target_endian = "little"))]
+            Backing::Mapped(m) => {
+                // SAFETY: `Mapped::new` checked that the `len` words at
+                // `offset` lie inside the map, 8-byte aligned.
+                #[allow(unsafe_code)]
+                let p = unsafe { m.map.as_ptr().add(m.offset) } as *mut u64;
+                (NonNull::new(p).expect("a map's pointer"), m.len)
+            }
+        };
+    }
+
     /// `n` zero words: a mapping of their own for a large table on Linux
     /// (whose untouched pages take no memory), else on the heap.
     pub(crate) fn zeroed(n: usize) -> Words {
         #[cfg(target_os = "linux")]
         if n >= ANON_WORDS {
             if let Some(a) = Anon::zeroed(n) {
-                return Words::Anon(a);
+                return Words::from_backing(Backing::Anon(a));
             }
         }
-        Words::Owned(vec![0; n])
+        Words::from_backing(Backing::Heap(vec![0; n]))
+    }
+
+    /// Words on the heap.
+    pub(crate) fn heap(v: Vec<u64>) -> Words {
+        Words::from_backing(Backing::Heap(v))
+    }
+
+    /// Words inside a read-only memory map.
+    #[cfg(all(feature = "mmap", target_endian = "little"))]
+    pub(crate) fn mapped(m: Mapped) -> Words {
+        Words::from_backing(Backing::Mapped(m))
     }
 
     /// Whether the words are read-only (memory-mapped).
     pub(crate) fn is_mapped(&self) -> bool {
-        match self {
-            Words::Owned(_) => false,
+        match self.backing {
+            Backing::Heap(_) => false,
             #[cfg(target_os = "linux")]
-            Words::Anon(_) => false,
+            Backing::Anon(_) => false,
             #[cfg(all(feature = "mmap", target_endian = "little"))]
-            Words::Mapped(_) => true,
+            Backing::Mapped(_) => true,
         }
     }
 
     /// Heap bytes held (none for a memory map of a file).
     pub(crate) fn heap_bytes(&self) -> usize {
-        match self {
-            Words::Owned(v) => v.capacity() * 8,
+        match &self.backing {
+            Backing::Heap(v) => v.capacity() * 8,
             #[cfg(target_os = "linux")]
-            Words::Anon(a) => a.bytes,
+            Backing::Anon(a) => a.bytes,
             #[cfg(all(feature = "mmap", target_endian = "little"))]
-            Words::Mapped(_) => 0,
+            Backing::Mapped(_) => 0,
         }
     }
 
     /// Appends `n` zero words, allocating exactly.
     pub(crate) fn extend_zeroed(&mut self, n: usize) {
-        match self {
-            Words::Owned(v) => {
+        match &mut self.backing {
+            Backing::Heap(v) => {
                 v.reserve_exact(n);
                 v.resize(v.len() + n, 0);
             }
             #[cfg(target_os = "linux")]
-            Words::Anon(a) => a.resize(a.len + n),
+            Backing::Anon(a) => a.resize(a.len + n),
             #[cfg(all(feature = "mmap", target_endian = "little"))]
-            Words::Mapped(_) => unreachable!("a memory-mapped maplet is read-only"),
+            Backing::Mapped(_) => unreachable!("a memory-mapped maplet is read-only"),
         }
+        self.sync();
     }
 
     /// Keeps the first `n` words, releasing the memory of the rest.
     pub(crate) fn truncate(&mut self, n: usize) {
-        match self {
-            Words::Owned(v) => {
+        match &mut self.backing {
+            Backing::Heap(v) => {
                 v.truncate(n);
                 v.shrink_to_fit();
             }
             #[cfg(target_os = "linux")]
-            Words::Anon(a) => a.resize(n.min(a.len)),
+            Backing::Anon(a) => a.resize(n.min(a.len)),
             #[cfg(all(feature = "mmap", target_endian = "little"))]
-            Words::Mapped(_) => unreachable!("a memory-mapped maplet is read-only"),
+            Backing::Mapped(_) => unreachable!("a memory-mapped maplet is read-only"),
         }
+        self.sync();
     }
 
+    #[cfg(feature = "kmers")]
     /// Sets words `start..end` to zero, giving the memory of the whole
     /// pages among them back to the system (they read as zero and take no
     /// memory until written again), so that a table written front to back
@@ -296,61 +353,31 @@ impl Deref for Words {
 
     #[inline]
     fn deref(&self) -> &[u64] {
-        match self {
-            Words::Owned(v) => v,
-            #[cfg(target_os = "linux")]
-            Words::Anon(a) => a,
-            #[cfg(all(feature = "mmap", target_endian = "little"))]
-            #[allow(unsafe_code)]
-            Words::Mapped(m) => {
-                // SAFETY: `Mapped::new` checked that the `len` words at
-                // `offset` lie inside the map and are 8-byte aligned; every
-                // bit pattern is a valid `u64`; the map lives as long as the
-                // `Arc` we hold and is mapped read-only, so nothing in this
-                // process writes it (see `Maplet::load_mmap` for writers in
-                // other processes).
-                unsafe {
-                    std::slice::from_raw_parts(m.map.as_ptr().add(m.offset) as *const u64, m.len)
-                }
-            }
+        // SAFETY: the type's invariant: `len` initialized words at `ptr`,
+        // aligned, alive as long as the backing we hold. A read-only map's
+        // words may change only if another process writes the file (see
+        // `Maplet::load_mmap`).
+        #[allow(unsafe_code)]
+        unsafe {
+            std::slice::from_raw_parts(self.ptr.as_ptr(), self.len)
         }
-    }
-}
-
-/// Asks the kernel to back a large table with huge pages. Lookups land on
-/// random slots, so with 4 KiB pages nearly every lookup in a table of tens
-/// of megabytes also misses the TLB; with 2 MiB pages the whole table fits
-/// in it. Only a hint: where transparent huge pages are off, nothing
-/// changes. The advice covers the whole mapping, so that it stays one
-/// mapping, which `mremap` moves or grows whole.
-#[cfg(target_os = "linux")]
-fn advise_huge_pages(a: &Anon) {
-    if a.bytes < 2 << 20 {
-        return;
-    }
-    // SAFETY: the range is exactly our mapping, and MADV_HUGEPAGE changes
-    // only how the kernel backs its pages, never their contents; a failure
-    // leaves them as they are.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::madvise(
-            a.ptr.as_ptr() as *mut libc::c_void,
-            a.bytes,
-            libc::MADV_HUGEPAGE,
-        );
     }
 }
 
 impl DerefMut for Words {
     #[inline]
     fn deref_mut(&mut self) -> &mut [u64] {
-        match self {
-            Words::Owned(v) => v,
-            #[cfg(target_os = "linux")]
-            Words::Anon(a) => a,
-            // Every mutating maplet operation refuses a mapped maplet first.
-            #[cfg(all(feature = "mmap", target_endian = "little"))]
-            Words::Mapped(_) => unreachable!("a memory-mapped maplet is read-only"),
+        // Every mutating maplet operation refuses a mapped maplet first.
+        debug_assert!(!self.is_mapped(), "a memory-mapped maplet is read-only");
+        #[cfg(all(feature = "mmap", target_endian = "little"))]
+        if self.is_mapped() {
+            unreachable!("a memory-mapped maplet is read-only");
+        }
+        // SAFETY: the type's invariant, for a writable backing (checked
+        // above), and `&mut self` makes this the only reference into it.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len)
         }
     }
 }
@@ -386,7 +413,7 @@ mod tests {
         for n in [100, 3 * (32 << 10)] {
             let mut w = Words::zeroed(n);
             #[cfg(target_os = "linux")]
-            assert_eq!(matches!(w, Words::Anon(_)), n >= ANON_WORDS);
+            assert_eq!(matches!(w.backing, Backing::Anon(_)), n >= ANON_WORDS);
             assert!(w.iter().all(|&x| x == 0));
             for (i, x) in w.iter_mut().enumerate() {
                 *x = i as u64 + 1;
@@ -402,10 +429,13 @@ mod tests {
             assert!(w[n / 2 + 3..].iter().all(|&x| x == 0));
             let c = w.clone();
             assert_eq!(&c[..], &w[..]);
-            w.release(5, n / 2);
-            assert!(w[5..n / 2].iter().all(|&x| x == 0));
-            assert!((0..5).chain(n / 2..n / 2 + 3).all(|i| w[i] == i as u64 + 1));
-            assert_eq!(c[6], 7, "a clone has words of its own");
+            #[cfg(feature = "kmers")]
+            {
+                w.release(5, n / 2);
+                assert!(w[5..n / 2].iter().all(|&x| x == 0));
+                assert!((0..5).chain(n / 2..n / 2 + 3).all(|i| w[i] == i as u64 + 1));
+                assert_eq!(c[6], 7, "a clone has words of its own");
+            }
         }
     }
 }

@@ -1473,6 +1473,7 @@ impl Builder {
         self.table
     }
 
+    #[cfg(feature = "kmers")]
     /// How many pairs of blocks from the first are final: no later
     /// [`push`](Builder::push) or [`finish`](Builder::finish) changes them.
     /// A push writes its slot at `next_free` or later, may clear the runend
@@ -1484,6 +1485,7 @@ impl Builder {
         by_slot.min(by_home).min(self.settled / 2)
     }
 
+    #[cfg(feature = "kmers")]
     /// Hands the words of the final pairs not handed out yet to `out`,
     /// oldest first, and gives their memory back (see
     /// [`Words::release`](crate::storage::Words::release)). Called now and
@@ -1504,6 +1506,7 @@ impl Builder {
         Ok(())
     }
 
+    #[cfg(feature = "kmers")]
     /// [`finish`](Builder::finish) for a table drained as it was built: the
     /// rest of the words go to `out`, and the table returned has the shape
     /// and counts of the whole but none of its words in memory.

@@ -1,4 +1,5 @@
 //! k-mer counting against an exact count.
+#![cfg(feature = "kmers")]
 
 use std::collections::HashMap;
 use std::io::Write;
