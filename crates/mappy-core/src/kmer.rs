@@ -202,19 +202,22 @@ pub fn count_files(
     canonical: bool,
     threads: Option<usize>,
 ) -> Result<KmerStats> {
-    check_k(k)?;
-    for p in paths {
-        if !p.exists() {
-            return Err(MapletError::InvalidParameter(format!(
-                "{}: no such file",
-                p.display()
-            )));
-        }
-    }
-    let workers = threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+    let workers = check_input(paths, k, threads)?;
     maplet.atomically(|maplet| count_files_into(maplet, paths, k, canonical, workers, &|_| Ok(())))
+}
+
+/// Checks k and that the files exist; the number of workers to use.
+fn check_input(paths: &[PathBuf], k: usize, threads: Option<usize>) -> Result<usize> {
+    check_k(k)?;
+    if let Some(p) = paths.iter().find(|p| !p.exists()) {
+        return Err(MapletError::InvalidParameter(format!(
+            "{}: no such file",
+            p.display()
+        )));
+    }
+    Ok(threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1))
 }
 
 fn count_files_into(
@@ -372,18 +375,7 @@ pub fn count_files_to_path(
 ) -> Result<SavedCount> {
     let new = |n: usize| Maplet::with_options(n, false_positive_rate, Counter, options);
     let mut shell = new(expected_items)?;
-    check_k(k)?;
-    for p in paths {
-        if !p.exists() {
-            return Err(MapletError::InvalidParameter(format!(
-                "{}: no such file",
-                p.display()
-            )));
-        }
-    }
-    let workers = threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+    let workers = check_input(paths, k, threads)?;
     if partitions <= 1 {
         let stats = count_files_into(&mut shell, paths, k, canonical, workers, progress)?;
         shell.save(out)?;

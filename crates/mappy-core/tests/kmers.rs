@@ -219,6 +219,18 @@ fn counting_grows_and_adds_to_what_is_stored() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// `seqs` as `dir/reads.fa`.
+fn write_fasta(dir: &std::path::Path, seqs: &[Vec<u8>]) -> PathBuf {
+    let fasta: String = seqs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!(">r{i}\n{}\n", String::from_utf8_lossy(s)))
+        .collect();
+    let reads = dir.join("reads.fa");
+    std::fs::write(&reads, fasta).unwrap();
+    reads
+}
+
 /// Files in `dir` whose names start with a dot: scratch and temporary files.
 fn hidden_files(dir: &std::path::Path) -> Vec<String> {
     std::fs::read_dir(dir)
@@ -237,13 +249,7 @@ fn counting_in_parts_saves_what_counting_in_memory_saves() {
     // that need wider values than the others, in some parts only.
     let mut seqs: Vec<Vec<u8>> = (0..400).map(|i| random_dna(150, 5000 + i as u64)).collect();
     seqs.extend(std::iter::repeat_n(random_dna(60, 7), 300));
-    let fasta: String = seqs
-        .iter()
-        .enumerate()
-        .map(|(i, s)| format!(">r{i}\n{}\n", String::from_utf8_lossy(s)))
-        .collect();
-    let reads = dir.join("reads.fa");
-    std::fs::write(&reads, &fasta).unwrap();
+    let reads = write_fasta(&dir, &seqs);
     let truth = exact(&seqs, 21, true);
     // At a rate of 0.5 fingerprints are one bit long, so entries often
     // stand for several k-mers, and many parts split a home slot between
@@ -287,13 +293,7 @@ fn counting_in_parts_beyond_the_expected_items_starts_over_larger() {
     use mappy_core::Options;
     let dir = temp_dir("parts-larger");
     let seqs: Vec<Vec<u8>> = (0..200).map(|i| random_dna(150, 9000 + i as u64)).collect();
-    let fasta: String = seqs
-        .iter()
-        .enumerate()
-        .map(|(i, s)| format!(">r{i}\n{}\n", String::from_utf8_lossy(s)))
-        .collect();
-    let reads = dir.join("reads.fa");
-    std::fs::write(&reads, &fasta).unwrap();
+    let reads = write_fasta(&dir, &seqs);
     let truth = exact(&seqs, 21, true);
     let out = dir.join("out.maplet");
     let saved = count_files_to_path(
@@ -420,30 +420,28 @@ fn counting_reports_progress_and_stops_when_told() {
     use std::sync::Mutex;
     let dir = temp_dir("progress");
     let seqs: Vec<Vec<u8>> = (0..3000).map(|i| random_dna(150, 300 + i as u64)).collect();
-    let fasta: String = seqs
-        .iter()
-        .enumerate()
-        .map(|(i, s)| format!(">r{i}\n{}\n", String::from_utf8_lossy(s)))
-        .collect();
-    let reads = dir.join("reads.fa");
-    std::fs::write(&reads, &fasta).unwrap();
+    let reads = write_fasta(&dir, &seqs);
     let out = dir.join("out.maplet");
+    // 21-mers in 3 parts, each report to `progress`.
+    let count = |progress: &(dyn Fn(Report) -> Result<(), MapletError> + Sync)| {
+        count_files_to_path(
+            std::slice::from_ref(&reads),
+            &out,
+            21,
+            true,
+            Some(2),
+            500_000,
+            0.01,
+            Options::default(),
+            3,
+            progress,
+        )
+    };
     let seen: Mutex<Vec<Report>> = Mutex::new(Vec::new());
-    let saved = count_files_to_path(
-        std::slice::from_ref(&reads),
-        &out,
-        21,
-        true,
-        Some(2),
-        500_000,
-        0.01,
-        Options::default(),
-        3,
-        &|r| {
-            seen.lock().unwrap().push(r);
-            Ok(())
-        },
-    )
+    let saved = count(&|r| {
+        seen.lock().unwrap().push(r);
+        Ok(())
+    })
     .unwrap();
     let seen = seen.into_inner().unwrap();
     let reading: Vec<u64> = seen
@@ -464,24 +462,13 @@ fn counting_reports_progress_and_stops_when_told() {
     // An error from the report stops the work: no output, no scratch files.
     std::fs::remove_file(&out).unwrap();
     for stage in [Stage::Reading, Stage::Counting] {
-        let err = count_files_to_path(
-            std::slice::from_ref(&reads),
-            &out,
-            21,
-            true,
-            Some(2),
-            500_000,
-            0.01,
-            Options::default(),
-            3,
-            &|r| {
-                if r.stage == stage {
-                    Err(MapletError::InvalidParameter("stop".into()))
-                } else {
-                    Ok(())
-                }
-            },
-        )
+        let err = count(&|r| {
+            if r.stage == stage {
+                Err(MapletError::InvalidParameter("stop".into()))
+            } else {
+                Ok(())
+            }
+        })
         .unwrap_err();
         assert!(err.to_string().contains("stop"), "{err}");
         assert!(!out.exists());
