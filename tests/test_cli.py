@@ -146,6 +146,20 @@ def test_kmers_count_in_partitions_writes_the_same_file(tmp_path):
     assert r.returncode == 1 and "--partitions" in r.stderr
 
 
+def test_an_output_that_cannot_be_written_is_an_error_naming_it(tmp_path):
+    reads = tmp_path / "r.fa"
+    reads.write_text(">a\nACGTACGTAC\n")
+    out = tmp_path / "no" / "such" / "folder.maplet"
+    for args in (
+        ["build", out, reads],
+        ["kmers", "count", "-k", 3, "-o", out, reads],
+        ["kmers", "count", "-k", 3, "-o", out, reads, "--partitions", 2],
+    ):
+        r = mappy_cli(*args)
+        assert r.returncode == 1, r.stderr
+        assert r.stderr.startswith(f"mappy: error: {out}: ") and "Traceback" not in r.stderr
+
+
 def test_kmers_count_errors(tmp_path):
     r = mappy_cli("kmers", "count", "-k", 40, "-o", tmp_path / "x.maplet", SAMPLE)
     assert r.returncode == 1 and "between 1 and 32" in r.stderr

@@ -141,6 +141,14 @@ def load(path: str) -> mappy.Maplet:
         raise CliError(f"{path}: {e}") from None
 
 
+def save(maplet: mappy.Maplet, path: str) -> None:
+    """Saves ``maplet`` at ``path``, a failure as an error naming the path."""
+    try:
+        maplet.save(path)
+    except OSError as e:
+        raise CliError(f"{path}: {e.strerror or e}") from None
+
+
 def cmd_build(args: argparse.Namespace) -> None:
     inputs = args.inputs or ["-"]
     for p in inputs:
@@ -170,7 +178,7 @@ def cmd_build(args: argparse.Namespace) -> None:
         maplet.batch_insert(batch_keys, batch_values)
         count += len(batch_keys)
     progress.close()
-    maplet.save(args.output)
+    save(maplet, args.output)
     print(f"{args.output}: {count:,} records, {len(maplet):,} entries", file=sys.stderr)
 
 
@@ -218,7 +226,7 @@ def cmd_merge(args: argparse.Namespace) -> None:
         merged = mappy.merge(maplets)
     except mappy.MapletError as e:
         raise CliError(str(e)) from None
-    merged.save(args.output)
+    save(merged, args.output)
 
 
 def cmd_kmers_count(args: argparse.Namespace) -> None:
@@ -251,6 +259,9 @@ def cmd_kmers_count(args: argparse.Namespace) -> None:
         )
     except mappy.MapletError as e:
         raise CliError(str(e)) from None
+    except OSError as e:
+        # Writing the output or the scratch files beside it.
+        raise CliError(f"{args.output}: {e.strerror or e}") from None
     finally:
         progress.close()
     print(
