@@ -419,17 +419,12 @@ pub fn count_files_to_path(
         .collect::<Result<Vec<_>>>()?;
     let mut expected = expected_items;
     loop {
-        let counted = count_parts(&shell, &parts, &entries, &new, expected, workers, progress)?;
-        if let Some(counted) = counted {
-            let (distinct, widths) = boundaries(&entries, &counted)?;
-            if distinct > shell.max_len() {
-                // Fits only when counted in parts, never in the saved table.
-                expected = expected.checked_mul(2).ok_or_else(|| {
-                    MapletError::InvalidParameter("too many distinct k-mers".into())
-                })?;
-                shell = new(expected)?;
-                continue;
-            }
+        let fits = match count_parts(&shell, &parts, &entries, &new, expected, workers, progress)? {
+            Some(counted) => Some(boundaries(&entries, &counted)?)
+                .filter(|&(distinct, _)| distinct <= shell.max_len()),
+            None => None,
+        };
+        if let Some((distinct, (vbits, signed))) = fits {
             let readers = entries
                 .iter()
                 .map(|e| Ok(BufReader::with_capacity(64 << 10, e.reopen()?)))
@@ -447,7 +442,7 @@ pub fn count_files_to_path(
                 }
                 e
             });
-            let saved = shell.save_entries(out, widths.0, widths.1, entries)?;
+            let saved = shell.save_entries(out, vbits, signed, entries)?;
             debug_assert_eq!(saved, distinct);
             return Ok(SavedCount {
                 stats,
@@ -455,6 +450,8 @@ pub fn count_files_to_path(
                 expected_items: expected,
             });
         }
+        // More distinct k-mers than the maplet holds at its maximum load:
+        // start over (from the scratch files) with a table twice as large.
         expected = expected
             .checked_mul(2)
             .ok_or_else(|| MapletError::InvalidParameter("too many distinct k-mers".into()))?;
