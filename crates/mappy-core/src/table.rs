@@ -81,22 +81,37 @@ fn select64(w: u64, k: usize) -> usize {
 #[cfg(target_arch = "x86_64")]
 #[inline]
 fn fast_pdep() -> bool {
-    static FAST: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *FAST.get_or_init(|| {
-        if !std::is_x86_feature_detected!("bmi2") {
-            return false;
+    use std::sync::atomic::{AtomicU8, Ordering};
+    // 0: not yet checked, 1: no, 2: yes. A relaxed load is all a lookup
+    // pays (checking twice from two threads at once is harmless).
+    static FAST: AtomicU8 = AtomicU8::new(0);
+    match FAST.load(Ordering::Relaxed) {
+        0 => {
+            let fast = check_fast_pdep();
+            FAST.store(1 + fast as u8, Ordering::Relaxed);
+            fast
         }
-        let vendor = std::arch::x86_64::__cpuid(0);
-        let amd = (vendor.ebx, vendor.edx, vendor.ecx) == (0x6874_7541, 0x6974_6e65, 0x444d_4163);
-        let eax = std::arch::x86_64::__cpuid(1).eax;
-        let family = ((eax >> 8) & 0xf)
-            + if (eax >> 8) & 0xf == 0xf {
-                (eax >> 20) & 0xff
-            } else {
-                0
-            };
-        !amd || family >= 0x19
-    })
+        x => x == 2,
+    }
+}
+
+/// Whether this CPU has a fast `pdep` (see [`fast_pdep`]).
+#[cfg(target_arch = "x86_64")]
+#[cold]
+fn check_fast_pdep() -> bool {
+    if !std::is_x86_feature_detected!("bmi2") {
+        return false;
+    }
+    let vendor = std::arch::x86_64::__cpuid(0);
+    let amd = (vendor.ebx, vendor.edx, vendor.ecx) == (0x6874_7541, 0x6974_6e65, 0x444d_4163);
+    let eax = std::arch::x86_64::__cpuid(1).eax;
+    let family = ((eax >> 8) & 0xf)
+        + if (eax >> 8) & 0xf == 0xf {
+            (eax >> 20) & 0xff
+        } else {
+            0
+        };
+    !amd || family >= 0x19
 }
 
 /// [`select64`] by `pdep`: the `k`-th set bit of `w` is where bit `k` of a
@@ -740,7 +755,9 @@ impl Table {
     /// matches at most one entry.
     #[inline]
     pub(crate) fn uniform(&self) -> bool {
-        self.len_hist[self.fbits as usize - 1] == self.len as u64
+        // `fbits` is at most MAX_FBITS (< 64): the mask only spares a
+        // bounds check.
+        self.len_hist[(self.fbits as usize - 1) & 63] == self.len as u64
     }
 
     /// Slots `start..=end` of the run of home slot `q`, if it has one: the
