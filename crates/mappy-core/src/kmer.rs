@@ -420,7 +420,7 @@ pub fn count_files_to_path(
     let mut expected = expected_items;
     loop {
         let fits = match count_parts(&shell, &parts, &entries, &new, expected, workers, progress)? {
-            Some(counted) => Some(boundaries(&entries, &counted)?)
+            Some((lens, widths)) => Some(boundaries(&entries, &lens, widths)?)
                 .filter(|&(distinct, _)| distinct <= shell.max_len()),
             None => None,
         };
@@ -459,17 +459,13 @@ pub fn count_files_to_path(
     }
 }
 
-/// What counting one part gave: its entries (written to its scratch file)
-/// and the value width they need.
-#[derive(Clone, Copy)]
-struct Part {
-    len: usize,
-    widths: (u32, bool),
-}
+/// A value width in bits, and whether values are signed.
+type Widths = (u32, bool);
 
 /// Counts the parts, `workers` at a time, each into its own maplet with
 /// `shell`'s parameters, and writes each part's entries, in table order, to
-/// its scratch file in `entries`. `None` if they do not fit `shell` at its
+/// its scratch file in `entries`: each part's number of entries, and the
+/// value width they all need. `None` if they do not fit `shell` at its
 /// maximum load.
 fn count_parts(
     shell: &Maplet<Counter>,
@@ -479,7 +475,7 @@ fn count_parts(
     expected: usize,
     workers: usize,
     progress: Progress<'_>,
-) -> Result<Option<Vec<Part>>> {
+) -> Result<Option<(Vec<usize>, Widths)>> {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Mutex;
     let max_len = shell.max_len();
@@ -490,17 +486,22 @@ fn count_parts(
     // Values start as wide as the parts counted so far needed: the saved
     // table needs that much, and widening costs time.
     let widths = Mutex::new(shell.value_bits());
-    let done: Mutex<Vec<Option<Part>>> = Mutex::new(vec![None; parts.len()]);
+    let done: Mutex<Vec<Option<usize>>> = Mutex::new(vec![None; parts.len()]);
     let error: Mutex<Option<MapletError>> = Mutex::new(None);
-    let count_one = |i: usize| -> Result<Option<Part>> {
+    let count_one = |i: usize| -> Result<Option<usize>> {
         let start = *widths.lock().expect("widths lock");
         let mut m = new(expected)?.with_value_bits(start);
         let mut input = parts[i].reopen()?;
         let mut buf = vec![0u8; 512 << 10];
         let mut hashes: Vec<u64> = Vec::with_capacity(buf.len() / 8);
         loop {
+            if stop.load(Ordering::Relaxed) {
+                // Another part overfilled the table or failed: this one's
+                // count is not needed.
+                return Ok(None);
+            }
             let n = read_full(&mut input, &mut buf)?;
-            if n == 0 || stop.load(Ordering::Relaxed) {
+            if n == 0 {
                 break;
             }
             hashes.clear();
@@ -532,19 +533,16 @@ fn count_parts(
             write_entry(&mut out, e)?;
         }
         out.flush()?;
-        let part = Part {
-            len: m.len(),
-            widths: m.value_bits(),
-        };
+        let (vbits, signed) = m.value_bits();
         let mut w = widths.lock().expect("widths lock");
-        *w = (w.0.max(part.widths.0), w.1 | part.widths.1);
+        *w = (w.0.max(vbits), w.1 | signed);
         drop(w);
         progress(Report {
             stage: Stage::Counting,
             done: counted.fetch_add(1, Ordering::Relaxed) as u64 + 1,
             total: Some(parts.len() as u64),
         })?;
-        Ok(Some(part))
+        Ok(Some(m.len()))
     };
     std::thread::scope(|scope| {
         for _ in 0..workers.min(parts.len()) {
@@ -554,7 +552,7 @@ fn count_parts(
                     return;
                 }
                 match count_one(i) {
-                    Ok(Some(part)) => done.lock().expect("parts lock")[i] = Some(part),
+                    Ok(Some(len)) => done.lock().expect("parts lock")[i] = Some(len),
                     Ok(None) => stop.store(true, Ordering::Relaxed),
                     Err(e) => {
                         stop.store(true, Ordering::Relaxed);
@@ -567,30 +565,33 @@ fn count_parts(
     if let Some(e) = error.into_inner().expect("error lock") {
         return Err(e);
     }
-    Ok(done.into_inner().expect("parts lock").into_iter().collect())
+    let lens: Option<Vec<usize>> = done.into_inner().expect("parts lock").into_iter().collect();
+    Ok(lens.map(|lens| (lens, widths.into_inner().expect("widths lock"))))
 }
 
-/// The number of entries of the parts together, and the value width they
-/// need, where a home slot and fingerprint split between neighbouring
+/// The number of entries of the parts together (of `lens` entries each),
+/// and the value width they need (`widths` for the parts' own counts),
+/// where a home slot and fingerprint split between neighbouring
 /// parts (the hash range boundary fell inside it) is one entry whose
 /// count is the sum. Only the first and last entry of each part can be
 /// split so.
-fn boundaries(entries: &[format::ScratchFile], parts: &[Part]) -> Result<(usize, (u32, bool))> {
-    let mut widths = parts
-        .iter()
-        .fold((1, false), |w, p| (w.0.max(p.widths.0), w.1 | p.widths.1));
+fn boundaries(
+    entries: &[format::ScratchFile],
+    lens: &[usize],
+    mut widths: Widths,
+) -> Result<(usize, Widths)> {
     let mut distinct = 0;
     // The last entry so far, with the count summed over the parts it spans.
     let mut carry: Option<(u64, u64, i64)> = None;
-    for (file, part) in entries.iter().zip(parts) {
-        if part.len == 0 {
+    for (file, &len) in entries.iter().zip(lens) {
+        if len == 0 {
             continue;
         }
         let mut f = file.reopen()?;
         let first = read_entry(&mut f)?.ok_or_else(cut_short)?;
-        f.seek(std::io::SeekFrom::Start(24 * (part.len as u64 - 1)))?;
+        f.seek(std::io::SeekFrom::Start(24 * (len as u64 - 1)))?;
         let last = read_entry(&mut f)?.ok_or_else(cut_short)?;
-        distinct += part.len;
+        distinct += len;
         match carry {
             Some((q, fp, v)) if (q, fp) == (first.0, first.1) => {
                 distinct -= 1;
@@ -598,7 +599,7 @@ fn boundaries(entries: &[format::ScratchFile], parts: &[Part]) -> Result<(usize,
                     MapletError::InvalidValue("a k-mer count overflows 64 bits".into())
                 })?;
                 widths.0 = widths.0.max(value_width(sum, widths.1));
-                carry = Some(if part.len == 1 { (q, fp, sum) } else { last });
+                carry = Some(if len == 1 { (q, fp, sum) } else { last });
             }
             _ => carry = Some(last),
         }

@@ -368,7 +368,6 @@ impl DerefMut for Words {
     #[inline]
     fn deref_mut(&mut self) -> &mut [u64] {
         // Every mutating maplet operation refuses a mapped maplet first.
-        debug_assert!(!self.is_mapped(), "a memory-mapped maplet is read-only");
         #[cfg(all(feature = "mmap", target_endian = "little"))]
         if self.is_mapped() {
             unreachable!("a memory-mapped maplet is read-only");
