@@ -158,20 +158,29 @@ fn shift_bits_up(words: &mut [u64], start: usize, end: usize, by: usize) {
     if by >= 64 {
         return shift_bits_up_far(words, start, end, by);
     }
+    debug_assert!(by > 0 && start < end);
     let (dst_lo, dst_hi) = (start + by, end + by);
     let (first, last) = (dst_lo / 64, (dst_hi - 1) / 64);
     // Destination word `w` takes its bits from the source words `w` and
-    // `w - 1` (neither written yet, going down); only its bits inside the
-    // destination range change.
-    for w in (first..=last).rev() {
-        let below = if w > 0 { words[w - 1] >> (64 - by) } else { 0 };
-        let v = (words[w] << by) | below;
-        // Bits lo..hi of the word, 0 <= lo < hi <= 64.
-        let lo = dst_lo.saturating_sub(w * 64);
-        let hi = (dst_hi - w * 64).min(64);
-        let m = (u64::MAX >> (64 - hi)) & (u64::MAX << lo);
-        words[w] = (words[w] & !m) | (v & m);
+    // `w - 1` (neither written yet, going down). Only the first and last
+    // words are partly in the range and need masks.
+    let lo_mask = u64::MAX << (dst_lo % 64);
+    let hi_mask = u64::MAX >> (63 - (dst_hi - 1) % 64);
+    let below = |words: &[u64], w: usize| if w > 0 { words[w - 1] >> (64 - by) } else { 0 };
+    if first == last {
+        let m = lo_mask & hi_mask;
+        let v = (words[first] << by) | below(words, first);
+        words[first] = (words[first] & !m) | (v & m);
+        return;
     }
+    let v = (words[last] << by) | (words[last - 1] >> (64 - by));
+    words[last] = (words[last] & !hi_mask) | (v & hi_mask);
+    let inner = &mut words[first..last];
+    for i in (1..inner.len()).rev() {
+        inner[i] = (inner[i] << by) | (inner[i - 1] >> (64 - by));
+    }
+    let v = (words[first] << by) | below(words, first);
+    words[first] = (words[first] & !lo_mask) | (v & lo_mask);
 }
 
 /// [`shift_bits_up`] by a word or more (slots wider than a word), a
