@@ -200,6 +200,23 @@ fn shift_bits_up_far(words: &mut [u64], start: usize, end: usize, by: usize) {
     }
 }
 
+/// The eight bytes of `words` from byte `bit / 8` on, shifted so that bit
+/// `bit` comes first: one unaligned load holding any field of up to 57 bits
+/// that starts at `bit`. `None` within eight bytes of the end.
+#[cfg(target_endian = "little")]
+#[inline(always)]
+fn load_at_bit(words: &[u64], bit: usize) -> Option<u64> {
+    // SAFETY: the bytes of `words`, read only: `u8` has no alignment
+    // requirement and every byte is a valid `u8`; the slice borrows `words`.
+    #[allow(unsafe_code)]
+    let bytes = unsafe { std::slice::from_raw_parts(words.as_ptr() as *const u8, words.len() * 8) };
+    let i = bit / 8;
+    let b: [u8; 8] = bytes.get(i..i + 8)?.try_into().ok()?;
+    // On a little-endian machine word `w`'s bit `j` is bit `j % 8` of byte
+    // `8 w + j / 8`: the bytes read little-endian line up with the words.
+    Some(u64::from_le_bytes(b) >> (bit % 8))
+}
+
 /// The `width`-bit field at `bit` of `words` (`fmask` its mask), read as
 /// one load where the field lies in a single word.
 #[inline]
@@ -727,6 +744,20 @@ impl Table {
         let fbits = self.fbits as usize;
         let (mut s, mut at) = (end, self.slot_bit(end));
         loop {
+            // A slot of up to 57 bits, field and value, is one load.
+            #[cfg(target_endian = "little")]
+            if self.width <= 57 {
+                if let Some(slot) = load_at_bit(w, at) {
+                    if field_matches(slot & self.fmask, query) {
+                        return Some((s, (slot >> fbits) & self.vmask));
+                    }
+                    if s == q || self.runend_in(w, s - 1) {
+                        return None;
+                    }
+                    (s, at) = self.prev_slot(s, at);
+                    continue;
+                }
+            }
             if field_matches(read_bits_masked(w, at, fbits, self.fmask), query) {
                 let v = read_bits_masked(w, at + fbits, self.vbits as usize, self.vmask);
                 return Some((s, v));
