@@ -1295,6 +1295,30 @@ impl Table {
         // Pair `old` (its header and slots) into `new` (all zero), widened.
         let widen_pair = |old: &[u64], new: &mut [u64]| {
             new[..HDR].copy_from_slice(&old[..HDR]);
+            #[cfg(target_endian = "little")]
+            if width <= 57 {
+                // Slots of both widths fit one unaligned load, and the new
+                // words are zero: a slot is written by or-ing it in.
+                let old_mask = mask(old_width as u32);
+                for i in 0..2 * SLOTS {
+                    let from = HDR * 64 + i * old_width;
+                    let slot = match load_at_bit(old, from) {
+                        Some(x) => x & old_mask,
+                        None => read_bits(old, from, old_width as u32),
+                    };
+                    let field = slot & fmask;
+                    if field != 0 {
+                        let to = HDR * 64 + i * width;
+                        let v = field | widen((slot >> fbits) & old_vmask) << fbits;
+                        let (w, sh) = (to / 64, to % 64);
+                        new[w] |= v << sh;
+                        if sh + width > 64 {
+                            new[w + 1] |= v >> (64 - sh);
+                        }
+                    }
+                }
+                return;
+            }
             for i in 0..2 * SLOTS {
                 let (from, to) = (HDR * 64 + i * old_width, HDR * 64 + i * width);
                 // Unused slots are all zero, and a used slot's field never
