@@ -58,6 +58,7 @@ fn main() {
     println!("| n | rate | structure | insert Mops/s | batch insert Mops/s | query present Mops/s | batch query present Mops/s | query absent Mops/s | bits/item | measured FP rate |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut equal_load = Vec::new();
+    let mut qfilter_load = Vec::new();
     for &n in &sizes {
         let present: Vec<u64> = (0..n as u64).map(splitmix).collect();
         let absent: Vec<u64> = (n as u64..2 * n as u64)
@@ -180,6 +181,7 @@ fn main() {
                 median(m.miss.clone()) / median(q.miss.clone())
             );
             equal_load.push(at_equal_load(n, rate, rounds, &present, &counts));
+            qfilter_load.push(at_qfilter_load(n, rate, rounds, &present, &counts));
         }
     }
     println!();
@@ -190,6 +192,71 @@ fn main() {
     for row in equal_load {
         println!("{row}");
     }
+    println!();
+    println!("The maplet at the qfilter's load: `n` keys in a qfilter built for `n` and in a maplet with as many home slots as that qfilter has slots.");
+    println!();
+    println!("| n | rate | load | mappy bits/item | mappy insert Mops/s | qfilter insert Mops/s | ratio | mappy query Mops/s | qfilter query Mops/s | ratio |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for row in qfilter_load {
+        println!("{row}");
+    }
+}
+
+/// Medians of single inserts and present-key queries (Mops/s) over `keys`
+/// of a maplet built for `maplet_expected` items and a qfilter built for
+/// `qfilter_expected`, and the maplet's bits per item.
+struct SingleOps {
+    maplet_insert: f64,
+    qfilter_insert: f64,
+    maplet_query: f64,
+    qfilter_query: f64,
+    maplet_bits: f64,
+}
+
+fn single_ops(
+    keys: &[u64],
+    counts: &[i64],
+    rate: f64,
+    rounds: usize,
+    maplet_expected: usize,
+    qfilter_expected: usize,
+) -> SingleOps {
+    let n = keys.len();
+    let (mut mi, mut mq, mut qi, mut qq) = (vec![], vec![], vec![], vec![]);
+    let mut maplet_bits = 0.0;
+    for _ in 0..rounds {
+        let mut maplet = Maplet::new(maplet_expected, rate, Counter).unwrap();
+        mi.push(mops(n, || {
+            for (&k, &c) in keys.iter().zip(counts) {
+                maplet.insert_hash(k, c).unwrap();
+            }
+        }));
+        mq.push(mops(n, || {
+            for &k in keys {
+                black_box(maplet.query_hash(k));
+            }
+        }));
+        maplet_bits = maplet.stats().bits_per_item;
+        drop(maplet);
+        let mut filter = qfilter::Filter::new(qfilter_expected as u64, rate).unwrap();
+        qi.push(mops(n, || {
+            for &k in keys {
+                filter.insert_fingerprint(false, k).unwrap();
+            }
+        }));
+        qq.push(mops(n, || {
+            for &k in keys {
+                black_box(filter.contains_fingerprint(k));
+            }
+        }));
+    }
+    SingleOps {
+        maplet_insert: median(mi),
+        qfilter_insert: median(qi),
+        maplet_query: median(mq),
+        qfilter_query: median(qq),
+        maplet_bits,
+    }
 }
 
 /// Single inserts and present-key queries of a maplet and a qfilter that
@@ -197,38 +264,37 @@ fn main() {
 fn at_equal_load(n: usize, rate: f64, rounds: usize, present: &[u64], counts: &[i64]) -> String {
     let slots = 1usize << (usize::BITS - 1 - ((n as f64 / 0.95) as usize).leading_zeros());
     let n95 = (slots * 19).div_ceil(20);
-    let (keys, counts) = (&present[..n95], &counts[..n95]);
-    let (mut mi, mut mq, mut qi, mut qq) = (vec![], vec![], vec![], vec![]);
-    for _ in 0..rounds {
-        let mut maplet = Maplet::new(n95, rate, Counter).unwrap();
-        mi.push(mops(n95, || {
-            for (&k, &c) in keys.iter().zip(counts) {
-                maplet.insert_hash(k, c).unwrap();
-            }
-        }));
-        mq.push(mops(n95, || {
-            for &k in keys {
-                black_box(maplet.query_hash(k));
-            }
-        }));
-        drop(maplet);
-        let mut filter = qfilter::Filter::new(n95 as u64, rate).unwrap();
-        assert_eq!(filter.capacity() as usize, n95, "qfilter sized to 95% load");
-        qi.push(mops(n95, || {
-            for &k in keys {
-                filter.insert_fingerprint(false, k).unwrap();
-            }
-        }));
-        qq.push(mops(n95, || {
-            for &k in keys {
-                black_box(filter.contains_fingerprint(k));
-            }
-        }));
-    }
-    let (mi, mq, qi, qq) = (median(mi), median(mq), median(qi), median(qq));
+    let qf = qfilter::Filter::new(n95 as u64, rate).unwrap();
+    assert_eq!(qf.capacity() as usize, n95, "qfilter sized to 95% load");
+    let o = single_ops(&present[..n95], &counts[..n95], rate, rounds, n95, n95);
     format!(
-        "| {n} | {rate} | {n95} | {mi:.1} | {qi:.1} | {:.2} | {mq:.1} | {qq:.1} | {:.2} |",
-        mi / qi,
-        mq / qq
+        "| {n} | {rate} | {n95} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.2} |",
+        o.maplet_insert,
+        o.qfilter_insert,
+        o.maplet_insert / o.qfilter_insert,
+        o.maplet_query,
+        o.qfilter_query,
+        o.maplet_query / o.qfilter_query
+    )
+}
+
+/// Single inserts and present-key queries of `n` keys in a qfilter built
+/// for `n` and in a maplet given as many home slots as that qfilter has
+/// slots, so that both end at the qfilter's load, as one table row.
+fn at_qfilter_load(n: usize, rate: f64, rounds: usize, present: &[u64], counts: &[i64]) -> String {
+    // A qfilter's capacity is 95% of its slots, and a maplet built for `c`
+    // items has `c / 0.95` home slots.
+    let capacity = qfilter::Filter::new(n as u64, rate).unwrap().capacity() as usize;
+    let o = single_ops(&present[..n], &counts[..n], rate, rounds, capacity, n);
+    format!(
+        "| {n} | {rate} | {:.0}% | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.2} |",
+        100.0 * n as f64 / (capacity as f64 / 0.95),
+        o.maplet_bits,
+        o.maplet_insert,
+        o.qfilter_insert,
+        o.maplet_insert / o.qfilter_insert,
+        o.maplet_query,
+        o.qfilter_query,
+        o.maplet_query / o.qfilter_query
     )
 }
