@@ -217,6 +217,30 @@ fn load_at_bit(words: &[u64], bit: usize) -> Option<u64> {
     Some(u64::from_le_bytes(b) >> (bit % 8))
 }
 
+/// Writes `value` (no wider than the mask `m`, of at most 57 bits) to the
+/// bits of `m` from `bit` on, as one unaligned read and write of the eight
+/// bytes from byte `bit / 8` (the bits around the field are written back
+/// as they were). `false`, writing nothing, within eight bytes of the end.
+#[cfg(target_endian = "little")]
+#[inline(always)]
+fn store_at_bit(words: &mut [u64], bit: usize, m: u64, value: u64) -> bool {
+    debug_assert!(m >> 57 == 0 && value & !m == 0);
+    // SAFETY: the bytes of `words`, borrowed through its unique borrow for
+    // as long as it: `u8` has no alignment requirement, and any bytes
+    // written make valid `u64`s.
+    #[allow(unsafe_code)]
+    let bytes =
+        unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, words.len() * 8) };
+    let i = bit / 8;
+    let Some(b) = bytes.get_mut(i..i + 8) else {
+        return false;
+    };
+    let sh = bit % 8;
+    let x = u64::from_le_bytes((&*b).try_into().expect("eight bytes"));
+    b.copy_from_slice(&((x & !(m << sh)) | (value << sh)).to_le_bytes());
+    true
+}
+
 /// The `width`-bit field at `bit` of `words` (`fmask` its mask), read as
 /// one load where the field lies in a single word.
 #[inline]
@@ -582,6 +606,13 @@ impl Table {
     #[inline]
     fn set_slot(&mut self, s: usize, f: u64, raw: u64) {
         let bit = self.slot_bit(s);
+        #[cfg(target_endian = "little")]
+        if self.width <= 57 {
+            let v = (f & self.fmask) | ((raw & self.vmask) << self.fbits);
+            if store_at_bit(&mut self.words, bit, (1 << self.width) - 1, v) {
+                return;
+            }
+        }
         if self.width <= 64 {
             let v = (f & self.fmask) | ((raw & self.vmask) << self.fbits);
             write_bits(&mut self.words, bit, self.width as u32, v);
