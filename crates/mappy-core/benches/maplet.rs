@@ -213,6 +213,21 @@ struct SingleOps {
     maplet_bits: f64,
 }
 
+impl SingleOps {
+    /// The table cells: inserts of both and their ratio, then queries.
+    fn cells(&self) -> String {
+        format!(
+            "{:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.2} |",
+            self.maplet_insert,
+            self.qfilter_insert,
+            self.maplet_insert / self.qfilter_insert,
+            self.maplet_query,
+            self.qfilter_query,
+            self.maplet_query / self.qfilter_query
+        )
+    }
+}
+
 fn single_ops(
     keys: &[u64],
     counts: &[i64],
@@ -267,15 +282,7 @@ fn at_equal_load(n: usize, rate: f64, rounds: usize, present: &[u64], counts: &[
     let qf = qfilter::Filter::new(n95 as u64, rate).unwrap();
     assert_eq!(qf.capacity() as usize, n95, "qfilter sized to 95% load");
     let o = single_ops(&present[..n95], &counts[..n95], rate, rounds, n95, n95);
-    format!(
-        "| {n} | {rate} | {n95} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.2} |",
-        o.maplet_insert,
-        o.qfilter_insert,
-        o.maplet_insert / o.qfilter_insert,
-        o.maplet_query,
-        o.qfilter_query,
-        o.maplet_query / o.qfilter_query
-    )
+    format!("| {n} | {rate} | {n95} | {}", o.cells())
 }
 
 /// Single inserts and present-key queries of `n` keys in a qfilter built
@@ -287,14 +294,9 @@ fn at_qfilter_load(n: usize, rate: f64, rounds: usize, present: &[u64], counts: 
     let capacity = qfilter::Filter::new(n as u64, rate).unwrap().capacity() as usize;
     let o = single_ops(&present[..n], &counts[..n], rate, rounds, capacity, n);
     format!(
-        "| {n} | {rate} | {:.0}% | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.2} |",
+        "| {n} | {rate} | {:.0}% | {:.1} | {}",
         100.0 * n as f64 / (capacity as f64 / 0.95),
         o.maplet_bits,
-        o.maplet_insert,
-        o.qfilter_insert,
-        o.maplet_insert / o.qfilter_insert,
-        o.maplet_query,
-        o.qfilter_query,
-        o.maplet_query / o.qfilter_query
+        o.cells()
     )
 }
