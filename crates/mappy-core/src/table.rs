@@ -225,12 +225,7 @@ fn load_at_bit(words: &[u64], bit: usize) -> Option<u64> {
 #[inline(always)]
 fn store_at_bit(words: &mut [u64], bit: usize, m: u64, value: u64) -> bool {
     debug_assert!(m >> 57 == 0 && value & !m == 0);
-    // SAFETY: the bytes of `words`, borrowed through its unique borrow for
-    // as long as it: `u8` has no alignment requirement, and any bytes
-    // written make valid `u64`s.
-    #[allow(unsafe_code)]
-    let bytes =
-        unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, words.len() * 8) };
+    let bytes = as_bytes_mut(words);
     let i = bit / 8;
     let Some(b) = bytes.get_mut(i..i + 8) else {
         return false;
@@ -241,17 +236,17 @@ fn store_at_bit(words: &mut [u64], bit: usize, m: u64, value: u64) -> bool {
     true
 }
 
-/// The words as `u16`s: on a little-endian machine `u16` number `i` holds
-/// bits `16 i..16 i + 16` of the words, as the table numbers them.
+/// The words as bytes: on a little-endian machine byte `i` holds bits
+/// `8 i..8 i + 8` of the words, as the table numbers them.
 #[cfg(target_endian = "little")]
 #[inline(always)]
-fn as_u16s(words: &mut [u64]) -> &mut [u16] {
+fn as_bytes_mut(words: &mut [u64]) -> &mut [u8] {
     // SAFETY: the same memory, borrowed through the words' unique borrow
-    // for as long as it: `u16`'s alignment divides `u64`'s, and any bytes
-    // make valid `u16`s and `u64`s.
+    // for as long as it: `u8` has no alignment requirement, and any bytes
+    // make valid `u64`s.
     #[allow(unsafe_code)]
     unsafe {
-        std::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u16, words.len() * 4)
+        std::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, words.len() * 8)
     }
 }
 
@@ -674,11 +669,12 @@ impl Table {
             let lo = pos.max(top / (2 * SLOTS) * (2 * SLOTS));
             let (from, to) = (self.slot_bit(lo), self.slot_bit(top - 1) + width);
             #[cfg(target_endian = "little")]
-            if width == 16 {
-                // Slots of two bytes (a 1% counter with 8-bit values): the
-                // slots lo..top are a run of `u16`s, moved up by one.
-                let (a, b) = (from / 16, to / 16);
-                as_u16s(&mut self.words).copy_within(a..b, a + 1);
+            if width % 8 == 0 {
+                // Slots of whole bytes (two for a 1% counter with 8-bit
+                // values): the slots lo..top are a run of bytes, moved up by
+                // one slot.
+                let (a, b) = (from / 8, to / 8);
+                as_bytes_mut(&mut self.words).copy_within(a..b, a + width / 8);
                 top = lo;
                 continue;
             }
@@ -1778,15 +1774,23 @@ mod wide_slot_tests {
 }
 
 #[cfg(test)]
-mod two_byte_tests {
+mod byte_slot_tests {
     use super::*;
 
-    /// Slots of exactly 16 bits move as `u16`s: long shifts across pairs of
+    /// Slots of whole bytes move as bytes: long shifts across pairs of
     /// blocks keep the invariants and every value, as with the neighbouring
     /// widths that move as bits.
     #[test]
-    fn two_byte_slots_shift_like_any_others() {
-        for (fbits, vbits) in [(8u32, 8u32), (9, 7), (8, 9), (7, 8)] {
+    fn byte_slots_shift_like_any_others() {
+        for (fbits, vbits) in [
+            (8u32, 8u32),
+            (9, 7),
+            (8, 9),
+            (7, 8),
+            (5, 3),
+            (13, 11),
+            (20, 20),
+        ] {
             let mut t = Table::new(600, fbits, vbits, false);
             let mut x = 7u64;
             let mut stored = Vec::new();
@@ -1809,7 +1813,7 @@ mod two_byte_tests {
                 }
                 t.check_invariants();
             }
-            assert!(stored.len() > 400, "{} entries", stored.len());
+            assert!(stored.len() > 300, "{} entries", stored.len());
             for &(q, f, v) in &stored {
                 let s = t.best_match(q, f).expect("a stored entry is found");
                 assert_eq!(t.value(s), v, "fbits {fbits} vbits {vbits}");
