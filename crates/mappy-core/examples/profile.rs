@@ -11,7 +11,9 @@
 //! with every count 1), `query` (present keys, the default), `absent`
 //! (membership of N absent keys in a maplet of `SMALL` keys, default N),
 //! `qfins` and `qf` (`qfilter` inserts and queries), `bq` (one
-//! `query_many_hashes` of the present keys).
+//! `query_many_hashes` of the present keys), `widen` (one insert that
+//! widens every value of a full table, per key of the table), `widen2`
+//! (the same half full).
 use mappy_core::{Counter, Maplet};
 use std::hint::black_box;
 
@@ -62,6 +64,23 @@ fn main() {
                 let mut m = Maplet::new(n, 0.01, Counter).unwrap();
                 m.insert_many_hashes(ones.clone()).unwrap();
             })
+        }
+        "widen" | "widen2" => {
+            // One insert that widens every value of a full table (half full
+            // for `widen2`): counts from 1 to 15, then one of 2^20.
+            let cap = if mode == "widen2" { 2 * n } else { n };
+            let mut m = Maplet::new(cap, 0.01, Counter).unwrap();
+            for &k in &present {
+                m.insert_hash(k, 1 + (k % 15) as i64).unwrap();
+            }
+            let extra = splitmix(u64::MAX);
+            for r in 0..count.unwrap_or(9) {
+                let mut c = m.clone();
+                let t = std::time::Instant::now();
+                c.insert_hash(extra, 1 << 20).unwrap();
+                let ns = t.elapsed().as_nanos() as f64 / n as f64;
+                eprintln!("round {r}: widen {ns:.1} ns");
+            }
         }
         "qfins" => rounds("qf insert", count.unwrap_or(5), n, || {
             let mut f = qfilter::Filter::new(n as u64, 0.01).unwrap();

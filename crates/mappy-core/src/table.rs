@@ -1348,24 +1348,26 @@ impl Table {
             #[cfg(target_endian = "little")]
             if width <= 57 {
                 // Slots of both widths fit one unaligned load, and the new
-                // words are zero: a slot is written by or-ing it in.
+                // words are zero: a slot is written by or-ing it in. An
+                // unused slot is all zero and widens to zero, so every slot
+                // goes the same way, without a branch.
                 let old_mask = mask(old_width as u32);
-                for i in 0..2 * SLOTS {
-                    let from = HDR * 64 + i * old_width;
+                let (mut from, mut to) = (HDR * 64, HDR * 64);
+                for _ in 0..2 * SLOTS {
                     let slot = match load_at_bit(old, from) {
                         Some(x) => x & old_mask,
                         None => read_bits(old, from, old_width as u32),
                     };
-                    let field = slot & fmask;
-                    if field != 0 {
-                        let to = HDR * 64 + i * width;
-                        let v = field | widen((slot >> fbits) & old_vmask) << fbits;
-                        let (w, sh) = (to / 64, to % 64);
-                        new[w] |= v << sh;
-                        if sh + width > 64 {
-                            new[w + 1] |= v >> (64 - sh);
-                        }
+                    let v = (slot & fmask) | widen((slot >> fbits) & old_vmask) << fbits;
+                    let (w, sh) = (to / 64, to % 64);
+                    new[w] |= v << sh;
+                    // The bits past word `w` (none when the slot ends in it:
+                    // `v` has `width <= 64 - sh` bits then).
+                    if let Some(next) = new.get_mut(w + 1) {
+                        *next |= (v >> 1) >> (63 - sh);
                     }
+                    from += old_width;
+                    to += width;
                 }
                 return;
             }
