@@ -94,24 +94,8 @@ impl Anon {
             .checked_mul(8)?
             .max(1)
             .checked_next_multiple_of(page_size())?;
-        // SAFETY: a new private anonymous mapping at an address of the
-        // kernel's choosing: it overlaps nothing of this process.
-        #[allow(unsafe_code)]
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                bytes,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return None;
-        }
         let a = Anon {
-            ptr: std::ptr::NonNull::new(p as *mut u64)?,
+            ptr: map_anon(bytes)?,
             len: n,
             bytes,
         };
@@ -142,26 +126,67 @@ impl Anon {
             words[n..keep].fill(0);
         }
         if bytes != self.bytes {
-            // SAFETY: `ptr` and `self.bytes` are exactly our mapping; the
-            // kernel moves it whole (keeping its contents) or leaves it, and
-            // we take the address it returns; no reference into it is alive
-            // (we hold `&mut self`). Pages it adds read as zero.
-            #[allow(unsafe_code)]
-            let p = unsafe {
-                libc::mremap(
-                    self.ptr.as_ptr() as *mut libc::c_void,
-                    self.bytes,
-                    bytes,
-                    libc::MREMAP_MAYMOVE,
-                )
-            };
-            if p == libc::MAP_FAILED {
-                fail();
-            }
+            let p = (bytes > self.bytes && bytes >= HUGE_PAGE)
+                .then(|| self.move_to_aligned(bytes))
+                .flatten()
+                .unwrap_or_else(|| {
+                    // SAFETY: `ptr` and `self.bytes` are exactly our mapping;
+                    // the kernel moves it whole (keeping its contents) or
+                    // leaves it, and we take the address it returns; no
+                    // reference into it is alive (we hold `&mut self`).
+                    // Pages it adds read as zero.
+                    #[allow(unsafe_code)]
+                    let p = unsafe {
+                        libc::mremap(
+                            self.ptr.as_ptr() as *mut libc::c_void,
+                            self.bytes,
+                            bytes,
+                            libc::MREMAP_MAYMOVE,
+                        )
+                    };
+                    if p == libc::MAP_FAILED {
+                        fail();
+                    }
+                    p
+                });
             self.ptr = std::ptr::NonNull::new(p as *mut u64).unwrap_or_else(|| fail());
             self.bytes = bytes;
+            // A moved or grown mapping may not keep the advice.
+            advise_huge_pages(self);
         }
         self.len = n;
+    }
+
+    /// Moves the mapping, grown to `bytes`, to a fresh range that starts on
+    /// a huge-page boundary, so that its huge pages stay huge (their page
+    /// tables move whole) and the pages added can be huge too; `None`,
+    /// leaving it as it was, if the system refuses.
+    fn move_to_aligned(&self, bytes: usize) -> Option<*mut libc::c_void> {
+        let dst = map_anon(bytes)?;
+        // SAFETY: `ptr` and `self.bytes` are exactly our mapping, and `dst`
+        // a mapping of `bytes` just made, which nothing else refers to;
+        // MREMAP_FIXED unmaps it and moves ours there whole (contents kept,
+        // the pages added read as zero), or fails and changes nothing. No
+        // reference into our mapping is alive (the caller holds `&mut`).
+        #[allow(unsafe_code)]
+        let p = unsafe {
+            libc::mremap(
+                self.ptr.as_ptr() as *mut libc::c_void,
+                self.bytes,
+                bytes,
+                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                dst.as_ptr() as *mut libc::c_void,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            // SAFETY: `dst` is still the mapping made above, ours alone.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::munmap(dst.as_ptr() as *mut libc::c_void, bytes);
+            }
+            return None;
+        }
+        Some(p)
     }
 }
 
@@ -175,6 +200,61 @@ impl Drop for Anon {
             libc::munmap(self.ptr.as_ptr() as *mut libc::c_void, self.bytes);
         }
     }
+}
+
+/// The huge page size that large mappings start on a multiple of (2 MiB on
+/// x86-64 and on arm64 with 4 KiB pages). Elsewhere an aligned start costs
+/// nothing and gains nothing.
+#[cfg(target_os = "linux")]
+const HUGE_PAGE: usize = 2 << 20;
+
+/// A new private anonymous mapping of `bytes` (whole pages), reading as
+/// zero. One of a huge page or more starts on a huge-page boundary: the
+/// kernel backs only aligned 2 MiB ranges with huge pages, so an unaligned
+/// table of a few megabytes would get few or none.
+#[cfg(target_os = "linux")]
+fn map_anon(bytes: usize) -> Option<NonNull<u64>> {
+    let span = if bytes >= HUGE_PAGE {
+        bytes.checked_add(HUGE_PAGE)?
+    } else {
+        bytes
+    };
+    // SAFETY: a new private anonymous mapping at an address of the
+    // kernel's choosing: it overlaps nothing of this process.
+    #[allow(unsafe_code)]
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            span,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return None;
+    }
+    let start = p as usize;
+    let aligned = if span > bytes {
+        start.next_multiple_of(HUGE_PAGE)
+    } else {
+        start
+    };
+    // SAFETY: the ranges before and after `aligned..aligned + bytes` are
+    // whole pages of the mapping just made, which nothing refers to;
+    // unmapping them leaves that range as it was.
+    #[allow(unsafe_code)]
+    unsafe {
+        if aligned > start {
+            libc::munmap(p, aligned - start);
+        }
+        let end = aligned + bytes;
+        if start + span > end {
+            libc::munmap(end as *mut libc::c_void, start + span - end);
+        }
+    }
+    NonNull::new(aligned as *mut u64)
 }
 
 /// Asks the kernel to back a large table with huge pages. Lookups land on
@@ -428,6 +508,22 @@ mod tests {
             assert!(w[n / 2 + 3..].iter().all(|&x| x == 0));
             let c = w.clone();
             assert_eq!(&c[..], &w[..]);
+            #[cfg(target_os = "linux")]
+            {
+                // A mapping of a huge page or more starts on a huge-page
+                // boundary, also after growing (it moves there whole).
+                let mut big = Words::zeroed(HUGE_PAGE / 8 + 1);
+                assert_eq!(big.as_ptr() as usize % HUGE_PAGE, 0);
+                big[5] = 9;
+                big.extend_zeroed(HUGE_PAGE / 8);
+                assert_eq!(big.as_ptr() as usize % HUGE_PAGE, 0);
+                assert_eq!((big[5], big[HUGE_PAGE / 8 + 3]), (9, 0));
+                let mut small = Words::zeroed(ANON_WORDS);
+                small[0] = 1;
+                small.extend_zeroed(HUGE_PAGE / 8);
+                assert_eq!(small.as_ptr() as usize % HUGE_PAGE, 0);
+                assert_eq!(small[0], 1);
+            }
             #[cfg(feature = "kmers")]
             {
                 w.release(5, n / 2);
