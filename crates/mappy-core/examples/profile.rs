@@ -47,6 +47,7 @@ fn main() {
     match mode.as_str() {
         "insert" | "insert2" => {
             let cap = if mode == "insert2" { 2 * n } else { n };
+            let cap = std::env::var("CAP").map_or(cap, |s| s.parse().unwrap());
             rounds("insert", count.unwrap_or(5), n, || {
                 let mut m = Maplet::new(cap, 0.01, Counter).unwrap();
                 for &(k, c) in &pairs {

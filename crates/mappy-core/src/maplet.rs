@@ -361,7 +361,7 @@ impl<O: Operator> Maplet<O> {
         self.op.validate(&value)?;
         let (q, f) = self.table.locate(hash);
         // The slots are read or written next to the header: start both loads.
-        self.table.prefetch_home(q);
+        self.table.prefetch_insert(q);
         let (pos, run_end) = match self.table.probe(q, f, self.field_for_new(&self.table, f)) {
             Probe::Found(s) => {
                 let merged = self.op.merge(&self.value_ref(s), &value)?;
@@ -372,7 +372,35 @@ impl<O: Operator> Maplet<O> {
             }
             Probe::Missing { pos, run_end } => (pos, run_end),
         };
-        // A new entry: make room first, then place it.
+        // A new entry. The common case, a packed value that fits in a table
+        // that need not grow, takes the short path; the rest is kept out of
+        // line so that this path stays small.
+        if O::PACKED && self.table.len() < self.table.max_len() {
+            let bits = self.op.pack(&value);
+            if self.table.fits(bits) && !self.options.fixed_precision {
+                self.table.insert_at(q, f, bits, pos, run_end);
+                self.record(Step::Created(hash));
+                return Ok(());
+            }
+        }
+        self.insert_new(hash, value, q, f, pos, run_end)
+    }
+
+    /// [`insert_hash`](Maplet::insert_hash) of a key whose fingerprint is
+    /// absent (home slot `q`, query field `f`; the new entry goes at `pos`,
+    /// the run ends at `run_end`), making room first where needed: doubling
+    /// the table, widening its values, or storing the value aside.
+    #[cold]
+    #[inline(never)]
+    fn insert_new(
+        &mut self,
+        hash: u64,
+        value: O::Value,
+        q: u64,
+        f: u64,
+        pos: usize,
+        run_end: Option<usize>,
+    ) -> Result<()> {
         let grow = self.table.len() >= self.table.max_len();
         let bits = if O::PACKED {
             self.op.pack(&value)

@@ -485,6 +485,16 @@ impl Table {
         self.prefetch_words(self.slot_bit(q as usize) / 64);
     }
 
+    /// [`prefetch_home`](Table::prefetch_home) for an insert, which also
+    /// writes where the run ends and the slots after it, up to the next
+    /// unused one: at high load those lie past the home slot's two lines.
+    #[inline]
+    pub(crate) fn prefetch_insert(&self, q: u64) {
+        let at = self.slot_bit(q as usize) / 64;
+        self.prefetch_words(at);
+        self.prefetch_words(at + 16);
+    }
+
     /// Prefetches the two cache lines from word `at` on.
     #[inline]
     fn prefetch_words(&self, at: usize) {
