@@ -13,7 +13,7 @@
 //! `qfins` and `qf` (`qfilter` inserts and queries), `bq` (one
 //! `query_many_hashes` of the present keys), `widen` (one insert that
 //! widens every value of a full table, per key of the table), `widen2`
-//! (the same half full).
+//! (the same half full). `CAP` sets the capacity of the insert modes.
 use mappy_core::{Counter, Maplet};
 use std::hint::black_box;
 

@@ -1375,7 +1375,14 @@ impl Table {
                         Some(x) => x & old_mask,
                         None => read_bits(old, from, old_width as u32),
                     };
-                    let v = (slot & fmask) | widen((slot >> fbits) & old_vmask) << fbits;
+                    // Unsigned values widen with zeros, so the slot's bits
+                    // stay as they are (also when the table turns signed:
+                    // they are not negative).
+                    let v = if old_signed {
+                        (slot & fmask) | widen((slot >> fbits) & old_vmask) << fbits
+                    } else {
+                        slot
+                    };
                     let (w, sh) = (to / 64, to % 64);
                     new[w] |= v << sh;
                     // The bits past word `w` (none when the slot ends in it:
