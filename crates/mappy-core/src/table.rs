@@ -803,6 +803,10 @@ impl Table {
     pub(crate) fn find(&self, q: u64, query: u64) -> Option<(usize, u64)> {
         let w: &[u64] = &self.words;
         let q = q as usize;
+        // Most absent keys stop here, before the select.
+        if !self.is_occupied(q) {
+            return None;
+        }
         let (true, Ok(end)) = self.locate_run(w, q) else {
             return None;
         };
