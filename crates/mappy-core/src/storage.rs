@@ -129,26 +129,10 @@ impl Anon {
             let p = (bytes > self.bytes && bytes >= HUGE_PAGE)
                 .then(|| self.move_to_aligned(bytes))
                 .flatten()
-                .unwrap_or_else(|| {
-                    // SAFETY: `ptr` and `self.bytes` are exactly our mapping;
-                    // the kernel moves it whole (keeping its contents) or
-                    // leaves it, and we take the address it returns; no
-                    // reference into it is alive (we hold `&mut self`).
-                    // Pages it adds read as zero.
-                    #[allow(unsafe_code)]
-                    let p = unsafe {
-                        libc::mremap(
-                            self.ptr.as_ptr() as *mut libc::c_void,
-                            self.bytes,
-                            bytes,
-                            libc::MREMAP_MAYMOVE,
-                        )
-                    };
-                    if p == libc::MAP_FAILED {
-                        fail();
-                    }
-                    p
-                });
+                .unwrap_or_else(|| self.remap(bytes, None));
+            if p == libc::MAP_FAILED {
+                fail();
+            }
             self.ptr = std::ptr::NonNull::new(p as *mut u64).unwrap_or_else(|| fail());
             self.bytes = bytes;
             // A moved or grown mapping may not keep the advice.
@@ -163,21 +147,7 @@ impl Anon {
     /// leaving it as it was, if the system refuses.
     fn move_to_aligned(&self, bytes: usize) -> Option<*mut libc::c_void> {
         let dst = map_anon(bytes)?;
-        // SAFETY: `ptr` and `self.bytes` are exactly our mapping, and `dst`
-        // a mapping of `bytes` just made, which nothing else refers to;
-        // MREMAP_FIXED unmaps it and moves ours there whole (contents kept,
-        // the pages added read as zero), or fails and changes nothing. No
-        // reference into our mapping is alive (the caller holds `&mut`).
-        #[allow(unsafe_code)]
-        let p = unsafe {
-            libc::mremap(
-                self.ptr.as_ptr() as *mut libc::c_void,
-                self.bytes,
-                bytes,
-                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-                dst.as_ptr() as *mut libc::c_void,
-            )
-        };
+        let p = self.remap(bytes, Some(dst));
         if p == libc::MAP_FAILED {
             // SAFETY: `dst` is still the mapping made above, ours alone.
             #[allow(unsafe_code)]
@@ -187,6 +157,36 @@ impl Anon {
             return None;
         }
         Some(p)
+    }
+
+    /// The mapping resized to `bytes` by `mremap`, and moved whole if need
+    /// be (contents kept, pages added reading as zero): onto `dst`, a
+    /// mapping of `bytes` of our own that it replaces, if given, else where
+    /// the kernel chooses. `MAP_FAILED`, changing nothing, if refused. The
+    /// caller then takes the returned address in place of `ptr`.
+    fn remap(&self, bytes: usize, dst: Option<NonNull<u64>>) -> *mut libc::c_void {
+        let (flags, to) = match dst {
+            Some(d) => (
+                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                d.as_ptr() as *mut libc::c_void,
+            ),
+            None => (libc::MREMAP_MAYMOVE, std::ptr::null_mut()),
+        };
+        // SAFETY: `ptr` and `self.bytes` are exactly our mapping, and `dst`
+        // (if any) a mapping that nothing else refers to; the kernel moves
+        // ours whole or leaves everything as it was. No reference into our
+        // mapping is alive: the callers hold `&mut self`, and take the
+        // address returned.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::mremap(
+                self.ptr.as_ptr() as *mut libc::c_void,
+                self.bytes,
+                bytes,
+                flags,
+                to,
+            )
+        }
     }
 }
 
