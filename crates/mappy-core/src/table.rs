@@ -1684,17 +1684,52 @@ impl Builder {
     }
 }
 
+/// Helpers shared by the table's tests.
+#[cfg(test)]
+mod test_util {
+    use super::*;
+
+    /// Steps `x` as a linear congruential generator and returns it: the
+    /// tests' reproducible stream of hashes and bits.
+    pub(super) fn next(x: &mut u64) -> u64 {
+        *x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        *x
+    }
+
+    /// Inserts an entry of home slot `q` and field `f` with value `v` if
+    /// none matches, as a maplet does; whether it was inserted.
+    pub(super) fn insert_new(t: &mut Table, q: u64, f: u64, v: i64) -> bool {
+        match t.probe(q, f, f) {
+            Probe::Missing { pos, run_end } => {
+                t.insert_at(q, f, v, pos, run_end);
+                true
+            }
+            Probe::Found(_) => false,
+        }
+    }
+
+    /// Asserts that each `(q, f, v)` of `stored` is found with its value.
+    pub(super) fn assert_stored(t: &Table, stored: &[(u64, u64, i64)]) {
+        for &(q, f, v) in stored {
+            let s = t.best_match(q, f).expect("a stored entry is found");
+            let (fbits, vbits, signed) = (t.fbits, t.vbits, t.signed);
+            assert_eq!(t.value(s), v, "fbits {fbits} vbits {vbits} signed {signed}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_util::next;
     use super::*;
 
     #[test]
     fn select_matches_the_naive_one() {
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         for _ in 0..2000 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            next(&mut x);
             for w in [x, x & (x >> 7), x | 1 << 63, 1 << (x % 64), u64::MAX] {
                 let mut v = w;
                 for k in 0..w.count_ones() as usize {
@@ -1718,9 +1753,7 @@ mod tests {
     fn bit_shifts_match_bit_by_bit_moves() {
         let mut x = 3u64;
         for _ in 0..500 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            next(&mut x);
             let mut words: Vec<u64> = (0..8).map(|i| x.rotate_left(i * 7) ^ (i as u64)).collect();
             let start = (x % 200) as usize;
             let end = start + 1 + (x >> 20) as usize % 150;
@@ -1773,6 +1806,7 @@ mod tests {
 
 #[cfg(test)]
 mod wide_slot_tests {
+    use super::test_util::{assert_stored, insert_new, next};
     use super::*;
 
     /// Slots wider than a word (a long fingerprint beside a large value)
@@ -1784,27 +1818,21 @@ mod wide_slot_tests {
             let mut x = 12345u64;
             let mut stored = Vec::new();
             for i in 0..418i64 {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                next(&mut x);
                 let (q, f) = t.locate(x);
-                if let Probe::Missing { pos, run_end } = t.probe(q, f, f) {
-                    t.insert_at(q, f, i, pos, run_end);
-                    stored.push((x, i));
+                if insert_new(&mut t, q, f, i) {
+                    stored.push((q, f, i));
                 }
                 t.check_invariants();
             }
-            for &(h, v) in &stored {
-                let (q, f) = t.locate(h);
-                let s = t.best_match(q, f).expect("a stored entry is found");
-                assert_eq!(t.value(s), v, "fbits {fbits} vbits {vbits}");
-            }
+            assert_stored(&t, &stored);
         }
     }
 }
 
 #[cfg(test)]
 mod byte_slot_tests {
+    use super::test_util::{assert_stored, insert_new, next};
     use super::*;
 
     /// Slots of whole bytes move as bytes: long shifts across pairs of
@@ -1825,9 +1853,7 @@ mod byte_slot_tests {
             let mut x = 7u64;
             let mut stored = Vec::new();
             for i in 0..560i64 {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                next(&mut x);
                 // Half of the keys crowd onto three home slots, so that
                 // inserts before them shift long clusters across pairs.
                 let (q, f) = t.locate(x);
@@ -1837,23 +1863,20 @@ mod byte_slot_tests {
                     q
                 };
                 let v = i % (1 << vbits.min(8));
-                if let Probe::Missing { pos, run_end } = t.probe(q, f, f) {
-                    t.insert_at(q, f, v, pos, run_end);
+                if insert_new(&mut t, q, f, v) {
                     stored.push((q, f, v));
                 }
                 t.check_invariants();
             }
             assert!(stored.len() > 300, "{} entries", stored.len());
-            for &(q, f, v) in &stored {
-                let s = t.best_match(q, f).expect("a stored entry is found");
-                assert_eq!(t.value(s), v, "fbits {fbits} vbits {vbits}");
-            }
+            assert_stored(&t, &stored);
         }
     }
 }
 
 #[cfg(test)]
 mod widen_tests {
+    use super::test_util::{assert_stored, insert_new, next};
     use super::*;
 
     /// Widening values in place leaves the same words as building the
@@ -1878,9 +1901,7 @@ mod widen_tests {
             let mut x = 99u64;
             let mut stored = Vec::new();
             for i in 0..660 {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                next(&mut x);
                 // Two thirds of the keys crowd onto home slot 5: their run
                 // passes whole pairs that hold no runend.
                 let (q, f) = t.locate(x);
@@ -1890,8 +1911,7 @@ mod widen_tests {
                 } else {
                     ((x >> 58) & mask(vbits0.min(2))) as i64
                 };
-                if let Probe::Missing { pos, run_end } = t.probe(q, f, f) {
-                    t.insert_at(q, f, v, pos, run_end);
+                if insert_new(&mut t, q, f, v) {
                     stored.push((q, f, v));
                 }
             }
@@ -1905,10 +1925,7 @@ mod widen_tests {
                 );
                 assert_eq!(t.heap_bytes(), rebuilt.heap_bytes());
                 t.check_invariants();
-                for &(q, f, v) in &stored {
-                    let s = t.best_match(q, f).expect("a stored entry is found");
-                    assert_eq!(t.value(s), v, "fbits {fbits} vbits {vbits} signed {signed}");
-                }
+                assert_stored(&t, &stored);
             }
         }
     }
