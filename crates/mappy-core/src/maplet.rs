@@ -375,9 +375,9 @@ impl<O: Operator> Maplet<O> {
         // A new entry. The common case, a packed value that fits in a table
         // that need not grow, takes the short path; the rest is kept out of
         // line so that this path stays small.
-        if O::PACKED && self.table.len() < self.table.max_len() {
+        if O::PACKED && !self.options.fixed_precision && self.table.len() < self.table.max_len() {
             let bits = self.op.pack(&value);
-            if self.table.fits(bits) && !self.options.fixed_precision {
+            if self.table.fits(bits) {
                 self.table.insert_at(q, f, bits, pos, run_end);
                 self.record(Step::Created(hash));
                 return Ok(());
