@@ -13,7 +13,10 @@
 //! `qfins` and `qf` (`qfilter` inserts and queries), `bq` (one
 //! `query_many_hashes` of the present keys), `widen` (one insert that
 //! widens every value of a full table, per key of the table), `widen2`
-//! (the same half full). `CAP` sets the capacity of the insert modes.
+//! (the same half full). `CAP` sets the capacity of the insert modes;
+//! `ONES` makes every count 1; `WIDE` has the insert modes start from a
+//! maplet whose values are already 8 bits wide (one entry of 255), so that
+//! no insert widens them.
 use mappy_core::{Counter, Maplet};
 use std::hint::black_box;
 
@@ -39,10 +42,12 @@ fn main() {
     let count: Option<usize> = std::env::args().nth(2).map(|r| r.parse().unwrap());
     let n: usize = std::env::var("N").map_or(1_000_000, |s| s.parse().unwrap());
     let present: Vec<u64> = (0..n as u64).map(splitmix).collect();
+    let ones = std::env::var("ONES").is_ok();
+    let wide = std::env::var("WIDE").is_ok();
     let pairs: Vec<(u64, i64)> = present
         .iter()
         .enumerate()
-        .map(|(i, &k)| (k, 1 + (i % 50) as i64))
+        .map(|(i, &k)| (k, if ones { 1 } else { 1 + (i % 50) as i64 }))
         .collect();
     match mode.as_str() {
         "insert" | "insert2" => {
@@ -50,6 +55,10 @@ fn main() {
             let cap = std::env::var("CAP").map_or(cap, |s| s.parse().unwrap());
             rounds("insert", count.unwrap_or(5), n, || {
                 let mut m = Maplet::new(cap, 0.01, Counter).unwrap();
+                if wide {
+                    // Values 8 bits wide from the start: no widening.
+                    m.insert_hash(u64::MAX, 255).unwrap();
+                }
                 for &(k, c) in &pairs {
                     m.insert_hash(k, c).unwrap();
                 }

@@ -122,6 +122,45 @@ fn select64_pdep(w: u64, k: usize) -> usize {
     std::arch::x86_64::_pdep_u64(1u64 << k, w).trailing_zeros() as usize
 }
 
+/// The `2 * SLOTS` slots of a pair, `old_width` bits each from bit
+/// `HDR * 64` of `old`, copied unchanged into zeroed slots of `width` bits
+/// (at most 32, at least `old_width`) from bit `HDR * 64` of `new`. The
+/// slots go in groups of as many as fit a word: the group's bits are read
+/// as one word and `pdep` moves each slot to its new place.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "bmi2")]
+fn widen_slots_pdep(old: &[u64], new: &mut [u64], old_width: usize, width: usize) {
+    debug_assert!(old_width <= width && width <= 32);
+    let per = 64 / width;
+    // One slot's bits at each `width`-bit step of a word.
+    let spread = |n: usize| (0..n).fold(0u64, |m, j| m | mask(old_width as u32) << (j * width));
+    let full = spread(per);
+    let (mut from, mut to) = (HDR * 64, HDR * 64);
+    let mut left = 2 * SLOTS;
+    while left > 0 {
+        let n = per.min(left);
+        let deposit = if n == per { full } else { spread(n) };
+        // The group's `n * old_width` bits (at most 63) from bit `from`,
+        // and whatever follows them, which the deposit mask leaves out.
+        let (w, sh) = (from / 64, from % 64);
+        let mut x = old[w] >> sh;
+        if sh > 0 {
+            x |= old.get(w + 1).map_or(0, |&y| y << (64 - sh));
+        }
+        let y = std::arch::x86_64::_pdep_u64(x, deposit);
+        let (w, sh) = (to / 64, to % 64);
+        new[w] |= y << sh;
+        if sh > 0 {
+            if let Some(next) = new.get_mut(w + 1) {
+                *next |= y >> (64 - sh);
+            }
+        }
+        from += n * old_width;
+        to += n * width;
+        left -= n;
+    }
+}
+
 /// [`select64`] on any 64-bit CPU, in constant time: byte popcounts summed
 /// by one multiplication locate the byte, a table the bit within it.
 #[inline]
@@ -1366,6 +1405,17 @@ impl Table {
         // Pair `old` (its header and slots) into `new` (all zero), widened.
         let widen_pair = |old: &[u64], new: &mut [u64]| {
             new[..HDR].copy_from_slice(&old[..HDR]);
+            // Unsigned slots keep their bits: several at a time, spread
+            // apart by one `pdep`.
+            #[cfg(target_arch = "x86_64")]
+            if !old_signed && width <= 32 && fast_pdep() {
+                // SAFETY: `fast_pdep` is true only on CPUs with BMI2.
+                #[allow(unsafe_code)]
+                unsafe {
+                    widen_slots_pdep(old, new, old_width, width)
+                };
+                return;
+            }
             #[cfg(target_endian = "little")]
             if width <= 57 {
                 // Slots of both widths fit one unaligned load, and the new
@@ -1745,6 +1795,44 @@ mod tests {
                     }
                     v &= v - 1;
                 }
+            }
+        }
+    }
+
+    /// Slots widened by `pdep` hold the bits they held, each at its new
+    /// place, and nothing else is written: every pair of widths up to 32,
+    /// random slots and random bits before and after them.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn pdep_widening_moves_each_slot_unchanged() {
+        if !std::is_x86_feature_detected!("bmi2") {
+            return;
+        }
+        let mut x = 7u64;
+        for width in 2..=32usize {
+            for old_width in 1..=width {
+                let old_words = (HDR * 64 + 2 * SLOTS * old_width).div_ceil(64) + 1;
+                let mut old: Vec<u64> = (0..old_words).map(|_| next(&mut x)).collect();
+                let slots: Vec<u64> = (0..2 * SLOTS)
+                    .map(|i| read_bits(&old, HDR * 64 + i * old_width, old_width as u32))
+                    .collect();
+                // Bits past the last slot must not reach the new slots.
+                let end = HDR * 64 + 2 * SLOTS * old_width;
+                write_bits(&mut old, end, 1, 1);
+                // One word more than the slots take, which must stay zero.
+                let new_words = (HDR * 64 + 2 * SLOTS * width).div_ceil(64);
+                let mut new = vec![0u64; new_words + 1];
+                // SAFETY: this CPU has BMI2.
+                #[allow(unsafe_code)]
+                unsafe {
+                    widen_slots_pdep(&old, &mut new, old_width, width)
+                };
+                assert!(new[..HDR].iter().all(|&w| w == 0), "{old_width} -> {width}");
+                for (i, &v) in slots.iter().enumerate() {
+                    let got = read_bits(&new, HDR * 64 + i * width, width as u32);
+                    assert_eq!(got, v, "slot {i}: {old_width} -> {width}");
+                }
+                assert_eq!(new[new_words], 0, "{old_width} -> {width}");
             }
         }
     }
