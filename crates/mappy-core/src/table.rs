@@ -539,7 +539,8 @@ impl Table {
     fn prefetch_words(&self, at: usize) {
         #[cfg(target_arch = "x86_64")]
         {
-            let at = at.min(self.words.len().saturating_sub(1));
+            // Past the end is harmless: the address is only computed
+            // (`wrapping_add`) and prefetched, never dereferenced.
             let p = self.words.as_ptr().wrapping_add(at) as *const i8;
             // SAFETY: a prefetch is only a hint: it never faults and has no
             // effect a program can observe, whatever the address.
@@ -662,10 +663,14 @@ impl Table {
     /// Whether `v` can be stored without widening.
     #[inline]
     pub(crate) fn fits(&self, v: i64) -> bool {
-        if v < 0 && !self.signed {
-            return false;
+        if self.signed {
+            // The bits above the top value bit are all copies of it.
+            (v >> (self.vbits - 1)).wrapping_add(1) as u64 <= 1
+        } else {
+            // No bit above the value bits, nor the sign bit (set in every
+            // negative value, and above the value bits unless they are 64).
+            v as u64 & (!self.vmask | 1 << 63) == 0
         }
-        value_width(v, self.signed) <= self.vbits
     }
     /// Writes field `f` and raw value bits `raw` to slot `s`, in one write
     /// where the slot fits in a word.
@@ -1910,6 +1915,29 @@ mod tests {
         assert!(field_matches(f, 0b1011_0001));
         assert!(!field_matches(f, 0b1011_1001));
         assert!(field_matches(0b1000_0000, 0b0110_1011)); // L = 0 matches all
+    }
+
+    /// A value fits a table exactly when it needs no more bits than the
+    /// table's values have (and is not negative in an unsigned table), for
+    /// every width, both signs, and values at and around each power of two.
+    #[test]
+    fn fits_agrees_with_value_width() {
+        let mut values = vec![0i64, 1, -1, i64::MAX, i64::MIN];
+        for k in 0..63 {
+            for d in [-1, 0, 1] {
+                values.push((1i64 << k) + d);
+                values.push(-(1i64 << k) + d);
+            }
+        }
+        for signed in [false, true] {
+            for vbits in 1..=64 {
+                let t = Table::new(64, 8, vbits, signed);
+                for &v in &values {
+                    let want = (signed || v >= 0) && value_width(v, signed) <= vbits;
+                    assert_eq!(t.fits(v), want, "{v} in {vbits} bits, signed {signed}");
+                }
+            }
+        }
     }
 
     #[test]
