@@ -10,7 +10,8 @@
 //! 2N, half load), `batch` (one `insert_many_hashes`), `batch1` (the same
 //! with every count 1), `query` (present keys, the default), `absent`
 //! (membership of N absent keys in a maplet of `SMALL` keys, default N),
-//! `qfins` and `qf` (`qfilter` inserts and queries), `bq` (one
+//! `qfins` and `qf` (`qfilter` inserts and queries), `update` (single
+//! inserts of present keys, each adding to its entry), `bq` (one
 //! `query_many_hashes` of the present keys), `widen` (one insert that
 //! widens every value of a full table, per key of the table), `widen2`
 //! (the same half full). `CAP` sets the capacity of the insert modes;
@@ -119,6 +120,16 @@ fn main() {
             rounds("contains absent", count.unwrap_or(10), n, || {
                 for &k in &absent {
                     black_box(m.contains_hash(k));
+                }
+            });
+        }
+        "update" => {
+            // Single inserts of present keys: each adds to its entry.
+            let mut m = Maplet::new(n, 0.01, Counter).unwrap();
+            m.insert_many_hashes(pairs.clone()).unwrap();
+            rounds("update", count.unwrap_or(10), n, || {
+                for &k in &present {
+                    m.insert_hash(k, 1).unwrap();
                 }
             });
         }

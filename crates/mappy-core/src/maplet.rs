@@ -363,12 +363,21 @@ impl<O: Operator> Maplet<O> {
         // The slots are read or written next to the header: start both loads.
         self.table.prefetch_insert(q);
         let (pos, run_end) = match self.table.probe(q, f, self.field_for_new(&self.table, f)) {
-            Probe::Found(s) => {
-                let merged = self.op.merge(&self.value_ref(s), &value)?;
+            Probe::Found { slot, bit } => {
                 if O::PACKED {
-                    self.record(Step::Replaced(hash, self.table.value(s)));
+                    // The value is read once, where the probe found it.
+                    let old = self.table.value_at_bit(bit);
+                    let merged = self.op.merge(&self.op.unpack(old), &value)?;
+                    self.record(Step::Replaced(hash, old));
+                    let bits = self.op.pack(&merged);
+                    if self.table.fits(bits) {
+                        self.table.set_value_at_bit(bit, bits);
+                        return Ok(());
+                    }
+                    return self.replace_value(slot, merged);
                 }
-                return self.replace_value(s, merged);
+                let merged = self.op.merge(&self.value_ref(slot), &value)?;
+                return self.replace_value(slot, merged);
             }
             Probe::Missing { pos, run_end } => (pos, run_end),
         };
@@ -430,7 +439,7 @@ impl<O: Operator> Maplet<O> {
                 (q, f) = self.table.locate(hash);
                 match self.table.probe(q, f, self.field_for_new(&self.table, f)) {
                     Probe::Missing { pos: p, run_end: e } => (pos, run_end) = (p, e),
-                    Probe::Found(_) => unreachable!("doubling changed which entries match"),
+                    Probe::Found { .. } => unreachable!("doubling changed which entries match"),
                 }
             }
         } else if !O::PACKED {

@@ -356,8 +356,13 @@ const HDR: usize = 5;
 /// What [`Table::probe`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Probe {
-    /// The slot of the matching entry with the longest fingerprint.
-    Found(usize),
+    /// The matching entry with the longest fingerprint.
+    Found {
+        /// Its slot.
+        slot: usize,
+        /// The slot's first bit, while the table's widths stay as they are.
+        bit: usize,
+    },
     /// No entry matches: a new one goes at `pos`; `run_end` is the end of
     /// the home slot's run, if it has one.
     Missing {
@@ -637,6 +642,11 @@ impl Table {
     #[inline]
     fn set_raw_value(&mut self, s: usize, raw: u64) {
         let bit = self.slot_bit(s) + self.fbits as usize;
+        // A value of up to 57 bits is one unaligned read and write.
+        #[cfg(target_endian = "little")]
+        if self.vbits <= 57 && store_at_bit(&mut self.words, bit, self.vmask, raw & self.vmask) {
+            return;
+        }
         write_bits(&mut self.words, bit, self.vbits, raw)
     }
     /// The value of slot `s`, sign-extended when the table is signed.
@@ -653,6 +663,29 @@ impl Table {
         } else {
             raw as i64
         }
+    }
+    /// The value of the slot whose first bit is `bit` (as
+    /// [`Probe::Found`] gives it), sign-extended when the table is signed.
+    #[inline]
+    pub(crate) fn value_at_bit(&self, bit: usize) -> i64 {
+        self.value_of_raw(read_bits(
+            &self.words,
+            bit + self.fbits as usize,
+            self.vbits,
+        ))
+    }
+    /// Stores `v` in the slot whose first bit is `bit`; the caller has
+    /// checked that it fits.
+    #[inline]
+    pub(crate) fn set_value_at_bit(&mut self, bit: usize, v: i64) {
+        debug_assert!(self.fits(v));
+        let (bit, raw) = (bit + self.fbits as usize, v as u64 & self.vmask);
+        // A value of up to 57 bits is one unaligned read and write.
+        #[cfg(target_endian = "little")]
+        if self.vbits <= 57 && store_at_bit(&mut self.words, bit, self.vmask, raw) {
+            return;
+        }
+        write_bits(&mut self.words, bit, self.vbits, raw)
     }
     /// Stores `v` in slot `s`; the caller has checked that it fits.
     #[inline]
@@ -1032,19 +1065,19 @@ impl Table {
         };
         let uniform = self.uniform();
         let fbits = self.fbits as usize;
-        let mut best: Option<(usize, u32)> = None;
+        let mut best: Option<(usize, usize, u32)> = None;
         let mut pos = end + 1;
         let (mut s, mut at) = (end, self.slot_bit(end));
         loop {
             let f = read_bits_masked(w, at, fbits, self.fmask);
             if field_matches(f, query) {
                 if uniform {
-                    return Probe::Found(s);
+                    return Probe::Found { slot: s, bit: at };
                 }
                 // Walking back, the earliest of equally long matches wins.
                 let tz = f.trailing_zeros();
-                if best.is_none_or(|(_, btz)| tz <= btz) {
-                    best = Some((s, tz));
+                if best.is_none_or(|(_, _, btz)| tz <= btz) {
+                    best = Some((s, at, tz));
                 }
             }
             if f > new_field {
@@ -1060,7 +1093,7 @@ impl Table {
             (s, at) = self.prev_slot(s, at);
         }
         match best {
-            Some((b, _)) => Probe::Found(b),
+            Some((slot, bit, _)) => Probe::Found { slot, bit },
             None => Probe::Missing {
                 pos,
                 run_end: Some(end),
@@ -1792,7 +1825,7 @@ mod test_util {
                 t.insert_at(q, f, v, pos, run_end);
                 true
             }
-            Probe::Found(_) => false,
+            Probe::Found { .. } => false,
         }
     }
 
