@@ -1169,12 +1169,12 @@ impl Table {
         if width <= 64 {
             let slot = (field & self.fmask) | raw << fbits;
             #[cfg(target_endian = "little")]
-            if width <= 57 && store_at_bit(w, bit, (1 << width) - 1, slot) {
-                self.len += 1;
-                self.len_hist[field_len(field, fbits) as usize] += 1;
-                return;
+            let stored = width <= 57 && store_at_bit(w, bit, (1 << width) - 1, slot);
+            #[cfg(not(target_endian = "little"))]
+            let stored = false;
+            if !stored {
+                write_bits(w, bit, width as u32, slot);
             }
-            write_bits(w, bit, width as u32, slot);
         } else {
             write_bits(w, bit, fbits, field);
             write_bits(w, bit + fbits as usize, vbits, raw);
