@@ -138,7 +138,7 @@ def test_keys_of_each_type_are_distinct_and_stable():
 
 
 def test_counter_values():
-    m = counter()
+    m = mappy.Maplet(1000, 0.01, mappy.CounterOperator(signed=True))
     m.insert("a", -5)
     m.insert("a", 2)
     assert m.query("a") == -3

@@ -16,6 +16,7 @@ probability at least ``1 - false_positive_rate``.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from typing import Any
 
 from ._mappy import (
@@ -34,6 +35,7 @@ from ._mappy import (
     ReadOnlyError,
     SetOperator,
     Stats,
+    UnsafeDataError,
     VectorOperator,
     __version__,
     canonical_kmer,
@@ -58,6 +60,7 @@ __all__ = [
     "ReadOnlyError",
     "SetOperator",
     "Stats",
+    "UnsafeDataError",
     "VectorOperator",
     "__version__",
     "canonical_kmer",
@@ -65,6 +68,9 @@ __all__ = [
     "count_kmers_to_file",
     "merge",
 ]
+
+# `stats()` reads as a mapping too: `stats()["load_factor"]`, `dict(stats())`.
+Mapping.register(Stats)
 
 
 def __getattr__(name: str) -> Any:

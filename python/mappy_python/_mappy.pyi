@@ -1,7 +1,7 @@
 """Type stubs for the native module ``mappy_python._mappy``."""
 
 from os import PathLike
-from typing import Any, Callable, Iterable, Optional, Sequence, Union, final
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union, final
 
 from typing_extensions import Self, disjoint_base
 
@@ -56,11 +56,23 @@ class CorruptDataError(MapletError, ValueError):
 class ReadOnlyError(MapletError):
     """A write to a memory-mapped (read-only) maplet."""
 
+class UnsafeDataError(MapletError, ValueError):
+    """Saved data holding pickled values, refused unless ``allow_pickle=True``."""
+
 @final
 class CounterOperator:
-    """Adds counts: a query never answers less than the true total."""
+    """Adds counts: a query never answers less than the true total.
 
-    def __new__(cls) -> Self: ...
+    Counts are 0 or more and ``delete(key, n)`` refuses an ``n`` above the
+    stored count. ``signed=True`` allows both, and answers are then
+    two-sided (a colliding key's negative count can pull one below the truth).
+    """
+
+    def __new__(cls, signed: bool = False) -> Self: ...
+    @property
+    def signed(self) -> bool:
+        """Whether negative counts are allowed."""
+    def __reduce__(self) -> tuple[Any, tuple[bool]]: ...
 
 @final
 class MaxOperator:
@@ -122,6 +134,15 @@ class Stats:
     @property
     def expected_false_positive_rate(self) -> float:
         """The false-positive rate expected now."""
+    # Read as a mapping too: ``stats()["load_factor"]``, ``dict(stats())``.
+    def __getitem__(self, key: str, /) -> Union[int, float]: ...
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[str]: ...
+    def __contains__(self, key: object, /) -> bool: ...
+    def keys(self) -> list[str]: ...
+    def values(self) -> list[Union[int, float]]: ...
+    def items(self) -> list[tuple[str, Union[int, float]]]: ...
+    def get(self, key: str, default: Optional[Any] = None) -> Any: ...
 
 @disjoint_base
 class Maplet:
@@ -144,7 +165,13 @@ class Maplet:
     def contains(self, key: _Key, /) -> bool:
         """Whether ``key``'s fingerprint is present."""
     def delete(self, key: _Key, value: Optional[Any] = None) -> bool:
-        """Subtracts a count, or removes ``key``'s entry."""
+        """Subtracts a count, or removes ``key``'s entry.
+
+        Keys sharing a fingerprint share an entry: deleting a key that was
+        never inserted can remove (or lower) another key's entry, and then
+        that key's answer can be below the truth. The guarantee holds as
+        long as you delete only what you inserted.
+        """
     def batch_insert(self, pairs_or_keys: Iterable[Any], values: Optional[Iterable[Any]] = None) -> None:
         """Inserts many values at once, all or nothing."""
     def batch_query(self, keys: Iterable[_Key]) -> Any:
@@ -190,17 +217,28 @@ class Maplet:
     def to_bytes(self) -> bytes:
         """The maplet in its file format."""
     @classmethod
-    def from_bytes(cls, data: bytes, operator: Optional[_Operator] = None) -> Maplet:
-        """A maplet from ``to_bytes()`` output."""
+    def from_bytes(
+        cls, data: bytes, operator: Optional[_Operator] = None, *, allow_pickle: bool = False
+    ) -> Maplet:
+        """A maplet from ``to_bytes()`` output (pickled values need ``allow_pickle=True``)."""
     def save(self, path: Union[str, PathLike[str]]) -> None:
         """Writes the maplet to ``path`` atomically."""
     @classmethod
     def load(
-        cls, path: Union[str, PathLike[str]], operator: Optional[_Operator] = None, *, mmap: bool = False
+        cls,
+        path: Union[str, PathLike[str]],
+        operator: Optional[_Operator] = None,
+        *,
+        mmap: bool = False,
+        allow_pickle: bool = False,
     ) -> Maplet:
         """Reads a saved maplet (``mmap=True``: maps it read-only)."""
+    def verify(self) -> None:
+        """Checks the maplet from scratch; ``CorruptDataError`` if damaged."""
     @staticmethod
-    def _restore(data: bytes, func: Optional[Callable[[Any, Any], Any]]) -> Maplet: ...
+    def _restore(
+        data: bytes, func: Optional[Callable[[Any, Any], Any]] = None, signed: bool = False
+    ) -> Maplet: ...
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]: ...
     def __contains__(self, key: _Key, /) -> bool: ...
     def __getitem__(self, key: _Key, /) -> Any: ...
@@ -234,5 +272,6 @@ def count_kmers_to_file(
 ) -> dict[str, int]:
     """Counts the k-mers of FASTA/FASTQ files into a new counter maplet saved at ``output``."""
 
+def _panic_for_tests() -> None: ...
 def canonical_kmer(kmer: str) -> Optional[str]:
     """The canonical form of a k-mer, or ``None``."""

@@ -26,6 +26,7 @@
 // Slot and block indices are the natural loop variables of the slot table.
 #![allow(clippy::needless_range_loop)]
 
+mod any;
 pub mod error;
 pub mod format;
 pub mod hash;
@@ -33,11 +34,13 @@ pub mod hash;
 pub mod kmer;
 mod maplet;
 pub mod operator;
+pub mod plain;
 mod side;
 mod sort;
 mod storage;
 mod table;
 
+pub use any::{open_regular, read_file, AnyMaplet, Stored};
 pub use error::{MapletError, Result};
 pub use format::ValueCodec;
 pub use hash::{Key, DEFAULT_SEED};

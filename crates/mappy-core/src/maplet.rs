@@ -254,6 +254,24 @@ impl<O: Operator> Maplet<O> {
     pub fn memory_limit(&self) -> Option<usize> {
         self.options.memory_limit
     }
+    /// Whether the table stores its values sign-extended: it has held a
+    /// negative value (a signed counter's) since it was built.
+    pub fn holds_signed_values(&self) -> bool {
+        self.table.signed()
+    }
+    /// Sets the memory limit (`None`: no limit).
+    ///
+    /// # Errors
+    /// [`MapletError::MemoryLimit`] if the maplet already holds more than
+    /// `limit`; the limit is then unchanged.
+    pub fn set_memory_limit(&mut self, limit: Option<usize>) -> Result<()> {
+        let needed = self.memory_usage();
+        if let Some(limit) = limit.filter(|&l| needed > l) {
+            return Err(MapletError::MemoryLimit { needed, limit });
+        }
+        self.options.memory_limit = limit;
+        Ok(())
+    }
     /// The number of items the maplet was sized for.
     pub fn expected_items(&self) -> usize {
         self.expected_items

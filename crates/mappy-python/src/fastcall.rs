@@ -23,7 +23,9 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyType;
 
-use crate::{guarded, Maplet, Spec};
+use crate::errors::guarded;
+use crate::maplet::Maplet;
+use crate::operators::Spec;
 
 /// Runs `body` on the maplet `slf`, returning its new reference, or NULL
 /// with its error raised.

@@ -1,0 +1,245 @@
+//! k-mer counting into a counter maplet, in memory or into a file.
+
+use mappy_core as core;
+use mappy_core::hash;
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyString};
+
+use crate::errors::{guarded, map_err};
+use crate::maplet::Maplet;
+use crate::operators::Spec;
+use crate::state::Inner;
+
+/// count_kmers(maplet, sequences_or_paths, k, canonical=True, threads=None)
+///
+/// Counts the k-mers (1 <= k <= 32) of DNA sequences into a counter maplet:
+/// ``sequences_or_paths`` is a FASTA/FASTQ path (plain or gzip), a list of
+/// paths, or an iterable of sequences (str or bytes). k-mers spanning a base
+/// other than ACGT are skipped; ``canonical`` counts each k-mer with its
+/// reverse complement. Keys are the (canonical) k-mer strings, so
+/// ``maplet.query(canonical_kmer("ACG"))`` finds them. Returns counts of
+/// what was read. The work runs without the GIL, on ``threads`` cores.
+///
+/// >>> m = Maplet(100, 0.001); count_kmers(m, ["ACGTAC"], 3)["kmers"], m.query(canonical_kmer("GTA"))
+/// (4, 2)
+#[pyfunction]
+#[pyo3(signature = (maplet, sequences_or_paths, k, canonical=true, threads=None))]
+pub(crate) fn count_kmers<'py>(
+    py: Python<'py>,
+    maplet: &Bound<'py, Maplet>,
+    sequences_or_paths: &Bound<'py, PyAny>,
+    k: usize,
+    canonical: bool,
+    threads: Option<usize>,
+) -> PyResult<Bound<'py, PyDict>> {
+    guarded(py, || {
+        if maplet.get().spec != Spec::Counter {
+            return Err(PyTypeError::new_err(
+                "count_kmers needs a maplet with CounterOperator()",
+            ));
+        }
+        let as_path = |o: &Bound<'py, PyAny>| -> Option<std::path::PathBuf> {
+            if o.is_instance_of::<PyString>() || o.hasattr("__fspath__").unwrap_or(false) {
+                o.extract::<std::path::PathBuf>().ok()
+            } else {
+                None
+            }
+        };
+        let (paths, seqs): (Vec<std::path::PathBuf>, Vec<Vec<u8>>) =
+            match as_path(sequences_or_paths) {
+                Some(p)
+                    if !sequences_or_paths.is_instance_of::<PyString>()
+                        || std::path::Path::new(&p).exists()
+                        || !p
+                            .to_string_lossy()
+                            .bytes()
+                            .all(|b| b"ACGTNacgtn".contains(&b)) =>
+                {
+                    (vec![p], Vec::new())
+                }
+                _ => {
+                    let mut paths = Vec::new();
+                    let mut seqs = Vec::new();
+                    let items: Vec<Bound<'py, PyAny>> =
+                        if sequences_or_paths.is_instance_of::<PyString>() {
+                            vec![sequences_or_paths.clone()]
+                        } else {
+                            sequences_or_paths.try_iter()?.collect::<PyResult<_>>()?
+                        };
+                    for item in items {
+                        if let Ok(b) = item.cast::<PyBytes>() {
+                            seqs.push(b.as_bytes().to_vec());
+                        } else if let Ok(s) = item.cast::<PyString>() {
+                            let text = s.to_str()?;
+                            if std::path::Path::new(text).exists() {
+                                paths.push(text.into());
+                            } else {
+                                seqs.push(text.as_bytes().to_vec());
+                            }
+                        } else if let Some(p) = as_path(&item) {
+                            paths.push(p);
+                        } else {
+                            return Err(PyTypeError::new_err(
+                                "count_kmers takes paths or sequences (str or bytes)",
+                            ));
+                        }
+                    }
+                    if !paths.is_empty() && !seqs.is_empty() {
+                        return Err(PyTypeError::new_err(
+                            "count_kmers takes paths or sequences, not both",
+                        ));
+                    }
+                    (paths, seqs)
+                }
+            };
+        let m = maplet.get();
+        let mut state = m.state.lock(py)?;
+        let stats = py.detach(|| match &mut *state {
+            Inner::Counter(c) => {
+                if paths.is_empty() {
+                    core::kmer::count_sequences(c, seqs.iter().map(|s| s.as_slice()), k, canonical)
+                } else {
+                    core::kmer::count_files(c, &paths, k, canonical, threads)
+                }
+            }
+            _ => unreachable!("checked above"),
+        });
+        drop(state);
+        let stats = stats.map_err(|e| map_err(py, e))?;
+        let out = PyDict::new(py);
+        out.set_item("sequences", stats.sequences)?;
+        out.set_item("bases", stats.bases)?;
+        out.set_item("kmers", stats.kmers)?;
+        out.set_item("skipped", stats.skipped)?;
+        Ok(out)
+    })
+}
+
+/// count_kmers_to_file(paths, output, k, expected_items, false_positive_rate=0.001, *, canonical=True, threads=None, seed=None, partitions=1, progress=None)
+///
+/// Counts the k-mers of FASTA/FASTQ files (plain or gzip) into a new
+/// counter maplet for ``expected_items`` distinct k-mers and saves it at
+/// ``output`` (atomically: on error the file is left as it was). Returns
+/// what :func:`count_kmers` returns, with ``distinct`` (the saved maplet's
+/// entries) and ``expected_items`` (the ones it was built for: twice or
+/// more the ones asked for when the k-mers did not fit them).
+///
+/// With ``partitions`` above 1 the maplet's table is never whole in memory:
+/// the k-mers are split into that many parts in scratch files beside
+/// ``output`` (8 bytes per k-mer, plus 24 per distinct k-mer), each part
+/// is counted on its own (``threads`` parts at once), and the table is
+/// written out as it is built. Memory is then about ``threads /
+/// partitions`` of the table's; the file saved is the same.
+///
+/// ``progress``, if given, is called now and then (at most ten times a
+/// second) as ``progress(stage, done, total)``: ``"reading"`` with the
+/// k-mers read so far, ``"counting"`` with the parts counted, ``"saving"``
+/// with the entries written; ``total`` is ``None`` where not known. An
+/// exception from it (such as ``KeyboardInterrupt``) stops the work and is
+/// raised; the output is then left as it was.
+///
+/// >>> import os, tempfile
+/// >>> d = tempfile.mkdtemp(); reads = os.path.join(d, "r.fa")
+/// >>> _ = open(reads, "w").write(">r\nACGTACGTAC\n")
+/// >>> out = os.path.join(d, "k.maplet")
+/// >>> count_kmers_to_file([reads], out, 4, 10, partitions=2)["distinct"]
+/// 3
+/// >>> Maplet.load(out).query("ACGT")
+/// 2
+#[pyfunction]
+#[pyo3(signature = (paths, output, k, expected_items, false_positive_rate=0.001, *, canonical=true, threads=None, seed=None, partitions=1, progress=None))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn count_kmers_to_file<'py>(
+    py: Python<'py>,
+    paths: Vec<std::path::PathBuf>,
+    output: std::path::PathBuf,
+    k: usize,
+    expected_items: usize,
+    false_positive_rate: f64,
+    canonical: bool,
+    threads: Option<usize>,
+    seed: Option<u64>,
+    partitions: usize,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    guarded(py, || {
+        if partitions == 0 {
+            return Err(map_err(
+                py,
+                core::MapletError::InvalidParameter("partitions must be at least 1".into()),
+            ));
+        }
+        let opts = core::Options {
+            seed: seed.unwrap_or(hash::DEFAULT_SEED),
+            ..core::Options::default()
+        };
+        // The callback's exception, raised once the work has stopped.
+        let failed: std::sync::Mutex<Option<PyErr>> = std::sync::Mutex::new(None);
+        let last = std::sync::Mutex::new(None::<std::time::Instant>);
+        let report = |r: core::kmer::Report| -> core::Result<()> {
+            let Some(cb) = &progress else {
+                return Ok(());
+            };
+            {
+                let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+                let now = std::time::Instant::now();
+                if last.is_some_and(|t| now - t < std::time::Duration::from_millis(100)) {
+                    return Ok(());
+                }
+                *last = Some(now);
+            }
+            let stage = match r.stage {
+                core::kmer::Stage::Reading => "reading",
+                core::kmer::Stage::Counting => "counting",
+                core::kmer::Stage::Saving => "saving",
+            };
+            Python::attach(|py| cb.call1(py, (stage, r.done, r.total)).map(drop)).map_err(|e| {
+                failed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(e);
+                core::MapletError::InvalidParameter("stopped by the progress callback".into())
+            })
+        };
+        let saved = py.detach(|| {
+            core::kmer::count_files_to_path(
+                &paths,
+                &output,
+                k,
+                canonical,
+                threads,
+                expected_items,
+                false_positive_rate,
+                opts,
+                partitions,
+                &report,
+            )
+        });
+        if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
+        }
+        let saved = saved.map_err(|e| map_err(py, e))?;
+        let out = PyDict::new(py);
+        out.set_item("sequences", saved.stats.sequences)?;
+        out.set_item("bases", saved.stats.bases)?;
+        out.set_item("kmers", saved.stats.kmers)?;
+        out.set_item("skipped", saved.stats.skipped)?;
+        out.set_item("distinct", saved.distinct)?;
+        out.set_item("expected_items", saved.expected_items)?;
+        Ok(out)
+    })
+}
+
+/// canonical_kmer(kmer)
+///
+/// The canonical form of a k-mer (the smaller of it and its reverse
+/// complement, upper case), or ``None`` if it holds other letters than
+/// ACGT or is longer than 32.
+///
+/// >>> canonical_kmer("TTT"), canonical_kmer("ANT")
+/// ('AAA', None)
+#[pyfunction]
+pub(crate) fn canonical_kmer(kmer: &str) -> Option<String> {
+    core::kmer::canonical_kmer(kmer)
+}

@@ -1,0 +1,405 @@
+//! Values: conversion between Python values and each storage's, and the
+//! operator for values kept as Python objects (whose merges call Python),
+//! with their plain encoding in saved files.
+
+use std::sync::Arc;
+
+use mappy_core as core;
+use mappy_core::plain::Plain;
+use mappy_core::{Operator, OperatorKind};
+use numpy::PyReadonlyArray1;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyFloat, PyFrozenSet, PyInt, PyString};
+
+use crate::errors::{carried, map_err, raise, Class};
+
+/// A Python object held in a maplet's side store.
+pub(crate) struct PyObj(pub(crate) Py<PyAny>);
+
+impl Clone for PyObj {
+    fn clone(&self) -> Self {
+        Python::attach(|py| PyObj(self.0.clone_ref(py)))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ObjKind {
+    Max,
+    Min,
+    Set,
+    Custom,
+}
+
+/// The operator for values kept as Python objects: merges call Python.
+#[derive(Clone)]
+pub(crate) struct PyOp {
+    pub(crate) kind: ObjKind,
+    pub(crate) func: Option<Arc<Py<PyAny>>>,
+}
+
+impl PyOp {
+    fn name(kind: ObjKind) -> &'static str {
+        match kind {
+            ObjKind::Max => "python-max",
+            ObjKind::Min => "python-min",
+            ObjKind::Set => "python-set",
+            ObjKind::Custom => "python-custom",
+        }
+    }
+}
+
+impl Operator for PyOp {
+    type Value = PyObj;
+    const PACKED: bool = false;
+
+    fn kind(&self) -> OperatorKind {
+        OperatorKind::Custom(Self::name(self.kind))
+    }
+
+    fn merge(&self, existing: &PyObj, incoming: &PyObj) -> core::Result<PyObj> {
+        Python::attach(|py| {
+            let (a, b) = (existing.0.bind(py), incoming.0.bind(py));
+            let merged = match self.kind {
+                ObjKind::Max => {
+                    if b.gt(a)? {
+                        b.clone()
+                    } else {
+                        a.clone()
+                    }
+                }
+                ObjKind::Min => {
+                    if b.lt(a)? {
+                        b.clone()
+                    } else {
+                        a.clone()
+                    }
+                }
+                ObjKind::Set => a.call_method1("__or__", (b,))?,
+                ObjKind::Custom => self
+                    .func
+                    .as_ref()
+                    .expect("custom operators have a function")
+                    .bind(py)
+                    .call1((a, b))?,
+            };
+            Ok::<_, PyErr>(PyObj(merged.unbind()))
+        })
+        .map_err(carried)
+    }
+}
+
+/// A number a max or min maplet can pack, or anything else.
+pub(crate) enum Num {
+    Int(i64),
+    Float(f64),
+    Other,
+}
+
+pub(crate) fn classify(v: &Bound<'_, PyAny>) -> Num {
+    if v.is_instance_of::<PyFloat>() {
+        return v.extract::<f64>().map(Num::Float).unwrap_or(Num::Other);
+    }
+    if v.is_instance_of::<PyInt>() {
+        return v.extract::<i64>().map(Num::Int).unwrap_or(Num::Other);
+    }
+    Num::Other
+}
+
+/// A counter's value.
+///
+/// Negative counts are refused unless the counter is `signed`: they would
+/// let a query answer less than the truth.
+pub(crate) fn as_count(v: &Bound<'_, PyAny>, signed: bool) -> PyResult<i64> {
+    let c = v.extract::<i64>().map_err(counter_value_error)?;
+    if c < 0 && !signed {
+        return Err(negative_count(v.py(), c));
+    }
+    Ok(c)
+}
+
+/// The error for a negative count given to an unsigned counter.
+pub(crate) fn negative_count(py: Python<'_>, c: i64) -> PyErr {
+    raise(
+        py,
+        Class::InvalidValue,
+        format!(
+            "invalid value: a count of {c}: counters take counts of 0 or more, so that no answer \
+             is below the truth; build the maplet with CounterOperator(signed=True) to allow \
+             negative counts (answers are then two-sided)"
+        ),
+    )
+}
+
+/// A value for integer max/min storage (which [`Inner::adapt`] chose).
+pub(crate) fn as_int(v: &Bound<'_, PyAny>) -> PyResult<i64> {
+    match classify(v) {
+        Num::Int(i) => Ok(i),
+        _ => Err(PyTypeError::new_err("expected an int")),
+    }
+}
+
+/// A value for float max/min storage: a float, or an int it holds exactly.
+pub(crate) fn as_float(v: &Bound<'_, PyAny>) -> PyResult<f64> {
+    match classify(v) {
+        Num::Float(f) => Ok(f),
+        Num::Int(i) if exact_in_f64(i) => Ok(i as f64),
+        _ => Err(PyTypeError::new_err("expected a float")),
+    }
+}
+
+/// A value kept as a Python object: sets as frozensets, others as they are.
+/// Max and min refuse NaN (and any value unequal to itself), which has no
+/// order: whichever way it compared, some answer would be wrong.
+pub(crate) fn as_obj(op: &PyOp, v: &Bound<'_, PyAny>) -> PyResult<PyObj> {
+    Ok(PyObj(match op.kind {
+        ObjKind::Set => to_set(v)?,
+        ObjKind::Max | ObjKind::Min => {
+            if !v.eq(v)? {
+                return Err(raise(
+                    v.py(),
+                    Class::InvalidValue,
+                    "invalid value: NaN has no order, so max and min refuse it",
+                ));
+            }
+            v.clone().unbind()
+        }
+        ObjKind::Custom => v.clone().unbind(),
+    }))
+}
+
+/// Whether a float holds `i` exactly.
+pub(crate) fn exact_in_f64(i: i64) -> bool {
+    (i as f64) as i64 == i && i.unsigned_abs() <= 1 << 53
+}
+
+/// A batch's error, noting which item failed.
+pub(crate) fn batch_error(py: Python<'_>, index: usize, e: core::MapletError) -> PyErr {
+    let err = map_err(py, e);
+    let _ = err
+        .value(py)
+        .call_method1("add_note", (format!("at item {index} of the batch"),));
+    err
+}
+
+pub(crate) fn f32_array(v: &Bound<'_, PyAny>) -> bool {
+    v.extract::<PyReadonlyArray1<'_, f32>>().is_ok()
+}
+
+pub(crate) fn to_vector<T>(v: &Bound<'_, PyAny>) -> PyResult<Vec<T>>
+where
+    T: numpy::Element + Copy + for<'a, 'py> FromPyObject<'a, 'py>,
+    f64: AsPrimitive<T>,
+    f32: AsPrimitive<T>,
+{
+    if let Ok(a) = v.extract::<PyReadonlyArray1<'_, f64>>() {
+        return Ok(a.as_array().iter().map(|&x| x.as_()).collect());
+    }
+    if let Ok(a) = v.extract::<PyReadonlyArray1<'_, f32>>() {
+        return Ok(a.as_array().iter().map(|&x| x.as_()).collect());
+    }
+    if v.hasattr("ndim")? && v.getattr("ndim")?.extract::<usize>()? != 1 {
+        return Err(PyValueError::new_err(
+            "vector values must be one-dimensional",
+        ));
+    }
+    let mut out = Vec::new();
+    for x in v
+        .try_iter()
+        .map_err(|_| PyTypeError::new_err("vector values must be arrays or sequences of numbers"))?
+    {
+        out.push(x?.extract::<f64>()?.as_());
+    }
+    Ok(out)
+}
+
+/// `as` conversions between the float types.
+pub(crate) trait AsPrimitive<T> {
+    fn as_(self) -> T;
+}
+impl AsPrimitive<f32> for f64 {
+    fn as_(self) -> f32 {
+        self as f32
+    }
+}
+impl AsPrimitive<f64> for f64 {
+    fn as_(self) -> f64 {
+        self
+    }
+}
+impl AsPrimitive<f32> for f32 {
+    fn as_(self) -> f32 {
+        self
+    }
+}
+impl AsPrimitive<f64> for f32 {
+    fn as_(self) -> f64 {
+        self as f64
+    }
+}
+
+pub(crate) fn to_set(v: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    if v.is_instance_of::<PyFrozenSet>() {
+        return Ok(v.clone().unbind());
+    }
+    if v.is_instance_of::<PyString>() || v.is_instance_of::<PyBytes>() {
+        return Err(PyTypeError::new_err(
+            "set values must be sets or iterables of items; wrap a single string as {\"...\"}",
+        ));
+    }
+    Ok(
+        PyFrozenSet::new(v.py(), v.try_iter()?.collect::<PyResult<Vec<_>>>()?)?
+            .into_any()
+            .unbind(),
+    )
+}
+
+pub(crate) fn counter_value_error(e: PyErr) -> PyErr {
+    Python::attach(|py| {
+        if e.is_instance_of::<pyo3::exceptions::PyOverflowError>(py) {
+            raise(
+                py,
+                Class::Overflow,
+                "counter values must fit in a signed 64-bit integer",
+            )
+        } else {
+            e
+        }
+    })
+}
+
+// ---- values in saved files -----------------------------------------------------
+
+/// `v` as plain data, if it is one of the exact types a file holds without
+/// pickle (subclasses are not: they would come back as their base type).
+fn scalar_plain(v: &Bound<'_, PyAny>) -> PyResult<Option<Plain>> {
+    Ok(Some(if v.is_none() {
+        Plain::None
+    } else if v.is_exact_instance_of::<PyBool>() {
+        Plain::Bool(v.is_truthy()?)
+    } else if v.is_exact_instance_of::<PyInt>() {
+        Plain::Int(int_bytes(v)?)
+    } else if v.is_exact_instance_of::<PyFloat>() {
+        Plain::Float(v.extract()?)
+    } else if let Ok(s) = v.cast_exact::<PyString>() {
+        match s.to_str() {
+            Ok(s) => Plain::Str(s.to_string()),
+            // Lone surrogates have no UTF-8 form.
+            Err(_) => return Ok(None),
+        }
+    } else if let Ok(b) = v.cast_exact::<PyBytes>() {
+        Plain::Bytes(b.as_bytes().to_vec())
+    } else {
+        return Ok(None);
+    }))
+}
+
+/// The minimal little-endian two's-complement bytes of an int.
+fn int_bytes(v: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(i) = v.extract::<i64>() {
+        let b = i.to_le_bytes();
+        // Drop high bytes that only repeat the sign of the byte below.
+        let mut n = 8;
+        while n > 1
+            && ((b[n - 1] == 0 && b[n - 2] < 0x80) || (b[n - 1] == 0xff && b[n - 2] >= 0x80))
+        {
+            n -= 1;
+        }
+        return Ok(b[..n].to_vec());
+    }
+    let bits: usize = v.call_method0("bit_length")?.extract()?;
+    let kwargs = pyo3::types::PyDict::new(v.py());
+    kwargs.set_item("signed", true)?;
+    let b = v.call_method("to_bytes", ((bits + 8) / 8, "little"), Some(&kwargs))?;
+    Ok(b.cast::<PyBytes>()?.as_bytes().to_vec())
+}
+
+fn plain_of(v: &Bound<'_, PyAny>) -> PyResult<Option<Plain>> {
+    if let Some(p) = scalar_plain(v)? {
+        return Ok(Some(p));
+    }
+    let Ok(set) = v.cast_exact::<PyFrozenSet>() else {
+        return Ok(None);
+    };
+    let mut items = Vec::with_capacity(set.len());
+    for item in set.iter() {
+        match scalar_plain(&item)? {
+            Some(p) => items.push(p),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(Plain::Set(items)))
+}
+
+/// Appends the saved form of `v`: plain data where it is plain, otherwise
+/// a pickle (which loading refuses unless the caller allows it).
+pub(crate) fn encode_value(v: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> core::Result<()> {
+    match plain_of(v).map_err(carried)? {
+        Some(p) => p.encode(out),
+        None => {
+            let b = v
+                .py()
+                .import("pickle")
+                .and_then(|pickle| pickle.call_method1("dumps", (v, 4)))
+                .map_err(carried)?;
+            let b = b.cast::<PyBytes>().map_err(|e| carried(e.into()))?;
+            out.extend_from_slice(b.as_bytes());
+        }
+    }
+    Ok(())
+}
+
+/// The message of a refused pickle.
+const PICKLE_REFUSED: &str =
+    "this maplet holds pickled values (objects other than str, bytes, int, \
+     float, bool, None and frozensets of those), and unpickling can run code: they are refused. \
+     Pass allow_pickle=True only for data you trust.";
+
+fn from_plain(py: Python<'_>, p: Plain) -> PyResult<Bound<'_, PyAny>> {
+    Ok(match p {
+        Plain::None => py.None().into_bound(py),
+        Plain::Bool(b) => PyBool::new(py, b).to_owned().into_any(),
+        Plain::Int(b) if b.len() <= 8 => {
+            let fill = if b[b.len() - 1] >= 0x80 { 0xff } else { 0 };
+            let mut w = [fill; 8];
+            w[..b.len()].copy_from_slice(&b);
+            i64::from_le_bytes(w).into_pyobject(py)?.into_any()
+        }
+        Plain::Int(b) => {
+            let kwargs = pyo3::types::PyDict::new(py);
+            kwargs.set_item("signed", true)?;
+            py.get_type::<PyInt>().call_method(
+                "from_bytes",
+                (PyBytes::new(py, &b), "little"),
+                Some(&kwargs),
+            )?
+        }
+        Plain::Float(f) => PyFloat::new(py, f).into_any(),
+        Plain::Str(s) => PyString::new(py, &s).into_any(),
+        Plain::Bytes(b) => PyBytes::new(py, &b).into_any(),
+        Plain::Set(items) => {
+            let items = items
+                .into_iter()
+                .map(|p| from_plain(py, p))
+                .collect::<PyResult<Vec<_>>>()?;
+            PyFrozenSet::new(py, items)?.into_any()
+        }
+        Plain::Opaque(_) => unreachable!("opaque values are unpickled by the caller"),
+    })
+}
+
+/// A value from its saved form. Pickled values are refused with
+/// `UnsafeDataError` unless `allow_pickle`.
+pub(crate) fn decode_value(py: Python<'_>, b: &[u8], allow_pickle: bool) -> core::Result<PyObj> {
+    let obj = match Plain::decode(b)? {
+        Plain::Opaque(_) if !allow_pickle => {
+            return Err(carried(raise(py, Class::UnsafeData, PICKLE_REFUSED)))
+        }
+        Plain::Opaque(bytes) => py
+            .import("pickle")
+            .and_then(|pickle| pickle.call_method1("loads", (PyBytes::new(py, &bytes),)))
+            .map_err(carried)?,
+        p => from_plain(py, p).map_err(carried)?,
+    };
+    Ok(PyObj(obj.unbind()))
+}
