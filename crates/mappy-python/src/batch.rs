@@ -13,7 +13,7 @@ use crate::keys::{hash_key, hash_keys, paired, CountReader, Counts};
 use crate::maplet::Maplet;
 use crate::operators::Spec;
 use crate::state::{Inner, Storage};
-use crate::values::{batch_error, classify, negative_count, Num};
+use crate::values::{at_item, batch_error, classify, negative_count, Num};
 
 impl Maplet {
     pub(crate) fn batch_insert_impl(
@@ -56,7 +56,11 @@ impl Maplet {
                 let counts = keys
                     .iter()
                     .zip(counts.iter())
-                    .map(|(k, x)| Ok((hash_key(&k, seed)?, reader.read(&x)?)))
+                    .enumerate()
+                    .map(|(i, (k, x))| {
+                        let h = hash_key(&k, seed).map_err(|e| at_item(py, i, e))?;
+                        Ok((h, reader.read(&x).map_err(|e| at_item(py, i, e))?))
+                    })
                     .collect::<PyResult<_>>()?;
                 return self.insert_counts(py, counts);
             }
@@ -113,7 +117,8 @@ impl Maplet {
                 let counts = hashes
                     .into_iter()
                     .zip(list.iter())
-                    .map(|(h, x)| Ok((h, reader.read(&x)?)))
+                    .enumerate()
+                    .map(|(i, (h, x))| Ok((h, reader.read(&x).map_err(|e| at_item(py, i, e))?)))
                     .collect::<PyResult<_>>()?;
                 return self.insert_counts(py, counts);
             }
@@ -186,13 +191,7 @@ impl Maplet {
         }
         match counts.enumerate().find(|&(_, c)| c < 0) {
             None => Ok(()),
-            Some((i, c)) => {
-                let err = negative_count(py, c);
-                let _ = err
-                    .value(py)
-                    .call_method1("add_note", (format!("at item {i} of the batch"),));
-                Err(err)
-            }
+            Some((i, c)) => Err(at_item(py, i, negative_count(py, c))),
         }
     }
 
@@ -226,7 +225,12 @@ impl Maplet {
             _ if ints.is_some() => ints,
             (ValuesIn::Objects(vs), Spec::Counter) => {
                 let mut reader = CountReader::new(self.signed);
-                Some(vs.iter().map(|v| reader.read(v)).collect::<PyResult<_>>()?)
+                Some(
+                    vs.iter()
+                        .enumerate()
+                        .map(|(i, v)| reader.read(v).map_err(|e| at_item(py, i, e)))
+                        .collect::<PyResult<_>>()?,
+                )
             }
             (ValuesIn::Objects(vs), Spec::Max | Spec::Min)
                 if matches!(&*self.state.lock(py)?, Inner::MaxI64(_) | Inner::MinI64(_)) =>

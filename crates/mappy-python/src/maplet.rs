@@ -335,7 +335,13 @@ impl Maplet {
     ///
     /// With a counter and a ``value``, subtracts it (removing the entry at
     /// zero); otherwise removes ``key``'s entry. Returns whether one was
-    /// found. Keys sharing the fingerprint share the entry.
+    /// found. An unsigned counter refuses a ``value`` above the stored count
+    /// (``InvalidValueError``, nothing changed).
+    ///
+    /// Keys sharing a fingerprint share an entry, so deleting a key that was
+    /// never inserted can remove (or lower) the entry of another key, whose
+    /// answer can then be below the truth, or absent. The guarantee holds as
+    /// long as you delete only what you inserted.
     ///
     /// >>> m = Maplet(100, 0.01); m.insert("a", 5); m.delete("a", 2), m.query("a")
     /// (True, 3)

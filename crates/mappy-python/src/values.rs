@@ -175,7 +175,12 @@ pub(crate) fn exact_in_f64(i: i64) -> bool {
 
 /// A batch's error, noting which item failed.
 pub(crate) fn batch_error(py: Python<'_>, index: usize, e: core::MapletError) -> PyErr {
-    let err = map_err(py, e);
+    at_item(py, index, map_err(py, e))
+}
+
+/// `err`, noting that item `index` of a batch raised it. (Notes show in
+/// tracebacks from Python 3.11; before, `add_note` is absent and skipped.)
+pub(crate) fn at_item(py: Python<'_>, index: usize, err: PyErr) -> PyErr {
     let _ = err
         .value(py)
         .call_method1("add_note", (format!("at item {index} of the batch"),));
