@@ -350,8 +350,10 @@ def empty_and_full(op, value):
 def test_empty_maplets_merge_both_ways_for_every_operator_and_value(op, value):
     def check(m):
         got = m.query("k")
-        assert np.all(got == value) if isinstance(value, np.ndarray) else got == (
-            frozenset(value) if isinstance(value, set) else value
+        assert (
+            np.all(got == value)
+            if isinstance(value, np.ndarray)
+            else got == (frozenset(value) if isinstance(value, set) else value)
         )
 
     empty, full = empty_and_full(op, value)

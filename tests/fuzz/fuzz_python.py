@@ -3,9 +3,10 @@
 For every operator, valid maplets are mutated (bit flips, header sizes set
 to hostile values, truncations, extensions, splices; the checksum is then
 recomputed half the time, so that mutations reach the decoder past it) and
-opened through ``Maplet.from_bytes`` (refusing and allowing pickled values), ``pickle.loads`` of a pickled maplet,
-``Maplet.load`` and ``Maplet.load(..., mmap=True)``; whatever opens is then
-queried, verified, copied and written back. A case passes if it raises a
+opened through ``Maplet.from_bytes`` (refusing and allowing pickled
+values), ``pickle.loads`` of a pickled maplet, ``Maplet.load`` and
+``Maplet.load(..., mmap=True)``; whatever opens is then queried, verified,
+copied and written back. A case passes if it raises a
 ``MapletError``, ``ValueError``, ``TypeError``, ``OSError`` or
 ``MemoryError`` (or, where pickled values are allowed, whatever unpickling
 damaged bytes raises), or opens; it fails if the process dies, or a
