@@ -106,7 +106,11 @@ impl Stored {
                         .to_string(),
                 )
             }
-            code => return Err(MapletError::Corrupt(format!("unknown operator code {code}"))),
+            code => {
+                return Err(MapletError::Corrupt(format!(
+                    "unknown operator code {code}"
+                )))
+            }
         })
     }
 }

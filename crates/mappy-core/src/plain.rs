@@ -138,7 +138,8 @@ impl Plain {
             2 => nothing(Plain::Bool(true)),
             3 if !rest.is_empty() => Ok(Plain::Int(rest.to_vec())),
             4 => Ok(Plain::Float(f64::from_le_bytes(
-                rest.try_into().map_err(|_| corrupt("a float of the wrong length"))?,
+                rest.try_into()
+                    .map_err(|_| corrupt("a float of the wrong length"))?,
             ))),
             5 => Ok(Plain::Str(
                 std::str::from_utf8(rest)
