@@ -160,3 +160,12 @@ pub(crate) fn guarded<T>(py: Python<'_>, f: impl FnOnce() -> PyResult<T>) -> PyR
         }
     }
 }
+
+/// _panic_for_tests()
+///
+/// Panics inside the guard every entry point runs under: the tests' way of
+/// showing that a Rust panic reaches Python as a ``MapletError``.
+#[pyfunction]
+pub(crate) fn _panic_for_tests(py: Python<'_>) -> PyResult<()> {
+    guarded(py, || panic!("a panic raised on purpose"))
+}

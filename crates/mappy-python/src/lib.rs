@@ -10,8 +10,6 @@
 //! custom functions) run attached. Every entry point runs under
 //! [`errors::guarded`], so no Rust panic reaches Python.
 
-use pyo3::exceptions::PyTypeError;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 mod batch;
@@ -26,47 +24,7 @@ mod state;
 mod stats;
 mod values;
 
-use errors::guarded;
 use maplet::Maplet;
-
-/// merge(maplets)
-///
-/// A new maplet merging an iterable of maplets built with the same operator,
-/// parameters and seed; the inputs are unchanged.
-///
-/// >>> a, b = Maplet(100, 0.01), Maplet(100, 0.01); a.insert("k", 1); b.insert("k", 2)
-/// >>> merge([a, b]).query("k"), a.query("k")
-/// (3, 1)
-#[pyfunction]
-fn merge(py: Python<'_>, maplets: &Bound<'_, PyAny>) -> PyResult<Py<Maplet>> {
-    guarded(py, || {
-        let mut it = maplets.try_iter()?;
-        let first = it
-            .next()
-            .ok_or_else(|| PyValueError::new_err("merge() needs at least one maplet"))??;
-        let first = first
-            .cast::<Maplet>()
-            .map_err(|_| PyTypeError::new_err("merge() takes maplets"))?;
-        let out = Bound::new(py, first.get().copy(py)?)?;
-        for m in it {
-            let m = m?;
-            let m = m
-                .cast::<Maplet>()
-                .map_err(|_| PyTypeError::new_err("merge() takes maplets"))?;
-            Maplet::merge(&out, m)?;
-        }
-        Ok(out.unbind())
-    })
-}
-
-/// _panic_for_tests()
-///
-/// Panics inside the guard every entry point runs under: the tests' way of
-/// showing that a Rust panic reaches Python as a ``MapletError``.
-#[pyfunction]
-fn _panic_for_tests(py: Python<'_>) -> PyResult<()> {
-    guarded(py, || panic!("a panic raised on purpose"))
-}
 
 /// The native module.
 #[pymodule]
@@ -83,8 +41,8 @@ fn _mappy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<operators::SetOperator>()?;
     m.add_class::<operators::VectorOperator>()?;
     m.add_class::<operators::CustomOperator>()?;
-    m.add_function(wrap_pyfunction!(merge, m)?)?;
-    m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
+    m.add_function(wrap_pyfunction!(maplet::merge, m)?)?;
+    m.add_function(wrap_pyfunction!(errors::_panic_for_tests, m)?)?;
     m.add_function(wrap_pyfunction!(kmers::count_kmers, m)?)?;
     m.add_function(wrap_pyfunction!(kmers::count_kmers_to_file, m)?)?;
     m.add_function(wrap_pyfunction!(kmers::canonical_kmer, m)?)?;

@@ -815,3 +815,33 @@ impl Maplet {
         }
     }
 }
+
+/// merge(maplets)
+///
+/// A new maplet merging an iterable of maplets built with the same operator,
+/// parameters and seed; the inputs are unchanged.
+///
+/// >>> a, b = Maplet(100, 0.01), Maplet(100, 0.01); a.insert("k", 1); b.insert("k", 2)
+/// >>> merge([a, b]).query("k"), a.query("k")
+/// (3, 1)
+#[pyfunction]
+pub(crate) fn merge(py: Python<'_>, maplets: &Bound<'_, PyAny>) -> PyResult<Py<Maplet>> {
+    guarded(py, || {
+        let mut it = maplets.try_iter()?;
+        let first = it
+            .next()
+            .ok_or_else(|| PyValueError::new_err("merge() needs at least one maplet"))??;
+        let first = first
+            .cast::<Maplet>()
+            .map_err(|_| PyTypeError::new_err("merge() takes maplets"))?;
+        let out = Bound::new(py, first.get().copy(py)?)?;
+        for m in it {
+            let m = m?;
+            let m = m
+                .cast::<Maplet>()
+                .map_err(|_| PyTypeError::new_err("merge() takes maplets"))?;
+            Maplet::merge(&out, m)?;
+        }
+        Ok(out.unbind())
+    })
+}
