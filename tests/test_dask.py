@@ -71,6 +71,21 @@ def test_max_operator_and_key_function(client):
         assert built.query(f"k{i}") >= max(v for k, v in records if k == f"k{i}")
 
 
+@pytest.mark.parametrize("value", [lambda r: r[1] / 4, lambda r: [float(r[1]), 1.0]], ids=["float", "vector"])
+def test_empty_partitions_merge_for_float_and_vector_values(client, value):
+    records = [(f"k{i % 10}", i) for i in range(40)]
+    bag = db.from_sequence(records, npartitions=4).filter(lambda r: r[1] < 20)  # two partitions empty
+    op = mappy.MaxOperator() if value(records[1]) == 0.25 else mappy.VectorOperator()
+    built = mappy.dask.build(
+        bag, key=lambda r: r[0], value=value, expected_items=20, false_positive_rate=0.001, operator=op
+    )
+    assert len(built) == 10
+    if isinstance(op, mappy.MaxOperator):
+        assert built.query("k3") >= 13 / 4
+    else:
+        assert list(built.query("k3")) == [3.0 + 13.0, 2.0]
+
+
 def test_bad_parameters_fail_before_any_work():
     bag = db.from_sequence(["a"], npartitions=1)
     with pytest.raises(ValueError):
