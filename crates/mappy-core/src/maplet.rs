@@ -1907,6 +1907,13 @@ impl Header {
             return Err(corrupt("parameters out of range".into()));
         }
         let table_offset = (format::FIXED_HEADER + name_len).next_multiple_of(8);
+        // The name's padding must be present too (found by fuzz_decode).
+        if table_offset > body.len() {
+            return Err(corrupt(format!(
+                "the operator name's padding runs past the {} bytes of data",
+                body.len()
+            )));
+        }
         let available = (body.len().saturating_sub(table_offset)) as u64;
         if words_len.checked_mul(8).is_none_or(|w| w > available)
             || side_len > available
