@@ -324,8 +324,14 @@ fn write_bits(words: &mut [u64], bit: usize, width: u32, value: u64) {
 /// Fingerprint length of a field (bits before the marker).
 #[inline]
 pub(crate) fn field_len(field: u64, fbits: u32) -> u32 {
-    // Saturating: a zero field (only in damaged data, which `validate`
-    // rejects) reads as length 0 instead of overflowing.
+    fbits - 1 - field.trailing_zeros()
+}
+
+/// [`field_len`] of a field that may be zero (in a memory map not yet
+/// verified: `validate` rejects zero fields inside runs), read as 0 instead
+/// of overflowing. For iteration; the hot paths see only valid tables.
+#[inline]
+pub(crate) fn field_len_or_zero(field: u64, fbits: u32) -> u32 {
     (fbits - 1).saturating_sub(field.trailing_zeros())
 }
 
@@ -873,7 +879,7 @@ impl Table {
     /// own run if it is occupied), else where the block's runs may start.
     /// One rank and at most one select. `None` only in a damaged table
     /// (a memory map not yet verified) whose runends run out.
-    #[inline]
+    #[inline(always)]
     fn locate_run(&self, w: &[u64], q: usize) -> Option<(bool, Result<usize, usize>)> {
         let (occupied, d, p0) = self.rank_in(w, q);
         let end = if d == 0 {
