@@ -34,6 +34,21 @@ pub enum MapletError {
     Io(std::io::Error),
     /// The maplet is memory-mapped read-only; a copy can be modified.
     ReadOnly,
+    /// The system refused memory the operation needed (an allocation or an
+    /// anonymous mapping failed, or a size overflowed). Nothing changed:
+    /// the maplet is exactly as it was.
+    OutOfMemory {
+        /// Bytes of the allocation that failed (`usize::MAX` when the size
+        /// itself does not fit in a `usize`).
+        bytes: usize,
+    },
+    /// The maplet cannot grow any further: with
+    /// [`fixed_precision`](crate::Options::fixed_precision) every doubling
+    /// moves one fingerprint bit into the home slot, and once the
+    /// fingerprints have none left another doubling would have to copy
+    /// every entry into both halves. Nothing changed. Build the maplet for
+    /// more `expected_items`.
+    CapacityExhausted(String),
 }
 
 impl From<std::io::Error> for MapletError {
@@ -57,6 +72,8 @@ impl fmt::Display for MapletError {
             MapletError::Corrupt(m) => write!(f, "corrupt maplet data: {m}"),
             MapletError::Io(e) => write!(f, "I/O error: {e}"),
             MapletError::ReadOnly => write!(f, "the maplet is memory-mapped read-only; modify a copy of it instead"),
+            MapletError::OutOfMemory { bytes } => write!(f, "out of memory: an allocation of {bytes} bytes failed"),
+            MapletError::CapacityExhausted(m) => write!(f, "the maplet cannot grow further: {m}"),
         }
     }
 }

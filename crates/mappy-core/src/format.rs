@@ -198,13 +198,113 @@ pub(crate) fn verified(bytes: &[u8]) -> Result<&[u8]> {
     Ok(body)
 }
 
+/// Opens `path` for reading if it is a regular file (following symbolic
+/// links), with its length. Anything else (a directory, a FIFO, a device
+/// such as `/dev/zero`, a socket) is refused before it is read; on Linux
+/// the file is opened non-blocking, so that a FIFO put in its place
+/// between the check and the opening does not block, and the opened file
+/// itself is checked again.
+///
+/// # Errors
+/// [`MapletError::Corrupt`] for a path that is not a regular file;
+/// [`MapletError::Io`] when it cannot be opened.
+pub(crate) fn open_regular(path: &Path) -> Result<(fs::File, u64)> {
+    let not_regular = |t: fs::FileType| {
+        let what = if t.is_dir() {
+            "a directory"
+        } else if t.is_symlink() {
+            "a symbolic link"
+        } else {
+            "a FIFO, device or socket"
+        };
+        corrupt(format!(
+            "{} is not a regular file (it is {what}); only regular files are read",
+            path.display()
+        ))
+    };
+    let meta = fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(not_regular(meta.file_type()));
+    }
+    let mut options = fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // No effect on a regular file; a FIFO does not wait for a writer.
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(not_regular(meta.file_type()));
+    }
+    Ok((file, meta.len()))
+}
+
+/// The bytes of the regular file at `path` (see [`open_regular`]), never
+/// more than its length said when it was opened, in memory allocated
+/// fallibly.
+///
+/// # Errors
+/// As [`open_regular`]; [`MapletError::OutOfMemory`] when the bytes cannot
+/// be allocated; [`MapletError::Corrupt`] when the file shrank while read;
+/// [`MapletError::Io`] when reading fails.
+pub(crate) fn read_regular(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let (file, len) = open_regular(path)?;
+    let n = usize::try_from(len).map_err(|_| MapletError::OutOfMemory { bytes: usize::MAX })?;
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(n)
+        .map_err(|_| MapletError::OutOfMemory { bytes: n })?;
+    file.take(len).read_to_end(&mut buf)?;
+    if buf.len() != n {
+        return Err(corrupt(format!(
+            "{}: the file shrank from {n} to {} bytes while it was read",
+            path.display(),
+            buf.len()
+        )));
+    }
+    Ok(buf)
+}
+
+/// Refuses to replace anything at `path` but a regular file or a symbolic
+/// link (which a rename replaces itself, leaving its target as it was).
+fn check_replaceable(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_file() || m.file_type().is_symlink() => Ok(()),
+        Ok(m) => Err(MapletError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "{} is not a regular file (it is {}); refusing to replace it",
+                path.display(),
+                if m.is_dir() {
+                    "a directory"
+                } else {
+                    "a FIFO, device or socket"
+                }
+            ),
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file in the same
 /// folder, flushed to disk, then renamed over `path`, so a crash at any
 /// point leaves either the old file or the new one, never a mix.
 ///
+/// Only a regular file is replaced: if `path` exists and is anything else
+/// (a directory, a FIFO, a device such as `/dev/null`, a socket) nothing is
+/// written. A symbolic link at `path` is replaced itself, by the rename:
+/// the file it pointed to is never written through. The temporary file is
+/// created new (`O_EXCL`), so a link planted under its name is not
+/// followed either.
+///
 /// # Errors
-/// [`MapletError::Io`] when the file cannot be written; `path` is then
-/// left as it was.
+/// [`MapletError::Io`] when the file cannot be written, of kind
+/// `InvalidInput` when `path` is not a regular file or a link; `path` is
+/// then left as it was.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_with(path, |f| Ok(f.write_all(bytes)?))
 }
@@ -220,9 +320,16 @@ pub fn write_atomic_with(
     path: &Path,
     write: impl FnOnce(&mut fs::File) -> Result<()>,
 ) -> Result<()> {
+    check_replaceable(path)?;
     let (dir, tmp) = beside(path, "")?;
+    // A leftover of this process id (a crash) goes; a link is removed, not
+    // followed.
+    let _ = fs::remove_file(&tmp);
     let result = (|| -> Result<()> {
-        let mut f = fs::File::create(&tmp)?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         write(&mut f)?;
         f.sync_all()?;
         drop(f);
@@ -322,6 +429,12 @@ impl<'a, W: Write> Checksummed<'a, W> {
     /// Writes the checksum of everything before it.
     pub(crate) fn finish(self) -> Result<()> {
         Ok(self.inner.write_all(&self.sum.digest().to_le_bytes())?)
+    }
+
+    /// Ends the data with the complement of its checksum: data no reader
+    /// accepts (for a maplet whose words are known to be damaged).
+    pub(crate) fn finish_broken(self) -> Result<()> {
+        Ok(self.inner.write_all(&(!self.sum.digest()).to_le_bytes())?)
     }
 }
 

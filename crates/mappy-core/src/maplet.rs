@@ -10,7 +10,7 @@ use crate::side::SideStore;
 use crate::sort::{sort_by_key, sort_packed};
 use crate::storage::Words;
 use crate::table::{
-    field_len, field_matches, value_width, Builder, Probe, Table, MAX_FBITS, MAX_LOAD,
+    field_len_or_zero, field_matches, value_width, Builder, Probe, Table, MAX_FBITS, MAX_LOAD,
 };
 
 /// Options beyond the expected size and false-positive rate.
@@ -19,7 +19,14 @@ pub struct Options {
     /// Seed of the key hash. Maplets merge only with equal seeds.
     pub seed: u64,
     /// Largest heap size, in bytes, the maplet may grow to. An operation that
-    /// would need more fails with [`MapletError::MemoryLimit`].
+    /// would need more fails with [`MapletError::MemoryLimit`] and changes
+    /// nothing. Everything the maplet holds counts: the slot table, the side
+    /// store's index, and what each side-stored value owns as the
+    /// operator's [`heap_size`](Operator::heap_size) reports it (a vector's
+    /// elements, a set's elements), checked before a new value is stored
+    /// and before a merged value that owns more replaces an old one. The
+    /// limit is kept by `clone`, saved with the maplet, and checked by
+    /// [`Maplet::merge`] against the merged result.
     pub memory_limit: Option<usize>,
     /// Keep every fingerprint the same length however the maplet grows
     /// (3 bits per item are reserved up front, so that after growing 16-fold
@@ -28,6 +35,26 @@ pub struct Options {
     /// maplet that saw every insert would hold. By default fingerprints
     /// written after growth are longer instead, which costs nothing up front
     /// but makes a merge after growth one-sided rather than identical.
+    ///
+    /// Growth is bounded: each doubling moves one fingerprint bit into the
+    /// home slot, so a fixed-precision maplet grows at most `2^(f - 1)`-fold
+    /// where `f` is its field width (`f - 1` fingerprint bits: 10 for a rate
+    /// of 0.01, so 1024-fold). Past that every entry would have to be copied
+    /// into both halves of the next table; that doubling is refused with
+    /// [`MapletError::CapacityExhausted`] (nothing changes, and a new key
+    /// that matches an entry still merges into it), so entries are never
+    /// duplicated and `len()` never exceeds the distinct keys inserted.
+    /// Measured (test `fixed_precision_growth_is_bounded`, rate 0.01, from
+    /// `expected_items` 8 and 1, on 100,000 absent keys, just after the
+    /// doubling that reaches each size, load about 0.48):
+    ///
+    /// | growth | false-positive rate |
+    /// |---|---|
+    /// | 16x | 0.0075 (from 1: 0.0078) |
+    /// | 64x | 0.030 (0.030) |
+    /// | 1024x, the limit | 0.475 (0.473) |
+    ///
+    /// Build a fixed-precision maplet for the size it will reach.
     pub fixed_precision: bool,
 }
 
@@ -107,7 +134,6 @@ pub struct Entry<V> {
 /// let fp = (n as u64..2 * n as u64).filter(|i| m.contains(i)).count();
 /// assert!((fp as f64) < 0.0125 * n as f64, "{fp}");
 /// ```
-#[derive(Clone)]
 pub struct Maplet<O: Operator> {
     op: O,
     table: Table,
@@ -119,6 +145,83 @@ pub struct Maplet<O: Operator> {
     initial_fbits: u32,
     /// While a batch is open: how to undo what it did to the table.
     journal: Option<Box<Journal>>,
+    /// Whether the table has been checked: a memory map is not, on opening.
+    trust: Trust,
+}
+
+/// Whether a maplet's table is known to be valid. Every maplet built in
+/// memory or decoded from bytes is; a memory-mapped one is not until
+/// [`Maplet::verify`] has read it all (done once, then remembered), and
+/// until then nothing may copy its words into a writable maplet or seal
+/// them under a fresh checksum.
+///
+/// The state lives behind a pointer, and only for a maplet that needs one
+/// (`None` is trusted): an atomic inside the maplet itself would make
+/// `&Maplet` interior-mutable, which stops the compiler from keeping the
+/// table's fields in registers across lookups (about ten more
+/// instructions a query, measured).
+#[derive(Debug)]
+struct Trust(Option<Box<std::sync::atomic::AtomicU8>>);
+
+const TRUSTED: u8 = 0;
+const UNVERIFIED: u8 = 1;
+const DAMAGED: u8 = 2;
+
+impl Trust {
+    fn trusted() -> Trust {
+        Trust(None)
+    }
+    #[cfg(all(feature = "mmap", target_endian = "little"))]
+    fn unverified() -> Trust {
+        Trust(Some(Box::new(std::sync::atomic::AtomicU8::new(UNVERIFIED))))
+    }
+    #[inline]
+    fn get(&self) -> u8 {
+        match &self.0 {
+            None => TRUSTED,
+            Some(a) => a.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+    /// Records a verification's result (for a maplet that was not trusted:
+    /// one built in memory or decoded from bytes is valid by construction).
+    fn set(&self, state: u8) {
+        if let Some(a) = &self.0 {
+            a.store(state, std::sync::atomic::Ordering::Relaxed)
+        }
+    }
+}
+
+impl Clone for Trust {
+    fn clone(&self) -> Trust {
+        match self.get() {
+            TRUSTED => Trust(None),
+            state => Trust(Some(Box::new(std::sync::atomic::AtomicU8::new(state)))),
+        }
+    }
+}
+
+impl<O: Operator + Clone> Clone for Maplet<O> {
+    /// An ordinary in-memory copy. A memory-mapped maplet not yet verified
+    /// is [`verify`](Maplet::verify)-ed first (the copy reads every word
+    /// anyway): a copy of a damaged one keeps answering queries (bounded,
+    /// never panicking) but refuses every write and every way of saving
+    /// with [`MapletError::Corrupt`], so damage is never sealed under a
+    /// fresh checksum. Use [`try_clone`](Maplet::try_clone) to be told.
+    fn clone(&self) -> Self {
+        let _ = self.ensure_verified();
+        Maplet {
+            op: self.op.clone(),
+            table: self.table.clone(),
+            side: self.side.clone(),
+            expected_items: self.expected_items,
+            false_positive_rate: self.false_positive_rate,
+            options: self.options,
+            initial_canonical: self.initial_canonical,
+            initial_fbits: self.initial_fbits,
+            journal: self.journal.clone(),
+            trust: self.trust.clone(),
+        }
+    }
 }
 
 /// The table's half of an open batch's undo record (the side store keeps
@@ -177,7 +280,9 @@ impl<O: Operator> Maplet<O> {
     ///
     /// # Errors
     /// [`MapletError::InvalidParameter`] if `expected_items` is 0 or larger
-    /// than 2^40, or the rate is not strictly between 0 and 1.
+    /// than 2^40, or the rate is not strictly between 0 and 1;
+    /// [`MapletError::OutOfMemory`] if the system refuses the table's
+    /// memory.
     pub fn new(expected_items: usize, false_positive_rate: f64, op: O) -> Result<Self> {
         Self::with_options(expected_items, false_positive_rate, op, Options::default())
     }
@@ -185,8 +290,10 @@ impl<O: Operator> Maplet<O> {
     /// Like [`new`](Maplet::new), with a seed and a memory limit.
     ///
     /// # Errors
-    /// As [`new`](Maplet::new), and [`MapletError::MemoryLimit`] if even the
-    /// empty maplet exceeds the limit.
+    /// As [`new`](Maplet::new), [`MapletError::MemoryLimit`] if even the
+    /// empty maplet exceeds the limit, and [`MapletError::OutOfMemory`] if
+    /// the system refuses the table's memory (never an abort: try
+    /// `expected_items` of 2^40 under a 1 GiB address-space limit).
     pub fn with_options(
         expected_items: usize,
         false_positive_rate: f64,
@@ -227,7 +334,7 @@ impl<O: Operator> Maplet<O> {
         }
         Ok(Maplet {
             op,
-            table: Table::new(canonical, fbits, 1, false),
+            table: Table::try_new(canonical, fbits, 1, false)?,
             side: SideStore::default(),
             expected_items,
             false_positive_rate,
@@ -235,6 +342,7 @@ impl<O: Operator> Maplet<O> {
             initial_canonical: canonical,
             initial_fbits: fbits,
             journal: None,
+            trust: Trust::trusted(),
         })
     }
 
@@ -348,7 +456,13 @@ impl<O: Operator> Maplet<O> {
     ///
     /// # Errors
     /// The operator's errors (overflow, mismatched lengths, a failing custom
-    /// function) and [`MapletError::MemoryLimit`]; the maplet is unchanged.
+    /// function), [`MapletError::MemoryLimit`], [`MapletError::OutOfMemory`]
+    /// when growing or widening needs memory the system refuses,
+    /// [`MapletError::CapacityExhausted`] when a fixed-precision maplet can
+    /// grow no further (see [`Options::fixed_precision`]),
+    /// [`MapletError::ReadOnly`] for a memory-mapped maplet, and
+    /// [`MapletError::Corrupt`] for a copy of a memory-mapped maplet that
+    /// `verify` found damaged; the maplet is unchanged.
     pub fn insert<K: Key + ?Sized>(&mut self, key: &K, value: O::Value) -> Result<()> {
         let h = self.hash(key);
         self.insert_hash(h, value)
@@ -442,26 +556,38 @@ impl<O: Operator> Maplet<O> {
         };
         let canonical = self.table.canonical() * if grow { 2 } else { 1 };
         let (mut q, mut f, mut pos, mut run_end) = (q, f, pos, run_end);
+        // A side-stored value counts what it owns, as the operator reports
+        // it, against the memory limit.
+        let side_extra = if O::PACKED {
+            0
+        } else {
+            self.side
+                .bytes_for_one_more()
+                .saturating_add(self.op.heap_size(&value))
+        };
         if grow || vbits != self.table.vbits() || signed != self.table.signed() {
-            let side_extra = if O::PACKED {
-                0
-            } else {
-                self.side.bytes_for_one_more()
-            };
-            self.check_memory(self.table.bytes_after(canonical, fbits, vbits) + side_extra)?;
-            if vbits != self.table.vbits() || signed != self.table.signed() {
-                self.widen_values(vbits, signed);
+            self.check_memory(
+                self.table
+                    .bytes_after(canonical, fbits, vbits)
+                    .saturating_add(side_extra),
+            )?;
+            if !O::PACKED {
+                self.side.try_reserve_one()?;
             }
             if grow {
-                self.grow_to(fbits);
+                // Doubled and widened in one new table: all or nothing.
+                self.grow_to(fbits, vbits, signed)?;
                 (q, f) = self.table.locate(hash);
                 match self.table.probe(q, f, self.field_for_new(&self.table, f)) {
                     Probe::Missing { pos: p, run_end: e } => (pos, run_end) = (p, e),
                     Probe::Found { .. } => unreachable!("doubling changed which entries match"),
                 }
+            } else {
+                self.widen_values(vbits, signed)?;
             }
         } else if !O::PACKED {
-            self.check_memory(self.table.heap_bytes() + self.side.bytes_for_one_more())?;
+            self.check_memory(self.table.heap_bytes().saturating_add(side_extra))?;
+            self.side.try_reserve_one()?;
         }
         let bits = if O::PACKED {
             bits
@@ -552,12 +678,17 @@ impl<O: Operator> Maplet<O> {
 
     /// Widens the table's values: in place, unless an open batch has yet to
     /// keep a table to return to, in which case the old table becomes that.
-    fn widen_values(&mut self, vbits: u32, signed: bool) {
+    ///
+    /// # Errors
+    /// [`MapletError::OutOfMemory`], the table unchanged.
+    fn widen_values(&mut self, vbits: u32, signed: bool) -> Result<()> {
         if self.undo_lacks_table() {
-            self.replace_table(self.table.reformat(self.table.fbits(), vbits, signed));
+            let t = self.table.reformat(self.table.fbits(), vbits, signed)?;
+            self.replace_table(t);
         } else {
-            self.table.widen_values(vbits, signed);
+            self.table.widen_values(vbits, signed)?;
         }
+        Ok(())
     }
 
     /// Stores `value` in slot `s`, widening packed values if needed.
@@ -571,12 +702,21 @@ impl<O: Operator> Maplet<O> {
                     self.table.fbits(),
                     vbits,
                 ))?;
-                self.widen_values(vbits, signed);
+                self.widen_values(vbits, signed)?;
             }
             self.table.set_value(s, bits);
         } else {
-            self.side
-                .replace(self.table.value(s) as usize, value, &self.op);
+            // A merged value that owns more than the old one (a longer set)
+            // counts the difference against the limit.
+            let i = self.table.value(s) as usize;
+            let (old, new) = (
+                self.side.value_heap_size(i, &self.op),
+                self.op.heap_size(&value),
+            );
+            if new > old {
+                self.check_memory(self.table.heap_bytes().saturating_add(new - old))?;
+            }
+            self.side.replace(i, value, &self.op);
         }
         Ok(())
     }
@@ -609,17 +749,42 @@ impl<O: Operator> Maplet<O> {
         fbits
     }
 
-    fn grow_to(&mut self, fbits: u32) {
+    /// Doubles the table, its fields `fbits` wide and its values `vbits`
+    /// (`signed`).
+    ///
+    /// # Errors
+    /// [`MapletError::CapacityExhausted`] when a fixed-precision table's
+    /// fingerprints have no bit left to move into the home slot (see
+    /// [`Options::fixed_precision`]); [`MapletError::OutOfMemory`]. The
+    /// maplet is then unchanged (the new table is allocated before any
+    /// side-store value is copied).
+    fn grow_to(&mut self, fbits: u32, vbits: u32, signed: bool) -> Result<()> {
+        self.check_can_double(&self.table)?;
         let side = &mut self.side;
         let op = &self.op;
-        let doubled = self.table.doubled(fbits, |v| {
+        let doubled = self.table.doubled(fbits, vbits, signed, |v| {
             if O::PACKED {
                 v
             } else {
                 side.duplicate(v as usize, op) as i64
             }
-        });
+        })?;
         self.replace_table(doubled);
+        Ok(())
+    }
+
+    /// `Ok` unless doubling `t` would copy entries into both halves in a
+    /// fixed-precision maplet (entries with no fingerprint bit left).
+    fn check_can_double(&self, t: &Table) -> Result<()> {
+        if self.options.fixed_precision && t.len_hist()[0] > 0 {
+            return Err(MapletError::CapacityExhausted(format!(
+                "a fixed-precision maplet built for {} items has grown {}-fold and its \
+                 fingerprints have no bits left; build it for more expected_items",
+                self.expected_items,
+                t.canonical() / self.initial_canonical
+            )));
+        }
+        Ok(())
     }
 
     /// The value stored for `key`, or `None` if its fingerprint is absent.
@@ -737,11 +902,38 @@ impl<O: Operator> Maplet<O> {
         self.table.is_mapped()
     }
 
+    #[inline]
     fn writable(&self) -> Result<()> {
+        // One test on the insert path; the reasons are sorted out of line.
+        if self.trust.0.is_some() || self.table.is_mapped() {
+            return self.writable_slow();
+        }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn writable_slow(&self) -> Result<()> {
         if self.table.is_mapped() {
-            Err(MapletError::ReadOnly)
-        } else {
-            Ok(())
+            return Err(MapletError::ReadOnly);
+        }
+        self.ensure_verified()
+    }
+
+    /// `Ok` if the table is known to be valid, verifying it first (once) if
+    /// it is a memory map not yet verified.
+    ///
+    /// # Errors
+    /// [`MapletError::Corrupt`] if it is damaged.
+    fn ensure_verified(&self) -> Result<()> {
+        match self.trust.get() {
+            TRUSTED => Ok(()),
+            UNVERIFIED => self.verify(),
+            _ => Err(MapletError::Corrupt(
+                "the maplet's data is damaged (verify() failed): it can be queried, \
+                 but not modified, copied into a writable maplet or saved"
+                    .into(),
+            )),
         }
     }
 
@@ -758,7 +950,7 @@ impl<O: Operator> Maplet<O> {
     /// [`MapletError::ReadOnly`] for a memory-mapped maplet.
     pub fn clear(&mut self) -> Result<()> {
         self.writable()?;
-        self.table = Table::new(self.initial_canonical, self.initial_fbits, 1, false);
+        self.table = Table::try_new(self.initial_canonical, self.initial_fbits, 1, false)?;
         self.side = SideStore::default();
         Ok(())
     }
@@ -920,7 +1112,8 @@ impl<O: Operator> Maplet<O> {
             }
             let f = self.fbits_after_doubling_of(t);
             self.check_memory(t.bytes_after(2 * t.canonical(), f, t.vbits()))?;
-            grown = Some(t.doubled(f, |v| v));
+            self.check_can_double(t)?;
+            grown = Some(t.doubled(f, t.vbits(), t.signed(), |v| v)?);
         }
     }
 
@@ -968,14 +1161,15 @@ impl<O: Operator> Maplet<O> {
     fn merge_sorted_into(&self, t: &Table, sorted: &SortedBatch) -> Result<Option<Table>> {
         let limit = t.max_len();
         let base = self;
-        let mut out = Builder::new(t.canonical(), t.fbits(), t.vbits(), t.signed());
-        let push = |out: &mut Builder, q: u64, f: u64, v: &O::Value| {
+        let mut out = Builder::new(t.canonical(), t.fbits(), t.vbits(), t.signed())?;
+        let push = |out: &mut Builder, q: u64, f: u64, v: &O::Value| -> Result<()> {
             let bits = base.op.pack(v);
             if !out.table().fits(bits) {
                 let (vbits, signed) = widths_for(out.table().vbits(), out.table().signed(), bits);
-                out.widen_values(vbits, signed);
+                out.widen_values(vbits, signed)?;
             }
             out.push(q, f, bits);
+            Ok(())
         };
         if t.len() == 0 {
             // Into an empty table (a bulk load): nothing to match, so each
@@ -992,7 +1186,7 @@ impl<O: Operator> Maplet<O> {
                     }
                     _ => {
                         if let Some((cq, cf, cv)) = cur.replace((q, field, v)) {
-                            push(&mut out, cq, cf, &cv);
+                            push(&mut out, cq, cf, &cv)?;
                             if out.table().len() > limit {
                                 return Ok(None);
                             }
@@ -1001,7 +1195,7 @@ impl<O: Operator> Maplet<O> {
                 }
             }
             if let Some((cq, cf, cv)) = cur {
-                push(&mut out, cq, cf, &cv);
+                push(&mut out, cq, cf, &cv)?;
             }
             return Ok((out.table().len() <= limit).then(|| out.finish()));
         }
@@ -1056,7 +1250,7 @@ impl<O: Operator> Maplet<O> {
                     (None, None) => break,
                 };
                 let (f, v) = e.unwrap();
-                push(&mut out, q, *f, v);
+                push(&mut out, q, *f, v)?;
             }
             if out.table().len() > limit {
                 return Ok(None);
@@ -1131,7 +1325,9 @@ impl<O: Operator> Maplet<O> {
         self.table.runs().flat_map(move |(q, start, end)| {
             (start..=end).map(move |s| {
                 let f = self.table.field(s);
-                let len = field_len(f, fbits);
+                // Saturating: a memory map not yet verified may hold zero
+                // fields inside runs.
+                let len = field_len_or_zero(f, fbits);
                 Entry {
                     quotient: q,
                     fingerprint: if len == 0 { 0 } else { f >> (fbits - len) },
@@ -1221,40 +1417,43 @@ impl<O: Operator> Maplet<O> {
         O: Clone,
     {
         self.writable()?;
+        other.ensure_verified()?;
         self.check_compatible(other)?;
         // Bring both to the same number of home slots and field width; neither
         // changes any answer.
-        let mut a = self.clone();
-        let mut b = other.clone();
+        let mut a = self.try_clone()?;
+        let mut b = other.try_clone()?;
         while a.table.canonical() < b.table.canonical() {
-            let f = a.table.fbits();
-            a.grow_to(f);
+            let (f, v, s) = (a.table.fbits(), a.table.vbits(), a.table.signed());
+            a.grow_to(f, v, s)?;
         }
         while b.table.canonical() < a.table.canonical() {
-            let f = b.table.fbits();
-            b.grow_to(f);
+            let (f, v, s) = (b.table.fbits(), b.table.vbits(), b.table.signed());
+            b.grow_to(f, v, s)?;
         }
         let fbits = a.table.fbits().max(b.table.fbits());
         for m in [&mut a, &mut b] {
             if m.table.fbits() < fbits {
-                m.table = m.table.reformat(fbits, m.table.vbits(), m.table.signed());
+                m.table = m.table.reformat(fbits, m.table.vbits(), m.table.signed())?;
             }
         }
         let vbits = a.table.vbits().max(b.table.vbits());
         let signed = a.table.signed() || b.table.signed();
-        let mut out = Builder::new(a.table.canonical(), fbits, vbits, signed);
+        let mut out = Builder::new(a.table.canonical(), fbits, vbits, signed)?;
         let mut side = SideStore::default();
-        let mut push = |out: &mut Builder, q: u64, f: u64, v: O::Value| {
+        let mut push = |out: &mut Builder, q: u64, f: u64, v: O::Value| -> Result<()> {
             let bits = if O::PACKED {
                 a.op.pack(&v)
             } else {
+                side.try_reserve_one()?;
                 side.insert(v, &a.op) as i64
             };
             if !out.table().fits(bits) {
                 let (vbits, signed) = widths_for(out.table().vbits(), out.table().signed(), bits);
-                out.widen_values(vbits, signed);
+                out.widen_values(vbits, signed)?;
             }
             out.push(q, f, bits);
+            Ok(())
         };
         let mut ra = a.table.runs().peekable();
         let mut rb = b.table.runs().peekable();
@@ -1289,12 +1488,12 @@ impl<O: Operator> Maplet<O> {
                             &a.value_ref(sa.next().unwrap()),
                             &b.value_ref(sb.next().unwrap()),
                         )?;
-                        push(&mut out, q, x, v);
+                        push(&mut out, q, x, v)?;
                     }
                     (Some(x), y) if y.is_none_or(|y| x < y) => {
-                        push(&mut out, q, x, a.value_at(sa.next().unwrap()))
+                        push(&mut out, q, x, a.value_at(sa.next().unwrap()))?
                     }
-                    (_, Some(y)) => push(&mut out, q, y, b.value_at(sb.next().unwrap())),
+                    (_, Some(y)) => push(&mut out, q, y, b.value_at(sb.next().unwrap()))?,
                     (Some(_), None) => unreachable!(),
                 }
             }
@@ -1306,7 +1505,8 @@ impl<O: Operator> Maplet<O> {
         };
         while merged.len() > merged.table.max_len() {
             let f = merged.fbits_after_doubling();
-            merged.grow_to(f);
+            let (v, s) = (merged.table.vbits(), merged.table.signed());
+            merged.grow_to(f, v, s)?;
         }
         self.check_memory_of(&merged)?;
         *self = merged;
@@ -1335,8 +1535,9 @@ impl<O: Operator> Maplet<O> {
         op: O2,
         mut f: impl FnMut(&O::Value) -> Result<O2::Value>,
     ) -> Result<Maplet<O2>> {
+        self.ensure_verified()?;
         let t = &self.table;
-        let mut out = Builder::new(t.canonical(), t.fbits(), 1, false);
+        let mut out = Builder::new(t.canonical(), t.fbits(), 1, false)?;
         let mut side = SideStore::default();
         for (q, start, end) in t.runs() {
             for s in start..=end {
@@ -1344,12 +1545,13 @@ impl<O: Operator> Maplet<O> {
                 let bits = if O2::PACKED {
                     op.pack(&v)
                 } else {
+                    side.try_reserve_one()?;
                     side.insert(v, &op) as i64
                 };
                 if !out.table().fits(bits) {
                     let (vbits, signed) =
                         widths_for(out.table().vbits(), out.table().signed(), bits);
-                    out.widen_values(vbits, signed);
+                    out.widen_values(vbits, signed)?;
                 }
                 out.push(q, t.field(s), bits);
             }
@@ -1364,6 +1566,7 @@ impl<O: Operator> Maplet<O> {
             initial_canonical: self.initial_canonical,
             initial_fbits: self.initial_fbits,
             journal: None,
+            trust: Trust::trusted(),
         })
     }
 
@@ -1375,13 +1578,27 @@ impl<O: Operator> Maplet<O> {
     /// [`memory_usage`]: Maplet::memory_usage
     ///
     /// # Errors
-    /// The first error `encode` returns.
+    /// The first error `encode` returns; [`MapletError::OutOfMemory`] if
+    /// the bytes cannot be allocated; [`MapletError::Corrupt`] for a
+    /// memory-mapped maplet (or a copy of one) that
+    /// [`verify`](Maplet::verify) finds damaged: a mapped maplet is
+    /// verified before its words are written out (once, then remembered),
+    /// so that damage is never sealed under a fresh checksum.
     pub fn to_bytes_with(
         &self,
         encode: impl FnMut(&O::Value, &mut Vec<u8>) -> Result<()>,
     ) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(self.table.words().len() * 8 + 1024);
-        self.write_with(&mut out, encode)?;
+        self.ensure_verified()?;
+        let mut out = Vec::new();
+        let bytes = self
+            .table
+            .words()
+            .len()
+            .saturating_mul(8)
+            .saturating_add(1024);
+        out.try_reserve_exact(bytes)
+            .map_err(|_| MapletError::OutOfMemory { bytes })?;
+        self.write_sealed(&mut out, encode, true)?;
         Ok(out)
     }
 
@@ -1404,11 +1621,26 @@ impl<O: Operator> Maplet<O> {
     ///
     /// # Errors
     /// The first error `encode` returns, and [`MapletError::Io`] from `w`;
-    /// `w` may then have taken part of the bytes.
+    /// `w` may then have taken part of the bytes. [`MapletError::Corrupt`],
+    /// before anything is written, for a damaged memory-mapped maplet (see
+    /// [`to_bytes_with`](Maplet::to_bytes_with)).
     pub fn write_with(
         &self,
         w: &mut impl std::io::Write,
+        encode: impl FnMut(&O::Value, &mut Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
+        self.ensure_verified()?;
+        self.write_sealed(w, encode, true)
+    }
+
+    /// [`write_with`](Maplet::write_with) without the check, ending the
+    /// data with its checksum if `seal`, else with that checksum's
+    /// complement (data that no reader accepts).
+    fn write_sealed(
+        &self,
+        w: &mut impl std::io::Write,
         mut encode: impl FnMut(&O::Value, &mut Vec<u8>) -> Result<()>,
+        seal: bool,
     ) -> Result<()> {
         let t = &self.table;
         let mut side = Vec::new();
@@ -1447,7 +1679,11 @@ impl<O: Operator> Maplet<O> {
             w.write(&buf)?;
         }
         w.write(&side)?;
-        w.finish()
+        if seal {
+            w.finish()
+        } else {
+            w.finish_broken()
+        }
     }
 
     /// The bytes of the file before the table's words: this maplet's
@@ -1525,7 +1761,7 @@ impl<O: Operator> Maplet<O> {
             }
             Ok(())
         };
-        let mut b = Builder::new(t.canonical(), t.fbits(), vbits, signed);
+        let mut b = Builder::new(t.canonical(), t.fbits(), vbits, signed)?;
         let mut drained = 0;
         for (i, e) in entries.enumerate() {
             let (q, f, v) = e?;
@@ -1602,12 +1838,18 @@ impl<O: Operator> Maplet<O> {
         let (header, table_offset, words_len) = Header::read(body, &op)?;
         let mut rest = &body[table_offset..];
         let words_bytes = format::take(&mut rest, words_len * 8)?;
-        let words = Words::heap(
+        // Sized by the input's own length, and still fallible.
+        let mut v = Vec::new();
+        v.try_reserve_exact(words_len)
+            .map_err(|_| MapletError::OutOfMemory {
+                bytes: words_bytes.len(),
+            })?;
+        v.extend(
             words_bytes
                 .chunks_exact(8)
-                .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
-                .collect(),
+                .map(|c| u64::from_le_bytes(c.try_into().unwrap())),
         );
+        let words = Words::heap(v);
         let side_bytes = format::take(&mut rest, header.side_len)?;
         if !rest.is_empty() {
             return Err(MapletError::Corrupt(format!(
@@ -1621,15 +1863,26 @@ impl<O: Operator> Maplet<O> {
     /// Saves to `path` atomically (see [`to_bytes_with`]): a crash while
     /// saving leaves the previous file intact.
     ///
+    /// Only a regular file is ever replaced: if `path` exists and is a
+    /// directory, a FIFO, a device (`/dev/null`) or a socket, nothing is
+    /// written. A symbolic link at `path` is itself replaced by the new
+    /// file (renamed over it); the file it pointed to is left untouched,
+    /// never written through.
+    ///
     /// [`to_bytes_with`]: Maplet::to_bytes_with
     ///
     /// # Errors
-    /// [`MapletError::Io`], and the errors of `encode`.
+    /// [`MapletError::Io`] (of kind `InvalidInput` when `path` exists and is
+    /// neither a regular file nor a symbolic link), the errors of `encode`,
+    /// and [`MapletError::Corrupt`] for a damaged memory-mapped maplet (see
+    /// [`to_bytes_with`](Maplet::to_bytes_with)); the file at `path` is then
+    /// as it was.
     pub fn save_with(
         &self,
         path: impl AsRef<Path>,
         encode: impl FnMut(&O::Value, &mut Vec<u8>) -> Result<()>,
     ) -> Result<()> {
+        self.ensure_verified()?;
         format::write_atomic_with(path.as_ref(), |f| {
             let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
             self.write_with(&mut w, encode)?;
@@ -1640,14 +1893,24 @@ impl<O: Operator> Maplet<O> {
 
     /// Loads a maplet saved by [`save_with`](Maplet::save_with).
     ///
+    /// Only a regular file is read (a symbolic link to one is followed),
+    /// and never more of it than its length said when it was opened: a
+    /// directory, a FIFO, a device such as `/dev/zero` or a socket is
+    /// refused before anything is read (on Linux a FIFO is opened
+    /// non-blocking, so that opening one does not wait for a writer).
+    ///
     /// # Errors
-    /// [`MapletError::Io`], and those of [`from_bytes_with`](Maplet::from_bytes_with).
+    /// [`MapletError::Corrupt`] for a path that is not a regular file
+    /// (directories included) or a file whose length changed while it was
+    /// read; [`MapletError::Io`] when it cannot be opened or read;
+    /// [`MapletError::OutOfMemory`] when its bytes cannot be allocated; and
+    /// those of [`from_bytes_with`](Maplet::from_bytes_with).
     pub fn load_with(
         path: impl AsRef<Path>,
         op: O,
         decode: impl FnMut(&[u8]) -> Result<O::Value>,
     ) -> Result<Self> {
-        Self::from_bytes_with(&std::fs::read(path)?, op, decode)
+        Self::from_bytes_with(&format::read_regular(path.as_ref())?, op, decode)
     }
 
     /// Checks the slot table's invariants from scratch, panicking if one is
@@ -1724,6 +1987,13 @@ impl Header {
             return Err(corrupt("parameters out of range".into()));
         }
         let table_offset = (format::FIXED_HEADER + name_len).next_multiple_of(8);
+        // The name's padding must be present too (found by fuzz_decode).
+        if table_offset > body.len() {
+            return Err(corrupt(format!(
+                "the operator name's padding runs past the {} bytes of data",
+                body.len()
+            )));
+        }
         let available = (body.len().saturating_sub(table_offset)) as u64;
         if words_len.checked_mul(8).is_none_or(|w| w > available)
             || side_len > available
@@ -1752,6 +2022,22 @@ impl Header {
         Ok((header, table_offset, words_len as usize))
     }
 
+    /// That the initial size fits the table's: `doublings` of a whole
+    /// number (the table grows only by doubling).
+    fn check_initial(&self, table: &Table) -> Result<()> {
+        if self.initial_fbits < 2
+            || self.initial_fbits > table.fbits()
+            || self.initial_canonical > table.canonical()
+            || table.canonical() % self.initial_canonical != 0
+            || !(table.canonical() / self.initial_canonical).is_power_of_two()
+        {
+            return Err(MapletError::Corrupt(
+                "initial size does not fit the table".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// The maplet these parts describe, every invariant checked.
     fn into_maplet<O: Operator>(
         self,
@@ -1772,14 +2058,7 @@ impl Header {
         )
         .map_err(MapletError::Corrupt)?;
         table.validate().map_err(MapletError::Corrupt)?;
-        if self.initial_fbits < 2
-            || self.initial_fbits > self.fbits
-            || self.initial_canonical > self.canonical
-        {
-            return Err(MapletError::Corrupt(
-                "initial size larger than the table".into(),
-            ));
-        }
+        self.check_initial(&table)?;
         let side = if O::PACKED {
             if !side_bytes.is_empty() {
                 return Err(MapletError::Corrupt(
@@ -1860,6 +2139,7 @@ impl Header {
             initial_canonical: self.initial_canonical,
             initial_fbits: self.initial_fbits,
             journal: None,
+            trust: Trust::trusted(),
         })
     }
 }
@@ -1879,12 +2159,25 @@ where
     /// assert_eq!(back.query("ATC"), Some(3));
     /// assert!(Maplet::from_bytes(&bytes[..bytes.len() - 1], Counter).is_err());
     /// ```
+    ///
+    /// A memory-mapped maplet is [`verify`](Maplet::verify)-ed first (once,
+    /// then remembered). If it is damaged, or memory for the bytes cannot be
+    /// had, the bytes are written without a valid checksum (its complement
+    /// ends them), so that no reader ever accepts them: damage is never
+    /// sealed. [`try_to_bytes`](Maplet::try_to_bytes) reports the error
+    /// instead.
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.to_bytes_with(|v, out| {
+        let encode = |v: &O::Value, out: &mut Vec<u8>| {
             v.encode(out);
             Ok(())
+        };
+        self.to_bytes_with(encode).unwrap_or_else(|_| {
+            let mut out = Vec::new();
+            // Writing into a Vec fails only if its memory cannot be had,
+            // which aborts as any Vec does.
+            let _ = self.write_sealed(&mut out, encode, false);
+            out
         })
-        .expect("encoding a ValueCodec value cannot fail")
     }
 
     /// Reads a maplet written by [`to_bytes`](Maplet::to_bytes).
@@ -1895,10 +2188,12 @@ where
         Self::from_bytes_with(bytes, op, O::Value::decode)
     }
 
-    /// Saves to `path` atomically.
+    /// Saves to `path` atomically; only a regular file is ever replaced, and
+    /// a symbolic link is replaced itself, never written through (see
+    /// [`save_with`](Maplet::save_with)).
     ///
     /// # Errors
-    /// [`MapletError::Io`].
+    /// As [`save_with`](Maplet::save_with).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         self.save_with(path, |v, out| {
             v.encode(out);
@@ -1906,12 +2201,25 @@ where
         })
     }
 
-    /// Loads a maplet saved by [`save`](Maplet::save).
+    /// Loads a maplet saved by [`save`](Maplet::save); only a regular file
+    /// is read, as for [`load_with`](Maplet::load_with).
     ///
     /// # Errors
     /// As [`load_with`](Maplet::load_with).
     pub fn load(path: impl AsRef<Path>, op: O) -> Result<Self> {
-        Self::from_bytes(&std::fs::read(path)?, op)
+        Self::from_bytes(&format::read_regular(path.as_ref())?, op)
+    }
+
+    /// [`to_bytes`](Maplet::to_bytes) that reports a damaged memory-mapped
+    /// maplet instead of writing it unsealed.
+    ///
+    /// # Errors
+    /// As [`to_bytes_with`](Maplet::to_bytes_with).
+    pub fn try_to_bytes(&self) -> Result<Vec<u8>> {
+        self.to_bytes_with(|v, out| {
+            v.encode(out);
+            Ok(())
+        })
     }
 }
 
@@ -1920,18 +2228,38 @@ impl<O: Operator> Maplet<O> {
     /// Opens a saved maplet of a packed operator (counter, max, min)
     /// read-only through a memory map, without reading the file: queries
     /// touch only the pages they need, and processes share those pages.
-    /// The header is checked, not the checksum or the table (that would read
-    /// the whole file); [`verify`](Maplet::verify) checks them on demand.
-    /// Modifying operations fail with [`MapletError::ReadOnly`]; a `clone`
-    /// is an ordinary in-memory maplet.
+    ///
+    /// What can be checked without reading the file is checked on opening:
+    /// that `path` is a regular file (a directory, FIFO or device is
+    /// refused before it is mapped), the magic, the version, every header
+    /// field and size against the file's length. The checksum and the
+    /// table's invariants are not (that would read the whole file):
+    /// [`verify`](Maplet::verify) checks them on demand. Until then the
+    /// maplet treats its words as untrusted: every query and iteration is
+    /// bounded and never panics whatever the bytes (on damaged bytes it may
+    /// answer wrongly, which `verify` reveals), and nothing copies or saves
+    /// them without verifying first ([`clone`](Clone::clone),
+    /// [`to_bytes`](Maplet::to_bytes), [`save`](Maplet::save), a
+    /// [`merge`](Maplet::merge) from it, [`map_values`](Maplet::map_values)
+    /// all verify once, then remember the result), so damage is never
+    /// sealed under a fresh checksum.
+    ///
+    /// Every modifying operation (insert, delete, remove, clear, merge into
+    /// it) fails with [`MapletError::ReadOnly`]; a `clone` is an ordinary
+    /// in-memory maplet.
     ///
     /// The file must not be modified while it is mapped (saving over it with
     /// [`save`](Maplet::save) is safe: that replaces the file rather than
-    /// writing into it).
+    /// writing into it). If another process truncates it, reading a page
+    /// past its new end raises `SIGBUS`, which ends the process: no check
+    /// can prevent that (SQLite's memory-mapped I/O has the same limit), so
+    /// use [`load`](Maplet::load) for files that others may shorten.
     ///
     /// # Errors
     /// [`MapletError::InvalidParameter`] for operators with a side store,
-    /// [`MapletError::Io`], and header errors as for
+    /// [`MapletError::Io`] when the file cannot be opened or mapped,
+    /// [`MapletError::Corrupt`] for a path that is not a regular file and
+    /// for header errors, and the other header errors of
     /// [`from_bytes_with`](Maplet::from_bytes_with).
     pub fn load_mmap(path: impl AsRef<Path>, op: O) -> Result<Self> {
         if !O::PACKED {
@@ -1940,29 +2268,49 @@ impl<O: Operator> Maplet<O> {
                 op.kind()
             )));
         }
-        let file = std::fs::File::open(path.as_ref())?;
-        // SAFETY: the map is read-only. Its contents could change only if
-        // another process wrote into the file, which the documentation above
-        // rules out; our own `save` replaces files by renaming.
+        let (file, len) = format::open_regular(path.as_ref())?;
+        if len < (format::FIXED_HEADER + 8) as u64 {
+            return Err(MapletError::Corrupt(format!(
+                "{len} bytes is too short for a maplet"
+            )));
+        }
+        let len = usize::try_from(len)
+            .map_err(|_| MapletError::Corrupt(format!("{len} bytes cannot be mapped")))?;
+        // SAFETY: the map is read-only and exactly as long as the file was
+        // when checked. Its contents could change only if another process
+        // wrote into the file, which the documentation above rules out (our
+        // own `save` replaces files by renaming); the words are treated as
+        // untrusted until verified, so changed contents give wrong answers
+        // or a `verify` error, never undefined behaviour in this crate.
         #[allow(unsafe_code)]
-        let map = std::sync::Arc::new(unsafe { memmap2::Mmap::map(&file)? });
+        let map = std::sync::Arc::new(unsafe { memmap2::MmapOptions::new().len(len).map(&file)? });
         let bytes: &[u8] = &map;
-        if bytes.len() < format::FIXED_HEADER + 8 || bytes[..8] != format::MAGIC {
+        if bytes[..8] != format::MAGIC {
             return Err(MapletError::Corrupt(
-                "not a maplet (bad magic bytes or too short)".into(),
+                "not a maplet (bad magic bytes)".into(),
             ));
         }
         let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
         if version != format::VERSION {
             return Err(MapletError::Corrupt(format!(
-                "format version {version} is not supported"
+                "format version {version} is not supported (this library reads version {})",
+                format::VERSION
             )));
         }
         let body = &bytes[..bytes.len() - 8];
         let (header, table_offset, words_len) = Header::read(body, &op)?;
-        if table_offset + words_len * 8 + header.side_len != body.len() {
+        let end = words_len
+            .checked_mul(8)
+            .and_then(|w| w.checked_add(table_offset))
+            .and_then(|w| w.checked_add(header.side_len));
+        if end != Some(body.len()) {
             return Err(MapletError::Corrupt(
                 "sizes do not match the file length".into(),
+            ));
+        }
+        if header.side_len != 0 {
+            return Err(MapletError::Corrupt(
+                "a side store for a packed operator".into(),
             ));
         }
         let mapped = crate::storage::Mapped::new(map.clone(), table_offset, words_len)
@@ -1977,6 +2325,7 @@ impl<O: Operator> Maplet<O> {
             header.len_hist,
         )
         .map_err(MapletError::Corrupt)?;
+        header.check_initial(&table)?;
         Ok(Maplet {
             op,
             table,
@@ -1991,18 +2340,81 @@ impl<O: Operator> Maplet<O> {
             initial_canonical: header.initial_canonical,
             initial_fbits: header.initial_fbits,
             journal: None,
+            trust: Trust::unverified(),
         })
     }
 }
 
 impl<O: Operator> Maplet<O> {
-    /// Checks every invariant of the slot table (for a maplet opened with
-    /// `load_mmap`, whose table is not checked on opening).
+    /// Checks the maplet from scratch: for a memory-mapped maplet the
+    /// checksum of the whole file, then, for any maplet, every invariant of
+    /// the slot table and that every packed value is one the operator
+    /// accepts. Linear in the table's size; allocates nothing. For a
+    /// memory-mapped maplet (and copies of it) the result is remembered:
+    /// after a failure it refuses writes and saving with
+    /// [`MapletError::Corrupt`]; after a success it may be cloned, saved and
+    /// merged from without another check.
+    ///
+    /// A maplet built in memory or decoded with
+    /// [`from_bytes`](Maplet::from_bytes) was checked already; this is for
+    /// maplets opened with `load_mmap`, whose words are not read on opening.
     ///
     /// # Errors
     /// [`MapletError::Corrupt`] saying what is wrong.
     pub fn verify(&self) -> Result<()> {
-        self.table.validate().map_err(MapletError::Corrupt)
+        let r = self.check_everything();
+        self.trust.set(if r.is_ok() { TRUSTED } else { DAMAGED });
+        r
+    }
+
+    fn check_everything(&self) -> Result<()> {
+        if let Some(file) = self.table.file_bytes() {
+            format::verified(file)?;
+        }
+        self.table.validate().map_err(MapletError::Corrupt)?;
+        if O::PACKED {
+            for (_, start, end) in self.table.runs() {
+                for s in start..=end {
+                    self.op
+                        .validate(&self.op.unpack(self.table.value(s)))
+                        .map_err(|e| MapletError::Corrupt(format!("slot {s}: {e}")))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the maplet is known to be valid: `false` for a memory-mapped
+    /// maplet not yet [`verify`](Maplet::verify)-ed, or one (or a copy of
+    /// one) that failed verification.
+    pub fn is_verified(&self) -> bool {
+        self.trust.get() == TRUSTED
+    }
+
+    /// A copy, like [`clone`](Clone::clone), that reports what `clone`
+    /// cannot.
+    ///
+    /// # Errors
+    /// [`MapletError::Corrupt`] for a memory-mapped maplet that
+    /// [`verify`](Maplet::verify) finds damaged;
+    /// [`MapletError::OutOfMemory`] if the copy's memory cannot be had.
+    pub fn try_clone(&self) -> Result<Self>
+    where
+        O: Clone,
+    {
+        self.ensure_verified()?;
+        Ok(Maplet {
+            op: self.op.clone(),
+            table: self.table.try_clone()?,
+            side: self.side.clone(),
+            expected_items: self.expected_items,
+            false_positive_rate: self.false_positive_rate,
+            options: self.options,
+            initial_canonical: self.initial_canonical,
+            initial_fbits: self.initial_fbits,
+            journal: self.journal.clone(),
+            trust: self.trust.clone(),
+        })
     }
 }
 

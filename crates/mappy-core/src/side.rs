@@ -50,6 +50,24 @@ impl<V: Clone> SideStore<V> {
         }
     }
 
+    /// Room for one more index, so that the next
+    /// [`insert`](SideStore::insert) allocates nothing; an error if the
+    /// memory cannot be had.
+    pub(crate) fn try_reserve_one(&mut self) -> Result<(), crate::storage::AllocError> {
+        if self.free.is_empty() {
+            let bytes = self.bytes_for_one_more();
+            self.slots
+                .try_reserve(1)
+                .map_err(|_| crate::storage::AllocError { bytes })?;
+        }
+        Ok(())
+    }
+
+    /// Heap bytes value `i` owns, as the operator counts them.
+    pub(crate) fn value_heap_size<O: Operator<Value = V>>(&self, i: usize, op: &O) -> usize {
+        self.slots[i].as_ref().map_or(0, |v| op.heap_size(v))
+    }
+
     pub(crate) fn get(&self, i: usize) -> &V {
         self.slots[i]
             .as_ref()
@@ -139,10 +157,13 @@ impl<V: Clone> SideStore<V> {
         self.insert(v, op)
     }
 
+    /// Heap bytes held: the index, the free list, and what the stored
+    /// values own as the operator's [`heap_size`](Operator::heap_size)
+    /// counts it.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<Option<V>>()
-            + self.free.capacity() * 8
-            + self.value_bytes
+        (self.slots.capacity() * std::mem::size_of::<Option<V>>())
+            .saturating_add(self.free.capacity() * 8)
+            .saturating_add(self.value_bytes)
     }
 
     /// Stored values (for serialization), `None` at free indices.

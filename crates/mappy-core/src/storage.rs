@@ -5,6 +5,32 @@
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
+/// An allocation the system refused: `bytes` long (`usize::MAX` when the
+/// size itself overflowed).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AllocError {
+    pub(crate) bytes: usize,
+}
+
+impl From<AllocError> for crate::error::MapletError {
+    fn from(e: AllocError) -> Self {
+        crate::error::MapletError::OutOfMemory { bytes: e.bytes }
+    }
+}
+
+/// Bytes of `n` words, or the error of a size that overflows.
+fn word_bytes(n: usize) -> Result<usize, AllocError> {
+    n.checked_mul(8).ok_or(AllocError { bytes: usize::MAX })
+}
+
+/// Aborts as the standard collections do when `n` words cannot be had
+/// (for the infallible paths: `Clone`, and small bookkeeping growth).
+fn abort_alloc(n: usize) -> ! {
+    std::alloc::handle_alloc_error(
+        std::alloc::Layout::array::<u64>(n).unwrap_or(std::alloc::Layout::new::<u64>()),
+    )
+}
+
 /// The slot table's words.
 ///
 /// Invariant: `len` words at `ptr` are the words of `backing`, valid (and,
@@ -103,18 +129,16 @@ impl Anon {
         Some(a)
     }
 
-    /// Makes the words `n` long: new words are zero.
-    fn resize(&mut self, n: usize) {
+    /// Makes the words `n` long: new words are zero. Growing fails, leaving
+    /// the words as they were, if the system refuses the memory; shrinking
+    /// never fails (if the kernel will not shrink the mapping, it stays as
+    /// large, zero past the words).
+    fn resize(&mut self, n: usize) -> Result<(), AllocError> {
         let page = page_size();
-        let fail = || -> ! {
-            std::alloc::handle_alloc_error(
-                std::alloc::Layout::array::<u64>(n).unwrap_or(std::alloc::Layout::new::<u64>()),
-            )
-        };
-        let bytes = n
-            .checked_mul(8)
-            .and_then(|b| b.max(1).checked_next_multiple_of(page))
-            .unwrap_or_else(|| fail());
+        let bytes = word_bytes(n)?
+            .max(1)
+            .checked_next_multiple_of(page)
+            .ok_or(AllocError { bytes: usize::MAX })?;
         if n < self.len {
             // Past the new length the mapping must read as zero: clear the
             // words left in its last page (the pages after it go).
@@ -130,15 +154,22 @@ impl Anon {
                 .then(|| self.move_to_aligned(bytes))
                 .flatten()
                 .unwrap_or_else(|| self.remap(bytes, None));
-            if p == libc::MAP_FAILED {
-                fail();
+            match std::ptr::NonNull::new(p as *mut u64) {
+                Some(p) if p.as_ptr() as *mut libc::c_void != libc::MAP_FAILED => {
+                    self.ptr = p;
+                    self.bytes = bytes;
+                    // A moved or grown mapping may not keep the advice.
+                    advise_huge_pages(self);
+                }
+                // Refused (`mremap` then changes nothing): growing fails;
+                // a mapping that could not shrink stays as it is, zero
+                // past the `n` words.
+                _ if n > self.len => return Err(AllocError { bytes }),
+                _ => {}
             }
-            self.ptr = std::ptr::NonNull::new(p as *mut u64).unwrap_or_else(|| fail());
-            self.bytes = bytes;
-            // A moved or grown mapping may not keep the advice.
-            advise_huge_pages(self);
         }
         self.len = n;
+        Ok(())
     }
 
     /// Moves the mapping, grown to `bytes`, to a fresh range that starts on
@@ -317,15 +348,26 @@ impl Words {
     }
 
     /// `n` zero words: a mapping of their own for a large table on Linux
-    /// (whose untouched pages take no memory), else on the heap.
-    pub(crate) fn zeroed(n: usize) -> Words {
+    /// (whose untouched pages take no memory), else on the heap; an error,
+    /// allocating nothing, if the system refuses both.
+    pub(crate) fn try_zeroed(n: usize) -> Result<Words, AllocError> {
+        let bytes = word_bytes(n)?;
         #[cfg(target_os = "linux")]
         if n >= ANON_WORDS {
             if let Some(a) = Anon::zeroed(n) {
-                return Words::from_backing(Backing::Anon(a));
+                return Ok(Words::from_backing(Backing::Anon(a)));
             }
         }
-        Words::from_backing(Backing::Heap(vec![0; n]))
+        let mut v = Vec::new();
+        v.try_reserve_exact(n).map_err(|_| AllocError { bytes })?;
+        v.resize(n, 0);
+        Ok(Words::from_backing(Backing::Heap(v)))
+    }
+
+    /// [`try_zeroed`](Words::try_zeroed), aborting as a `Vec` does when
+    /// the memory cannot be had.
+    pub(crate) fn zeroed(n: usize) -> Words {
+        Words::try_zeroed(n).unwrap_or_else(|_| abort_alloc(n))
     }
 
     /// Words on the heap.
@@ -361,19 +403,52 @@ impl Words {
         }
     }
 
-    /// Appends `n` zero words, allocating exactly.
-    pub(crate) fn extend_zeroed(&mut self, n: usize) {
-        match &mut self.backing {
-            Backing::Heap(v) => {
-                v.reserve_exact(n);
-                v.resize(v.len() + n, 0);
-            }
+    /// Appends `n` zero words, allocating exactly; an error, leaving the
+    /// words as they were, if the system refuses the memory.
+    pub(crate) fn try_extend_zeroed(&mut self, n: usize) -> Result<(), AllocError> {
+        let total = self
+            .len
+            .checked_add(n)
+            .ok_or(AllocError { bytes: usize::MAX })?;
+        let bytes = word_bytes(total)?;
+        let r = match &mut self.backing {
+            Backing::Heap(v) => v
+                .try_reserve_exact(n)
+                .map(|()| v.resize(total, 0))
+                .map_err(|_| AllocError { bytes }),
             #[cfg(target_os = "linux")]
-            Backing::Anon(a) => a.resize(a.len + n),
+            Backing::Anon(a) => a.resize(total),
             #[cfg(all(feature = "mmap", target_endian = "little"))]
             Backing::Mapped(_) => unreachable!("a memory-mapped maplet is read-only"),
-        }
+        };
         self.sync();
+        r
+    }
+
+    /// [`try_extend_zeroed`](Words::try_extend_zeroed), aborting as a
+    /// `Vec` does when the memory cannot be had (for the overflow area's
+    /// growth by one pair of blocks: a few hundred bytes).
+    pub(crate) fn extend_zeroed(&mut self, n: usize) {
+        if self.try_extend_zeroed(n).is_err() {
+            abort_alloc(self.len.saturating_add(n));
+        }
+    }
+
+    /// A writable copy in memory of its own; an error if the memory cannot
+    /// be had.
+    pub(crate) fn try_clone(&self) -> Result<Words, AllocError> {
+        let mut w = Words::try_zeroed(self.len())?;
+        w.copy_from_slice(self);
+        Ok(w)
+    }
+
+    /// The whole file, for a read-only map of one (to check its checksum).
+    pub(crate) fn file_bytes(&self) -> Option<&[u8]> {
+        match &self.backing {
+            #[cfg(all(feature = "mmap", target_endian = "little"))]
+            Backing::Mapped(m) => Some(&m.map[..]),
+            _ => None,
+        }
     }
 
     /// Keeps the first `n` words, releasing the memory of the rest.
@@ -384,7 +459,10 @@ impl Words {
                 v.shrink_to_fit();
             }
             #[cfg(target_os = "linux")]
-            Backing::Anon(a) => a.resize(n.min(a.len)),
+            Backing::Anon(a) => {
+                // Shrinking never fails.
+                let _ = a.resize(n.min(a.len));
+            }
             #[cfg(all(feature = "mmap", target_endian = "little"))]
             Backing::Mapped(_) => unreachable!("a memory-mapped maplet is read-only"),
         }

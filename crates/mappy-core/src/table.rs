@@ -26,7 +26,7 @@
 //!    Doubling the table moves the first fingerprint bit into the home slot,
 //!    so every entry keeps matching exactly the keys it matched before.
 
-use crate::storage::Words;
+use crate::storage::{AllocError, Words};
 
 /// Maximum fraction of home slots in use before the table doubles.
 pub(crate) const MAX_LOAD: f64 = 0.95;
@@ -327,10 +327,20 @@ pub(crate) fn field_len(field: u64, fbits: u32) -> u32 {
     fbits - 1 - field.trailing_zeros()
 }
 
+/// [`field_len`] of a field that may be zero (in a memory map not yet
+/// verified: `validate` rejects zero fields inside runs), read as 0 instead
+/// of overflowing. For iteration; the hot paths see only valid tables.
+#[inline]
+pub(crate) fn field_len_or_zero(field: u64, fbits: u32) -> u32 {
+    (fbits - 1).saturating_sub(field.trailing_zeros())
+}
+
 /// Whether a stored field matches a full-length query field.
 #[inline]
 pub(crate) fn field_matches(field: u64, query: u64) -> bool {
-    ((field ^ query) >> (field.trailing_zeros() + 1)) == 0
+    // Wrapping: only a zero field (damaged data, which `validate` rejects)
+    // shifts by 65; release builds compute the same either way.
+    (field ^ query).wrapping_shr(field.trailing_zeros() + 1) == 0
 }
 
 /// Bits needed to hold `x` (packed, sign-extended if `signed`).
@@ -401,14 +411,34 @@ pub(crate) struct Table {
 
 impl Table {
     /// An empty table with `canonical` home slots.
+    #[cfg(any(test, feature = "kmers"))]
     pub(crate) fn new(canonical: u64, fbits: u32, vbits: u32, signed: bool) -> Table {
+        Self::try_new(canonical, fbits, vbits, signed).expect("memory for the table")
+    }
+
+    /// [`new`](Table::new), or an error if the memory cannot be had.
+    pub(crate) fn try_new(
+        canonical: u64,
+        fbits: u32,
+        vbits: u32,
+        signed: bool,
+    ) -> Result<Table, AllocError> {
         Self::with_blocks(canonical, fbits, vbits, signed, Self::blocks_for(canonical))
     }
 
-    fn with_blocks(canonical: u64, fbits: u32, vbits: u32, signed: bool, nblocks: usize) -> Table {
+    fn with_blocks(
+        canonical: u64,
+        fbits: u32,
+        vbits: u32,
+        signed: bool,
+        nblocks: usize,
+    ) -> Result<Table, AllocError> {
         assert!(canonical >= 1 && (2..=MAX_FBITS).contains(&fbits) && (1..=64).contains(&vbits));
         let stride = Self::stride_for(fbits, vbits);
-        Table {
+        let words = (nblocks / 2)
+            .checked_mul(stride)
+            .ok_or(AllocError { bytes: usize::MAX })?;
+        Ok(Table {
             canonical,
             fbits,
             vbits,
@@ -417,12 +447,12 @@ impl Table {
             width: (fbits + vbits) as usize,
             fmask: mask(fbits),
             vmask: mask(vbits),
-            words: Words::zeroed(nblocks / 2 * stride),
+            words: Words::try_zeroed(words)?,
             nslots: nblocks * SLOTS,
             max_len: (MAX_LOAD * canonical as f64) as usize,
             len: 0,
             len_hist: [0; 64],
-        }
+        })
     }
 
     fn stride_for(fbits: u32, vbits: u32) -> usize {
@@ -435,9 +465,12 @@ impl Table {
         ((canonical as usize).div_ceil(SLOTS) + 1).next_multiple_of(2)
     }
 
-    /// Heap bytes a table with these parameters takes when empty.
+    /// Heap bytes a table with these parameters takes when empty
+    /// (saturating: a size past `usize` reads as `usize::MAX`).
     pub(crate) fn bytes_for(canonical: u64, fbits: u32, vbits: u32) -> usize {
-        Self::blocks_for(canonical) / 2 * Self::stride_for(fbits, vbits) * 8
+        (Self::blocks_for(canonical) / 2)
+            .saturating_mul(Self::stride_for(fbits, vbits))
+            .saturating_mul(8)
     }
 
     pub(crate) fn canonical(&self) -> u64 {
@@ -479,7 +512,9 @@ impl Table {
         let extra = self
             .nblocks()
             .saturating_sub(Self::blocks_for(self.canonical));
-        (Self::blocks_for(canonical) + extra) / 2 * Self::stride_for(fbits, vbits) * 8
+        ((Self::blocks_for(canonical) + extra) / 2)
+            .saturating_mul(Self::stride_for(fbits, vbits))
+            .saturating_mul(8)
     }
 
     /// Home slot and full-length query field of a hash.
@@ -833,26 +868,27 @@ impl Table {
         let start = if d == 1 {
             q.max(p0)
         } else {
-            q.max(self.select_runend_in(w, p0, d - 2) + 1)
+            q.max(self.select_runend_in(w, p0, d - 2)? + 1)
         };
         // The run ends at the first runend at or after its start.
-        Some((start, self.select_runend_in(w, start, 0)))
+        Some((start, self.select_runend_in(w, start, 0)?))
     }
 
     /// For home slot `q`: whether it is occupied, and the end of the run of
     /// the last occupied home slot `<= q` that starts in `q`'s block (`q`'s
     /// own run if it is occupied), else where the block's runs may start.
-    /// One rank and at most one select.
-    #[inline]
-    fn locate_run(&self, w: &[u64], q: usize) -> (bool, Result<usize, usize>) {
+    /// One rank and at most one select. `None` only in a damaged table
+    /// (a memory map not yet verified) whose runends run out.
+    #[inline(always)]
+    fn locate_run(&self, w: &[u64], q: usize) -> Option<(bool, Result<usize, usize>)> {
         let (occupied, d, p0) = self.rank_in(w, q);
         let end = if d == 0 {
             Err(p0)
         } else {
             // Runends from p0 on close the block's runs in order.
-            Ok(self.select_runend_in(w, p0, d - 1))
+            Ok(self.select_runend_in(w, p0, d - 1)?)
         };
-        (occupied, end)
+        Some((occupied, end))
     }
 
     /// Whether slot `s` ends a run, over words already borrowed.
@@ -884,7 +920,7 @@ impl Table {
         if !self.is_occupied(q) {
             return None;
         }
-        let (true, Ok(end)) = self.locate_run(w, q) else {
+        let Some((true, Ok(end))) = self.locate_run(w, q) else {
             return None;
         };
         let fbits = self.fbits as usize;
@@ -899,7 +935,7 @@ impl Table {
                     if field_matches(slot & self.fmask, query) {
                         return Some((s, (slot >> fbits) & self.vmask));
                     }
-                    if s == q || self.runend_in(w, s - 1) {
+                    if s <= q || self.runend_in(w, s - 1) {
                         return None;
                     }
                     (s, at) = self.prev_slot(s, at);
@@ -910,7 +946,7 @@ impl Table {
                 let v = read_bits_masked(w, at + fbits, self.vbits as usize, self.vmask);
                 return Some((s, v));
             }
-            if s == q || self.runend_in(w, s - 1) {
+            if s <= q || self.runend_in(w, s - 1) {
                 return None;
             }
             (s, at) = self.prev_slot(s, at);
@@ -918,24 +954,28 @@ impl Table {
     }
 
     /// Position of the `k`-th (from 0) runend at or after slot `p`, over
-    /// words already borrowed.
+    /// words already borrowed; `None` if the table ends first, which only a
+    /// damaged table allows (a memory map not yet verified): the bounds
+    /// check every read makes anyway, taken as an answer instead of a panic.
     #[inline(always)]
-    fn select_runend_in(&self, w: &[u64], p: usize, mut k: usize) -> usize {
+    fn select_runend_in(&self, w: &[u64], p: usize, mut k: usize) -> Option<usize> {
         let mut b = p / SLOTS;
-        let mut word = w[self.hdr(b, 2 + b % 2)] & (u64::MAX << (p % SLOTS));
+        let mut word = *w.get(self.hdr(b, 2 + b % 2))? & (u64::MAX << (p % SLOTS));
         loop {
             let c = word.count_ones() as usize;
             if k < c {
-                return b * SLOTS
-                    + if k == 0 {
-                        word.trailing_zeros() as usize
-                    } else {
-                        select64(word, k)
-                    };
+                return Some(
+                    b * SLOTS
+                        + if k == 0 {
+                            word.trailing_zeros() as usize
+                        } else {
+                            select64(word, k)
+                        },
+                );
             }
             k -= c;
             b += 1;
-            word = w[self.hdr(b, 2 + b % 2)];
+            word = *w.get(self.hdr(b, 2 + b % 2))?;
         }
     }
 
@@ -1046,7 +1086,9 @@ impl Table {
     pub(crate) fn probe(&self, q: u64, query: u64, new_field: u64) -> Probe {
         let w: &[u64] = &self.words;
         let q = q as usize;
-        let end = match self.locate_run(w, q) {
+        // Writable tables are valid: their runs end.
+        let located = self.locate_run(w, q).expect("a writable table is valid");
+        let end = match located {
             (true, Ok(end)) => end,
             // A new run starts at q or just after the previous run.
             (false, Ok(prev)) => {
@@ -1198,7 +1240,9 @@ impl Table {
             match self.next_occupied_after(next_q) {
                 Some(q2) if q2 < p => {
                     next_q = q2;
-                    last = self.select_runend_in(&self.words, p, 0);
+                    last = self
+                        .select_runend_in(&self.words, p, 0)
+                        .expect("a writable table is valid");
                 }
                 _ => break,
             }
@@ -1264,16 +1308,50 @@ impl Table {
                 ));
             }
         }
+        // One pass over the home slots in order, allocating nothing and
+        // visiting each slot a bounded number of times whatever the words
+        // hold (a run that never ends, spills of billions), so that a
+        // damaged table of any size is rejected in linear time.
         let mut next_free = 0usize;
         let mut count = 0usize;
         let mut hist = [0u64; 64];
-        let mut spill = vec![0usize; self.nblocks()];
-        let mut used = vec![false; nslots];
+        // Blocks whose spill has been checked: `0..checked`.
+        let mut checked = 0usize;
+        // Entries before the runs of block `b` all lie below `next_free`
+        // and fill every slot from their home on, so the entries with home
+        // before `64 b` at a slot from `64 b` on number exactly
+        // `next_free - 64 b` (or none) once every home slot before `64 b`
+        // is placed.
+        let check_spills = |upto: usize, next_free: usize, checked: &mut usize| {
+            while *checked < upto {
+                let b = *checked;
+                let want = next_free.saturating_sub(b * SLOTS);
+                if self.spill(b) != want {
+                    return Err(format!(
+                        "block {b} records {} spilled entries, holds {want}",
+                        self.spill(b)
+                    ));
+                }
+                *checked += 1;
+            }
+            Ok(())
+        };
+        // Slots `from..to`, between runs, must be empty.
+        let check_empty = |from: usize, to: usize| {
+            for s in from..to {
+                if self.is_runend(s) || self.field(s) != 0 || self.raw_value(s) != 0 {
+                    return Err(format!("slot {s} is outside every run but not empty"));
+                }
+            }
+            Ok(())
+        };
         for q in 0..self.canonical as usize {
             if !self.is_occupied(q) {
                 continue;
             }
+            check_spills(q / SLOTS + 1, next_free, &mut checked)?;
             let start = q.max(next_free);
+            check_empty(next_free, start)?;
             let mut end = start;
             while end < nslots && !self.is_runend(end) {
                 end += 1;
@@ -1294,32 +1372,17 @@ impl Table {
                 }
                 prev = f;
                 hist[field_len(f, self.fbits) as usize] += 1;
-                used[s] = true;
-                for b in q / SLOTS + 1..=s / SLOTS {
-                    spill[b] += 1;
-                }
             }
             count += end - start + 1;
             next_free = end + 1;
         }
-        for s in 0..nslots {
-            if !used[s] && (self.is_runend(s) || self.field(s) != 0 || self.raw_value(s) != 0) {
-                return Err(format!("slot {s} is outside every run but not empty"));
-            }
-        }
+        check_spills(self.nblocks(), next_free, &mut checked)?;
+        check_empty(next_free, nslots)?;
         if count != self.len {
             return Err(format!("{count} entries stored, {} recorded", self.len));
         }
         if hist != self.len_hist {
             return Err("fingerprint length counts do not match the entries".into());
-        }
-        for (b, &want) in spill.iter().enumerate() {
-            if self.spill(b) != want {
-                return Err(format!(
-                    "block {b} records {} spilled entries, holds {want}",
-                    self.spill(b)
-                ));
-            }
         }
         // With the layout verified, rank and select find every run.
         next_free = 0;
@@ -1347,6 +1410,19 @@ impl Table {
     /// The words, for serialization.
     pub(crate) fn words(&self) -> &[u64] {
         &self.words
+    }
+
+    /// The whole file, for a table memory-mapped from one.
+    pub(crate) fn file_bytes(&self) -> Option<&[u8]> {
+        self.words.file_bytes()
+    }
+
+    /// A copy in memory of its own; an error if the memory cannot be had.
+    pub(crate) fn try_clone(&self) -> Result<Table, crate::storage::AllocError> {
+        Ok(Table {
+            words: self.words.try_clone()?,
+            ..*self
+        })
     }
 
     /// A table from serialized parts; checks that the sizes agree (but not
@@ -1406,9 +1482,14 @@ impl Table {
 
     /// The same entries in a table with other field and value widths. A
     /// wider field keeps every fingerprint (new entries get longer ones).
-    pub(crate) fn reformat(&self, fbits: u32, vbits: u32, signed: bool) -> Table {
+    pub(crate) fn reformat(
+        &self,
+        fbits: u32,
+        vbits: u32,
+        signed: bool,
+    ) -> Result<Table, AllocError> {
         assert!(fbits >= self.fbits);
-        let mut t = Table::with_blocks(self.canonical, fbits, vbits, signed, self.nblocks());
+        let mut t = Table::with_blocks(self.canonical, fbits, vbits, signed, self.nblocks())?;
         t.len = self.len;
         t.len_hist = self.len_hist;
         let shift = fbits - self.fbits;
@@ -1422,7 +1503,7 @@ impl Table {
                 t.set_value(s, self.value(s));
             }
         }
-        t
+        Ok(t)
     }
 
     /// Changes the value width and signedness in place (neither may
@@ -1434,7 +1515,7 @@ impl Table {
     /// all zero and stay so without being written, so widening a table that
     /// holds entries in a part of its home slots only touches that part's
     /// memory.
-    pub(crate) fn widen_values(&mut self, vbits: u32, signed: bool) {
+    pub(crate) fn widen_values(&mut self, vbits: u32, signed: bool) -> Result<(), AllocError> {
         let npairs = self.nblocks() / 2;
         // A pair holds an entry, or part of a run passing through it, only
         // if its header is not all zero (a run passing through shows as
@@ -1445,14 +1526,20 @@ impl Table {
             .rev()
             .find(|&p| in_use(p))
             .map_or(first, |p| p + 1);
-        self.widen_values_of_pairs(vbits, signed, first, used);
+        self.widen_values_of_pairs(vbits, signed, first, used)
     }
 
     /// [`widen_values`](Table::widen_values) where every pair of blocks
     /// before `first` and from `used` on is known to be all zero (headers
     /// too), as past the end of a table being built: those stay zero
     /// without a look.
-    fn widen_values_of_pairs(&mut self, vbits: u32, signed: bool, first: usize, used: usize) {
+    fn widen_values_of_pairs(
+        &mut self,
+        vbits: u32,
+        signed: bool,
+        first: usize,
+        used: usize,
+    ) -> Result<(), AllocError> {
         let (old_vbits, old_signed) = (self.vbits, self.signed);
         assert!(vbits >= old_vbits && (signed || !old_signed));
         let (old_stride, old_width) = (self.stride, self.width);
@@ -1543,7 +1630,12 @@ impl Table {
         // it is read: no second table. (On Linux a large table's words grow
         // by `mremap`, so the new words past the end take no memory until
         // a pair moves into them.)
-        self.words.extend_zeroed(npairs * (stride - old_stride));
+        // First, so that a refusal leaves the table as it was.
+        self.words.try_extend_zeroed(
+            npairs
+                .checked_mul(stride - old_stride)
+                .ok_or(AllocError { bytes: usize::MAX })?,
+        )?;
         let mut pair = vec![0u64; old_stride];
         for p in (0..npairs.min(used)).rev() {
             // The pairs from here down are zero and move within the zero
@@ -1565,15 +1657,28 @@ impl Table {
         self.stride = stride;
         self.width = width;
         self.vmask = mask(vbits);
+        Ok(())
     }
 
     /// The table with twice the home slots. Each entry moves to home slot
     /// `2q` or `2q + 1` by its first fingerprint bit; an entry with no
     /// fingerprint bits left is copied to both, its value passed through
-    /// `dup` for the second copy. `fbits` may be wider than now.
-    pub(crate) fn doubled(&self, fbits: u32, mut dup: impl FnMut(i64) -> i64) -> Table {
-        assert!(fbits >= self.fbits);
-        let mut b = Builder::new(self.canonical * 2, fbits, self.vbits, self.signed);
+    /// `dup` for the second copy. `fbits`, `vbits` and `signed` may be
+    /// wider than now. The new table's memory is allocated first: an error,
+    /// before `dup` is ever called, if it cannot be had.
+    pub(crate) fn doubled(
+        &self,
+        fbits: u32,
+        vbits: u32,
+        signed: bool,
+        mut dup: impl FnMut(i64) -> i64,
+    ) -> Result<Table, AllocError> {
+        assert!(fbits >= self.fbits && vbits >= self.vbits && (signed || !self.signed));
+        let canonical = self
+            .canonical
+            .checked_mul(2)
+            .ok_or(AllocError { bytes: usize::MAX })?;
+        let mut b = Builder::new(canonical, fbits, vbits, signed)?;
         let top = 1u64 << (self.fbits - 1);
         let fmask = mask(self.fbits);
         let widen = fbits - self.fbits;
@@ -1606,7 +1711,7 @@ impl Table {
                 b.push(2 * q + 1, f, v);
             }
         }
-        b.finish()
+        Ok(b.finish())
     }
 }
 
@@ -1634,7 +1739,12 @@ impl Iterator for Runs<'_> {
                 break;
             }
             let start = q.max(self.next_free);
-            let end = t.select_runend_in(&t.words, start, 0);
+            // A damaged table (a memory map not yet verified) whose runs
+            // do not end: stop there.
+            let Some(end) = t.select_runend_in(&t.words, start, 0) else {
+                self.q = limit;
+                return None;
+            };
             self.q = q + 1;
             self.next_free = end + 1;
             return Some((q as u64, start, end));
@@ -1657,15 +1767,21 @@ pub(crate) struct Builder {
 
 impl Builder {
     /// A builder for a table of `canonical` home slots.
-    pub(crate) fn new(canonical: u64, fbits: u32, vbits: u32, signed: bool) -> Builder {
-        let table = Table::new(canonical, fbits, vbits, signed);
-        Builder {
+    /// An error if the table's memory cannot be had.
+    pub(crate) fn new(
+        canonical: u64,
+        fbits: u32,
+        vbits: u32,
+        signed: bool,
+    ) -> Result<Builder, AllocError> {
+        let table = Table::try_new(canonical, fbits, vbits, signed)?;
+        Ok(Builder {
             nslots: table.nslots(),
             table,
             next_free: 0,
             last_q: None,
             settled: 1,
-        }
+        })
     }
 
     /// Sets the spill of blocks `settled..upto`. Entries arrive in home-slot
@@ -1688,13 +1804,13 @@ impl Builder {
     }
 
     /// Widens the values of the table being built.
-    pub(crate) fn widen_values(&mut self, vbits: u32, signed: bool) {
+    pub(crate) fn widen_values(&mut self, vbits: u32, signed: bool) -> Result<(), AllocError> {
         // Entries lie below `next_free`, spills in blocks below `settled`.
         let used = self
             .next_free
             .div_ceil(2 * SLOTS)
             .max(self.settled.div_ceil(2));
-        self.table.widen_values_of_pairs(vbits, signed, 0, used);
+        self.table.widen_values_of_pairs(vbits, signed, 0, used)
     }
 
     /// Appends an entry; `v` must fit the table's value width.
@@ -2096,8 +2212,8 @@ mod widen_tests {
                 }
             }
             for &(vbits, signed) in &chain[1..] {
-                let rebuilt = t.reformat(fbits, vbits, signed);
-                t.widen_values(vbits, signed);
+                let rebuilt = t.reformat(fbits, vbits, signed).unwrap();
+                t.widen_values(vbits, signed).unwrap();
                 assert_eq!(
                     &t.words[..],
                     &rebuilt.words[..],
