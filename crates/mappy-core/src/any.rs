@@ -164,14 +164,32 @@ impl<C: Operator + Clone> AnyMaplet<C> {
     ///
     /// # Errors
     /// [`MapletError::Io`] when the file cannot be read, and those of
-    /// [`from_bytes`](AnyMaplet::from_bytes); see [`read_file`] for what is
-    /// refused before anything is read.
+    /// [`from_bytes`](AnyMaplet::from_bytes); [`MapletError::Corrupt`] for a
+    /// path that is not a regular file (refused before it is read).
     pub fn load(
         path: &Path,
         custom: impl FnOnce(&str) -> Result<C>,
         decode: impl FnMut(&[u8]) -> Result<C::Value>,
     ) -> Result<Self> {
-        Self::from_bytes(&read_file(path)?, custom, decode)
+        Self::from_bytes(&format::read_regular(path)?, custom, decode)
+    }
+
+    /// An in-memory copy, told of failure: a damaged memory-mapped maplet
+    /// (see [`Maplet::try_clone`]) or memory that cannot be had.
+    ///
+    /// # Errors
+    /// [`MapletError::Corrupt`], [`MapletError::OutOfMemory`].
+    pub fn try_clone(&self) -> Result<Self> {
+        Ok(match self {
+            AnyMaplet::Counter(m) => AnyMaplet::Counter(m.try_clone()?),
+            AnyMaplet::MaxI64(m) => AnyMaplet::MaxI64(m.try_clone()?),
+            AnyMaplet::MinI64(m) => AnyMaplet::MinI64(m.try_clone()?),
+            AnyMaplet::MaxF64(m) => AnyMaplet::MaxF64(m.try_clone()?),
+            AnyMaplet::MinF64(m) => AnyMaplet::MinF64(m.try_clone()?),
+            AnyMaplet::VecF32(m) => AnyMaplet::VecF32(m.try_clone()?),
+            AnyMaplet::VecF64(m) => AnyMaplet::VecF64(m.try_clone()?),
+            AnyMaplet::Other(m) => AnyMaplet::Other(m.try_clone()?),
+        })
     }
 
     /// Opens a saved maplet of packed values read-only through a memory map
@@ -186,7 +204,7 @@ impl<C: Operator + Clone> AnyMaplet<C> {
         let mut head = vec![0u8; format::FIXED_HEADER];
         {
             use std::io::Read;
-            let file = open_regular(path)?;
+            let (file, _) = format::open_regular(path)?;
             file.take(head.len() as u64)
                 .read_exact(&mut head)
                 .map_err(|_| MapletError::Corrupt("too short for a maplet".into()))?;
@@ -244,7 +262,6 @@ impl<C: Operator + Clone> AnyMaplet<C> {
         path: &Path,
         encode: impl FnMut(&C::Value, &mut Vec<u8>) -> Result<()>,
     ) -> Result<()> {
-        check_save_target(path)?;
         self.verify_if_mapped()?;
         match self {
             AnyMaplet::Counter(m) => m.save(path),
@@ -388,63 +405,11 @@ impl<C: Operator + Clone> AnyMaplet<C> {
                         "the maplets hold values of different storage".into(),
                     ));
                 }
-                other.verify_if_mapped()?;
-                let mut taken = other.clone();
+                let mut taken = other.try_clone()?;
                 each!(&mut taken, m => m.set_memory_limit(mine.2.memory_limit))?;
                 *self = taken;
                 Ok(())
             }
         }
     }
-}
-
-/// Refuses to save over anything but a regular file (or a symbolic link,
-/// which a save replaces).
-fn check_save_target(path: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if !meta.is_file() && !meta.file_type().is_symlink() => {
-            Err(MapletError::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!(
-                    "{} is not a regular file (a directory, FIFO or device): a maplet is saved only as a regular file",
-                    path.display()
-                ),
-            )))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Opens `path` for reading if it is a regular file, without blocking on
-/// a FIFO.
-///
-/// # Errors
-/// [`MapletError::Corrupt`] when `path` is not a regular file (a
-/// directory, a FIFO, a device), [`MapletError::Io`] when it cannot be
-/// opened.
-pub fn open_regular(path: &Path) -> Result<std::fs::File> {
-    let meta = std::fs::metadata(path)?;
-    if !meta.is_file() {
-        return Err(MapletError::Corrupt(format!(
-            "{} is not a regular file, so not a saved maplet",
-            path.display()
-        )));
-    }
-    Ok(std::fs::File::open(path)?)
-}
-
-/// The bytes of the regular file at `path`, never more than its length
-/// said when it was opened.
-///
-/// # Errors
-/// As [`open_regular`], and [`MapletError::Io`] when reading fails.
-pub fn read_file(path: &Path) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let file = open_regular(path)?;
-    let len = file.metadata()?.len();
-    let mut out = Vec::new();
-    out.try_reserve_exact(len as usize)
-        .map_err(|_| MapletError::Corrupt(format!("{len} bytes cannot be held in memory")))?;
-    file.take(len).read_to_end(&mut out)?;
-    Ok(out)
 }

@@ -40,7 +40,7 @@ mod sort;
 mod storage;
 mod table;
 
-pub use any::{open_regular, read_file, AnyMaplet, Stored};
+pub use any::{AnyMaplet, Stored};
 pub use error::{MapletError, Result};
 pub use format::ValueCodec;
 pub use hash::{Key, DEFAULT_SEED};

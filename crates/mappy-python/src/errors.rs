@@ -46,7 +46,8 @@ class InvalidValueError(MapletError, ValueError):
     \"\"\"A value the maplet's operator cannot store or merge.\"\"\"
 
 class MapletOverflowError(MapletError, OverflowError):
-    \"\"\"A count that would pass the range of a signed 64-bit integer.\"\"\"
+    \"\"\"A count that would pass the range of a signed 64-bit integer, or a
+    maplet that cannot grow any further.\"\"\"
 
 class MemoryLimitError(MapletError, MemoryError):
     \"\"\"The operation would take the maplet past its memory limit, or needs
@@ -109,7 +110,8 @@ pub(crate) fn map_err(py: Python<'_>, e: E) -> PyErr {
         E::InvalidParameter(_) => Class::InvalidParameter,
         E::InvalidValue(_) => Class::InvalidValue,
         E::Overflow(_) => Class::Overflow,
-        E::MemoryLimit { .. } => Class::MemoryLimit,
+        E::MemoryLimit { .. } | E::OutOfMemory { .. } => Class::MemoryLimit,
+        E::CapacityExhausted(_) => Class::Overflow,
         E::Incompatible(_) => Class::Incompatible,
         E::Corrupt(_) => Class::Corrupt,
         E::ReadOnly => Class::ReadOnly,

@@ -197,10 +197,12 @@ impl Maplet {
     /// A copy of the state (of a mapped maplet, verified first).
     fn cloned_state(&self, py: Python<'_>) -> PyResult<Inner> {
         let state = self.state.lock(py)?;
-        if state.is_read_only() {
-            py.detach(|| state.verify()).or_raise(py)?;
+        if matches!(&*state, Inner::Other(_)) {
+            state.try_clone()
+        } else {
+            py.detach(|| state.try_clone())
         }
-        Ok(state.clone())
+        .or_raise(py)
     }
 
     fn copy_inner(&self, py: Python<'_>) -> PyResult<Maplet> {
@@ -732,8 +734,13 @@ impl Maplet {
                 let inner = py.detach(|| Inner::load_mmap(&path)).or_raise(py)?;
                 Maplet::from_inner(inner, None, false)
             } else {
-                let data = py.detach(|| core::read_file(&path)).or_raise(py)?;
-                Maplet::read(py, &data, func, allow_pickle)?
+                let inner = Inner::load(
+                    &path,
+                    |name| saved_operator(py, name, func.as_ref()).map(|(op, _)| op),
+                    |b| decode_value(py, b, allow_pickle),
+                )
+                .or_raise(py)?;
+                Maplet::from_inner(inner, func, false)
             };
             m.signed |= signed && m.spec == Spec::Counter;
             Ok(m)
