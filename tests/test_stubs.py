@@ -6,7 +6,7 @@ import sys
 
 def test_stubtest_passes():
     r = subprocess.run(
-        [sys.executable, "-m", "mypy.stubtest", "mappy_python._mappy", "--ignore-missing-stub"],
+        [sys.executable, "-m", "mypy.stubtest", "mappy_python._mappy"],
         capture_output=True,
         text=True,
         timeout=600,

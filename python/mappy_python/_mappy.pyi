@@ -15,6 +15,7 @@ __all__ = [
     "IncompatibleMapletsError",
     "CorruptDataError",
     "ReadOnlyError",
+    "UnsafeDataError",
     "__version__",
     "Maplet",
     "Stats",
@@ -28,6 +29,7 @@ __all__ = [
     "count_kmers",
     "count_kmers_to_file",
     "canonical_kmer",
+    "_panic_for_tests",
 ]
 
 _Key = Union[str, bytes, bytearray, memoryview, int]
