@@ -155,6 +155,9 @@ impl<C: Operator + Clone> AnyMaplet<C> {
             Stored::VecF32 => AnyMaplet::VecF32(Maplet::from_bytes(bytes, VectorAdd::new())?),
             Stored::VecF64 => AnyMaplet::VecF64(Maplet::from_bytes(bytes, VectorAdd::new())?),
             Stored::Custom(name) => {
+                // The name chooses the operator: damage to it is damage, not
+                // another operator.
+                format::verified(bytes)?;
                 AnyMaplet::Other(Maplet::from_bytes_with(bytes, custom(&name)?, decode)?)
             }
         })
@@ -208,6 +211,13 @@ impl<C: Operator + Clone> AnyMaplet<C> {
             file.take(head.len() as u64)
                 .read_exact(&mut head)
                 .map_err(|_| MapletError::Corrupt("too short for a maplet".into()))?;
+        }
+        // Only the operator code is read here: the name of a custom operator
+        // lies past the fixed header, and such maplets are not mapped anyway.
+        if head[..8] == format::MAGIC && !(1..=5).contains(&head[16]) {
+            return Err(MapletError::InvalidParameter(
+                "only counters and numeric max/min maplets can be memory-mapped".into(),
+            ));
         }
         Ok(match Stored::of(&head)? {
             Stored::Counter => AnyMaplet::Counter(Maplet::load_mmap(path, Counter)?),

@@ -543,10 +543,10 @@ impl Maplet {
             if let Inner::Other(m) = &*state {
                 let getsizeof = py.import("sys")?.getattr("getsizeof")?;
                 for v in m.stored_values() {
-                    objects += getsizeof.call1((v.0.bind(py),))?.extract::<usize>()?;
+                    objects = objects.saturating_add(getsizeof.call1((v.0.bind(py),))?.extract::<usize>()?);
                 }
             }
-            let memory_usage = s.memory_usage + objects;
+            let memory_usage = s.memory_usage.saturating_add(objects);
             Ok(Stats {
                 item_count: s.items,
                 capacity: s.capacity,

@@ -10,7 +10,8 @@ use mappy_core::{Operator, OperatorKind};
 use numpy::PyReadonlyArray1;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyFloat, PyFrozenSet, PyInt, PyString};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyBytes, PyFloat, PyFrozenSet, PyInt, PyString, PyType};
 
 use crate::errors::{carried, map_err, raise, Class};
 
@@ -76,12 +77,18 @@ impl Operator for PyOp {
                     }
                 }
                 ObjKind::Set => a.call_method1("__or__", (b,))?,
-                ObjKind::Custom => self
-                    .func
-                    .as_ref()
-                    .expect("custom operators have a function")
-                    .bind(py)
-                    .call1((a, b))?,
+                ObjKind::Custom => {
+                    let merged = self
+                        .func
+                        .as_ref()
+                        .expect("custom operators have a function")
+                        .bind(py)
+                        .call1((a, b))?;
+                    if merged.is_none() {
+                        return Err(no_none(py));
+                    }
+                    merged
+                }
             };
             Ok::<_, PyErr>(PyObj(merged.unbind()))
         })
@@ -102,6 +109,24 @@ pub(crate) fn classify(v: &Bound<'_, PyAny>) -> Num {
     }
     if v.is_instance_of::<PyInt>() {
         return v.extract::<i64>().map(Num::Int).unwrap_or(Num::Other);
+    }
+    // NumPy scalars: its integers are no `int`, its float32 no `float`.
+    static INTEGER: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    static FLOATING: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    let py = v.py();
+    let is = |t: &PyOnceLock<Py<PyType>>, name: &str| {
+        t.import(py, "numpy", name)
+            .is_ok_and(|t| v.is_instance(t).unwrap_or(false))
+    };
+    if is(&INTEGER, "integer") {
+        return v.extract::<i64>().map(Num::Int).unwrap_or(Num::Other);
+    }
+    if is(&FLOATING, "floating") {
+        return v
+            .call_method0("__float__")
+            .and_then(|f| f.extract::<f64>())
+            .map(Num::Float)
+            .unwrap_or(Num::Other);
     }
     Num::Other
 }
@@ -152,6 +177,9 @@ pub(crate) fn as_float(v: &Bound<'_, PyAny>) -> PyResult<f64> {
 /// Max and min refuse NaN (and any value unequal to itself), which has no
 /// order: whichever way it compared, some answer would be wrong.
 pub(crate) fn as_obj(op: &PyOp, v: &Bound<'_, PyAny>) -> PyResult<PyObj> {
+    if v.is_none() {
+        return Err(no_none(v.py()));
+    }
     Ok(PyObj(match op.kind {
         ObjKind::Set => to_set(v)?,
         ObjKind::Max | ObjKind::Min => {
@@ -166,6 +194,16 @@ pub(crate) fn as_obj(op: &PyOp, v: &Bound<'_, PyAny>) -> PyResult<PyObj> {
         }
         ObjKind::Custom => v.clone().unbind(),
     }))
+}
+
+/// `None` answers a query for a key that is absent, so no value may be it.
+fn no_none(py: Python<'_>) -> PyErr {
+    raise(
+        py,
+        Class::InvalidValue,
+        "invalid value: None cannot be stored (a query answers None for an absent key); \
+         a custom merge function must return a value",
+    )
 }
 
 /// Whether a float holds `i` exactly.
