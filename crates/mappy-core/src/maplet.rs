@@ -862,12 +862,23 @@ impl<O: Operator> Maplet<O> {
     pub fn delete_hash(&mut self, hash: u64, value: &O::Value) -> Result<bool> {
         self.writable()?;
         let (q, f) = self.table.locate(hash);
-        let Some(s) = self.table.best_match(q, f) else {
+        let Some(mut s) = self.table.best_match(q, f) else {
             return Ok(false);
         };
-        match self.op.subtract(&self.value_ref(s), value)? {
-            Some(v) => self.replace_value(s, v)?,
-            None => self.remove_slot(q, s),
+        // A key has several entries only after a merge of maplets that grew
+        // differently: the value comes off the longest first, and what an
+        // entry cannot give (see `Operator::take_from`) off the next one.
+        let mut removed = value.clone();
+        for _ in 0..64 {
+            let (keep, rest) = self.op.take_from(&self.value_ref(s), &removed)?;
+            match keep {
+                Some(v) => self.replace_value(s, v)?,
+                None => self.remove_slot(q, s),
+            }
+            match (rest, self.table.best_match(q, f)) {
+                (Some(r), Some(next)) => (removed, s) = (r, next),
+                _ => break,
+            }
         }
         Ok(true)
     }
@@ -888,13 +899,14 @@ impl<O: Operator> Maplet<O> {
     pub fn remove_hash(&mut self, hash: u64) -> Result<bool> {
         self.writable()?;
         let (q, f) = self.table.locate(hash);
-        Ok(match self.table.best_match(q, f) {
-            Some(s) => {
-                self.remove_slot(q, s);
-                true
-            }
-            None => false,
-        })
+        // Every entry of the key: it has several after a merge of maplets
+        // that grew differently.
+        let mut found = false;
+        while let Some(s) = self.table.best_match(q, f) {
+            self.remove_slot(q, s);
+            found = true;
+        }
+        Ok(found)
     }
 
     /// Whether the maplet is memory-mapped and so read-only.

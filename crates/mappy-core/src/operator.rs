@@ -88,6 +88,25 @@ pub trait Operator {
         Ok(None)
     }
 
+    /// Takes `removed` out of one of a key's entries, `existing`, when the
+    /// key has several (after merging maplets that grew differently; see
+    /// [`Maplet::delete`]): what the entry keeps (`None` removes it), and
+    /// what is left to take from the key's next entry. The default takes
+    /// everything from the first, as [`subtract`](Operator::subtract).
+    ///
+    /// [`Maplet::delete`]: crate::Maplet::delete
+    ///
+    /// # Errors
+    /// As [`subtract`](Operator::subtract).
+    #[allow(clippy::type_complexity)]
+    fn take_from(
+        &self,
+        existing: &Self::Value,
+        removed: &Self::Value,
+    ) -> Result<(Option<Self::Value>, Option<Self::Value>)> {
+        Ok((self.subtract(existing, removed)?, None))
+    }
+
     /// Checks a value before it is stored. The default accepts everything.
     ///
     /// # Errors
@@ -152,6 +171,16 @@ impl Operator for Counter {
             None => Err(MapletError::Overflow(format!(
                 "counter {existing} - {removed} does not fit in 64 bits"
             ))),
+        }
+    }
+
+    /// A positive entry gives at most what it holds; the rest comes off the
+    /// key's next entry, so no entry turns negative.
+    fn take_from(&self, existing: &i64, removed: &i64) -> Result<(Option<i64>, Option<i64>)> {
+        if *existing > 0 && *removed > *existing {
+            Ok((None, Some(removed - existing)))
+        } else {
+            Ok((self.subtract(existing, removed)?, None))
         }
     }
 

@@ -543,7 +543,8 @@ impl Maplet {
             if let Inner::Other(m) = &*state {
                 let getsizeof = py.import("sys")?.getattr("getsizeof")?;
                 for v in m.stored_values() {
-                    objects = objects.saturating_add(getsizeof.call1((v.0.bind(py),))?.extract::<usize>()?);
+                    objects = objects
+                        .saturating_add(getsizeof.call1((v.0.bind(py),))?.extract::<usize>()?);
                 }
             }
             let memory_usage = s.memory_usage.saturating_add(objects);
