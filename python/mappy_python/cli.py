@@ -393,6 +393,12 @@ def cmd_kmers_count(args: argparse.Namespace) -> None:
         except OSError as e:
             # Writing the output or the scratch files beside it.
             raise CliError(f"{args.output}: {describe(e)}") from None
+        except mappy.MapletError as e:
+            # "invalid parameter: READS: ...": the file first, as <stdin> for stdin.
+            text = str(e).replace("/dev/stdin", display(STDIN))
+            rest = text.partition(": ")[2]
+            named = any(rest.startswith(f"{display(p)}:") for p in args.reads)
+            raise CliError(rest if named else text) from None
         finally:
             progress.close()
         if stats["sequences"] == 0:
