@@ -1,9 +1,14 @@
 """The ``mappy`` command line, run as users run it."""
 
+import contextlib
 import gzip
 import os
+import pty
+import random
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -431,3 +436,49 @@ def test_dash_reads_stdin_everywhere(tmp_path, maplet):
         r = run("kmers", "query", "-", "ACGT", stdin=(tmp_path / "k.maplet").read_bytes())
         assert r.returncode == 0 and r.stdout == "ACGT\t2\n"
     assert names(tmp_path) == ["b.maplet", "k.maplet", "keys.maplet", "keys.txt", "m.maplet"]
+
+
+@pytest.fixture(scope="module")
+def big_fasta(tmp_path_factory):
+    """About 3 MB of random reads: read 40 times, a count of several seconds."""
+    rng = random.Random(7)
+    path = tmp_path_factory.mktemp("reads") / "random.fa"
+    path.write_text("".join(f">r{i}\n{''.join(rng.choices('ACGT', k=3000))}\n" for i in range(1000)))
+    return path
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+@pytest.mark.parametrize("partitions", [1, 4])
+def test_ctrl_c_stops_a_count_at_once_and_leaves_nothing(tmp_path, big_fasta, terminal, partitions):
+    out = tmp_path / "k.maplet"
+    master, slave = pty.openpty() if terminal else (None, None)
+    args = ["kmers", "count", "-k", 21, "-o", out, *[big_fasta] * 40, "--partitions", partitions]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mappy_python.cli", *map(str, args)],
+        stderr=slave if terminal else subprocess.PIPE,
+    )
+    try:
+        # Running: its private folder beside the output is there.
+        deadline = time.monotonic() + 30
+        while not any(tmp_path.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)
+        assert proc.poll() is None, "the count ended before Ctrl-C"
+        proc.send_signal(signal.SIGINT)
+        start = time.monotonic()
+        assert proc.wait(timeout=5) == 130
+        assert time.monotonic() - start < 3
+    finally:
+        proc.kill()
+        proc.wait()
+    if terminal:
+        os.close(slave)
+        err = b""
+        with contextlib.suppress(OSError):  # EIO once all is read
+            while chunk := os.read(master, 65536):
+                err += chunk
+        os.close(master)
+    else:
+        err = proc.stderr.read()
+    assert b"Traceback" not in err and b"Error" not in err, err
+    assert names(tmp_path) == []
