@@ -323,6 +323,9 @@ def test_a_fifo_or_a_device_as_a_maplet(tmp_path, maplet):
         writer = subprocess.Popen(["sh", "-c", f'printf "%s" "{junk.decode()}" > "{fifo}"'])
         fails(run("stats", fifo), f"{fifo}: ")
         writer.wait(timeout=10)
+    cut = tmp_path / "cut.maplet"
+    cut.write_bytes(maplet.read_bytes()[:-9])
+    assert "corrupt" in fails(run("stats", cut), f"{cut}: ")
     # A maplet through a pipe is fine.
     writer = subprocess.Popen(["sh", "-c", f'cat "{maplet}" > "{fifo}"'])
     r = run("stats", fifo)

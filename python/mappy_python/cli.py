@@ -8,9 +8,11 @@ count k-mers.
     mappy kmers count -k K -o OUT READS ...
     mappy kmers query FILE KMER ...
 
-Inputs may be plain or gzip-compressed; ``-`` reads standard input. Errors
-name the file and line, exit non-zero and leave no output file behind (a
-maplet is written only when complete, and atomically).
+Inputs may be plain or gzip-compressed; ``-`` reads standard input (for a
+maplet too). Errors are one line, ``mappy: error: FILE[:LINE]: message``,
+exit with status 1 (130 for Ctrl-C) and leave no output file behind (a
+maplet is written only when complete, and atomically); an output that is
+one of the inputs is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def describe(e: BaseException) -> str:
     if isinstance(e, zlib.error):
         return f"damaged gzip data ({e})"
     if isinstance(e, gzip.BadGzipFile):
-        return f"not gzip data ({e})"
+        return f"bad gzip data ({e})"
     text = (e.strerror if isinstance(e, OSError) else None) or str(e)
     # The native module's OSErrors carry their message only.
     text = text.split(" (os error ")[0]
@@ -171,9 +173,10 @@ def text_lines(path: str) -> Iterator[str]:
         data = gzip.GzipFile(fileobj=raw) if raw.peek(2)[:2] == b"\x1f\x8b" else raw
         for n, line in enumerate(data, 1):
             try:
-                yield line.decode("utf-8")
+                text = line.decode("utf-8")
             except UnicodeDecodeError as e:
                 raise CliError(f"{name}:{n}: {describe(e)}") from None
+            yield text
 
 
 def parse_value(text: str, operator: str, where: str) -> object:
