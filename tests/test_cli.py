@@ -1,8 +1,14 @@
 """The ``mappy`` command line, run as users run it."""
 
+import contextlib
 import gzip
+import os
+import pty
+import random
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -168,5 +174,314 @@ def test_kmers_count_errors(tmp_path):
     bad = tmp_path / "bad.fq"
     bad.write_text("@r1\nACGT\n+\nII\n")  # quality shorter than the sequence
     r = mappy_cli("kmers", "count", "-k", 3, "-o", tmp_path / "x.maplet", bad)
-    assert r.returncode == 1 and str(bad) in r.stderr
+    assert r.returncode == 1 and r.stderr.startswith(f"mappy: error: {bad}: ")
     assert not (tmp_path / "x.maplet").exists()
+
+
+# ---- hostile input: every bad input is one line on stderr, status 1 --------
+
+
+def run(*args, stdin=b"", shell_redirect=""):
+    """The command with bytes on stdin; ``shell_redirect`` (such as ``<&-``)
+    closes a standard stream first."""
+    cmd = [sys.executable, "-m", "mappy_python.cli", *map(str, args)]
+    if shell_redirect:
+        cmd = ["sh", "-c", f'exec "$@" {shell_redirect}', "sh", *cmd]
+    r = subprocess.run(cmd, input=stdin, capture_output=True, timeout=60)
+    return subprocess.CompletedProcess(
+        r.args, r.returncode, r.stdout.decode(), r.stderr.decode(errors="replace")
+    )
+
+
+def fails(r, prefix=""):
+    """The run failed as promised: status 1, one line ``mappy: error: PREFIX...``."""
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert r.stderr.startswith(f"mappy: error: {prefix}"), r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    return r.stderr
+
+
+def names(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.fixture
+def keys(tmp_path):
+    src = tmp_path / "keys.txt"
+    src.write_text("apple\nbanana\napple\n")
+    return src
+
+
+@pytest.fixture
+def maplet(tmp_path, keys):
+    out = tmp_path / "keys.maplet"
+    assert run("build", out, keys, "--expected-items", 100).returncode == 0
+    return out
+
+
+def test_gzip_cut_short_damaged_or_not_gzip(tmp_path):
+    data = gzip.compress("".join(f"key{i}\t{i}\n" for i in range(20000)).encode())
+    cut, damaged, fake = tmp_path / "cut.tsv.gz", tmp_path / "damaged.tsv.gz", tmp_path / "fake.tsv.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    middle = len(data) // 2
+    damaged.write_bytes(
+        data[:middle] + bytes(b ^ 0x55 for b in data[middle : middle + 64]) + data[middle + 64 :]
+    )
+    fake.write_bytes(b"\x00\xff\xfe binary, neither gzip nor text")
+    out = tmp_path / "out.maplet"
+    assert "cut short" in fails(run("build", out, cut, "--format", "tsv"), f"{cut}: ")
+    assert "gzip" in fails(run("build", out, damaged, "--format", "tsv"), f"{damaged}: ")
+    assert "not UTF-8" in fails(run("build", out, fake, "--format", "tsv"), f"{fake}:1: ")
+    for args in (["-k", 5, cut], ["-k", 5, damaged]):
+        fails(run("kmers", "count", "-o", out, *args))
+    assert names(tmp_path) == ["cut.tsv.gz", "damaged.tsv.gz", "fake.tsv.gz"]
+    # A plain file named .gz is read as what it is.
+    plain = tmp_path / "plain.txt.gz"
+    plain.write_text("x\ny\n")
+    assert run("build", out, plain).returncode == 0
+
+
+def test_csv_field_over_the_limit(tmp_path):
+    src = tmp_path / "big.csv"
+    src.write_text("a,1\n" + "b" * 200_000 + ",2\n")
+    out = tmp_path / "out.maplet"
+    assert "field larger than field limit" in fails(run("build", out, src, "--format", "csv"), f"{src}:2: ")
+    assert names(tmp_path) == ["big.csv"]
+
+
+def test_columns_below_one_or_past_the_row(tmp_path):
+    src = tmp_path / "t.tsv"
+    src.write_text("a\t1\nb\n")
+    out = tmp_path / "out.maplet"
+    for option in ("--key-column", "--value-column"):
+        for n in (0, -1):
+            assert "must be at least 1" in fails(run("build", out, src, "--format", "tsv", option, n))
+    assert "at least 2 columns" in fails(
+        run("build", out, src, "--format", "tsv", "--value-column", 2), f"{src}:2: "
+    )
+    fails(run("build", out, src, "--format", "tsv", "--key-column", 9), f"{src}:1: ")
+    assert names(tmp_path) == ["t.tsv"]
+
+
+@pytest.mark.parametrize(
+    "value,operator,message",
+    [
+        ("two", "counter", "not an integer"),
+        ("1.5", "counter", "not an integer"),
+        ("x", "max", "not a number"),
+        ("nan", "max", "not a number"),
+        (str(2**64), "counter", "64-bit"),
+    ],
+)
+def test_values_that_are_not_numbers(tmp_path, value, operator, message):
+    src = tmp_path / "v.tsv"
+    src.write_text(f"a\t1\nb\t{value}\n")
+    out = tmp_path / "out.maplet"
+    r = run("build", out, src, "--format", "tsv", "--value-column", 2, "--operator", operator)
+    assert message in fails(r, f"{src}:2: ")
+    assert names(tmp_path) == ["v.tsv"]
+
+
+def test_options_that_are_not_numbers(tmp_path, keys):
+    out = tmp_path / "out.maplet"
+    for args in (
+        ["build", out, keys, "--expected-items", "many"],
+        ["build", out, keys, "--rate", "low"],
+        ["build", out, keys, "--expected-items", 0],
+        ["kmers", "count", "-k", "x", "-o", out, keys],
+        ["kmers", "count", "-k", 5, "-o", out, keys, "--threads", 0],
+        ["kmers", "count", "-k", 5, "-o", out, keys, "--rate", 2],
+        ["build"],
+        ["frobnicate"],
+    ):
+        fails(run(*args))
+    assert names(tmp_path) == ["keys.txt"]
+
+
+def test_missing_inputs_and_folders_as_inputs(tmp_path, maplet):
+    out, missing, folder = tmp_path / "out.maplet", tmp_path / "missing", tmp_path / "folder"
+    folder.mkdir()
+    for bad, message in ((missing, "no such file"), (folder, "is a directory")):
+        for args in (
+            ["build", out, bad],
+            ["query", bad, "x"],
+            ["stats", bad],
+            ["merge", out, maplet, bad],
+            ["kmers", "count", "-k", 5, "-o", out, bad],
+            ["kmers", "query", bad, "ACGT"],
+        ):
+            assert message in fails(run(*args), f"{bad}: ")
+    assert names(tmp_path) == ["folder", "keys.maplet", "keys.txt"]
+
+
+def test_a_fifo_or_a_device_as_a_maplet(tmp_path, maplet):
+    for args in (["stats", "/dev/zero"], ["query", "/dev/zero", "x"], ["kmers", "query", "/dev/zero", "ACG"]):
+        assert "not a maplet" in fails(run(*args), "/dev/zero: ")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for junk in (b"junk", b"MAPPYMAP and then junk"):
+        writer = subprocess.Popen(["sh", "-c", f'printf "%s" "{junk.decode()}" > "{fifo}"'])
+        fails(run("stats", fifo), f"{fifo}: ")
+        writer.wait(timeout=10)
+    cut = tmp_path / "cut.maplet"
+    cut.write_bytes(maplet.read_bytes()[:-9])
+    assert "corrupt" in fails(run("stats", cut), f"{cut}: ")
+    # A maplet through a pipe is fine.
+    writer = subprocess.Popen(["sh", "-c", f'cat "{maplet}" > "{fifo}"'])
+    r = run("stats", fifo)
+    writer.wait(timeout=10)
+    assert r.returncode == 0 and "item_count\t2" in r.stdout, r.stderr
+
+
+def test_stdin_closed_or_empty(tmp_path, maplet):
+    out = tmp_path / "out.maplet"
+    for args in (
+        ["build", out],
+        ["build", out, "-"],
+        ["query", maplet],
+        ["kmers", "count", "-k", 3, "-o", out, "-"],
+    ):
+        assert "closed" in fails(run(*args, shell_redirect="<&-"), "<stdin>: ")
+    assert "no records" in fails(run("build", out, stdin=b""), "<stdin>: ")
+    fails(run("kmers", "count", "-k", 3, "-o", out, "-", stdin=b""), "<stdin>: ")
+    fails(run("stats", "-", stdin=b""), "<stdin>: ")
+    r = run("query", maplet, stdin=b"")  # no keys: nothing to print
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == ""
+    fails(run("build", out, "-", "-", stdin=b"x\n"))
+    assert names(tmp_path) == ["keys.maplet", "keys.txt"]
+
+
+def test_stdout_closed_or_gone(tmp_path, maplet):
+    assert "closed" in fails(run("query", maplet, "apple", shell_redirect=">&-"))
+    fails(run("stats", maplet, shell_redirect=">&-"))
+    many = tmp_path / "many.txt"
+    many.write_text("".join(f"key{i}\n" for i in range(200_000)))
+    with open(many) as keys_in:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mappy_python.cli", "query", str(maplet)],
+            stdin=keys_in,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert proc.stdout.readline().startswith(b"key0\t")
+        proc.stdout.close()  # as `| head -1` does
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=30) == 0
+    assert err == "", err
+
+
+def test_an_output_that_is_an_input_or_a_folder(tmp_path, keys, maplet):
+    before = {p: p.read_bytes() for p in (keys, maplet)}
+    reads = tmp_path / "r.fa"
+    reads.write_text(">a\nACGTACGTAC\n")
+    for args in (
+        ["build", keys, keys],
+        ["build", tmp_path / "." / "keys.txt", "-", keys, "--expected-items", 10],
+        ["merge", maplet, maplet, maplet],
+        ["kmers", "count", "-k", 3, "-o", reads, reads],
+    ):
+        assert "is also an input" in fails(run(*args, stdin=b"x\n"))
+    link = tmp_path / "link.txt"
+    link.symlink_to(keys)
+    fails(run("build", link, keys))
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for args in (
+        ["build", folder, keys],
+        ["merge", folder, maplet],
+        ["kmers", "count", "-k", 3, "-o", folder, reads],
+    ):
+        assert "is a directory" in fails(run(*args), f"{folder}: ")
+    assert {p: p.read_bytes() for p in before} == before and reads.read_text() == ">a\nACGTACGTAC\n"
+    assert (
+        names(tmp_path) == ["folder", "keys.maplet", "keys.txt", "link.txt", "r.fa"] and names(folder) == []
+    )
+
+
+def test_bytes_that_are_not_utf8(tmp_path, maplet):
+    src = tmp_path / "latin1.txt"
+    src.write_bytes(b"ok\ncaf\xe9\n")
+    out = tmp_path / "out.maplet"
+    assert "not UTF-8" in fails(run("build", out, src), f"{src}:2: ")
+    gz = tmp_path / "latin1.csv.gz"
+    gz.write_bytes(gzip.compress(b"a,1\nb,2\ncaf\xe9,3\n"))
+    fails(run("build", out, gz, "--format", "csv", "--value-column", 2), f"{gz}:3: ")
+    fails(run("query", maplet, stdin=b"apple\n\xff\n"), "<stdin>:2: ")
+    assert not out.exists()
+
+
+def test_kmers_that_are_not_kmers(tmp_path):
+    reads = tmp_path / "r.fa"
+    reads.write_text(">a\nACGTACGTAC\n")
+    out = tmp_path / "k.maplet"
+    assert run("kmers", "count", "-k", 4, "-o", out, reads).returncode == 0
+    for extra in ([], ["--no-canonical"]):
+        fails(run("kmers", "query", out, *extra, stdin=b"ACGT\nAC-T\n"), "<stdin>:2: 'AC-T' is not a k-mer")
+        fails(run("kmers", "query", out, "ACGT", "AXGT", *extra), "argument: 'AXGT' is not a k-mer")
+        fails(run("kmers", "query", out, "A" * 33, *extra))
+
+
+def test_dash_reads_stdin_everywhere(tmp_path, maplet):
+    data = maplet.read_bytes()
+    r = run("build", tmp_path / "b.maplet", stdin=gzip.compress(b"x\nx\n"))  # no inputs: stdin
+    assert r.returncode == 0 and mappy.Maplet.load(str(tmp_path / "b.maplet")).query("x") >= 2
+    r = run("query", "-", "apple", stdin=data)
+    assert r.returncode == 0 and int(r.stdout.split("\t")[1]) >= 2
+    fails(run("query", "-", stdin=data), "<stdin>: ")  # the keys cannot come from stdin too
+    r = run("stats", "-", stdin=data)
+    assert r.returncode == 0 and "item_count\t2" in r.stdout
+    r = run("merge", tmp_path / "m.maplet", maplet, "-", stdin=data)
+    assert r.returncode == 0 and mappy.Maplet.load(str(tmp_path / "m.maplet")).query("apple") >= 4
+    fasta = b">a\nACGTACGTAC\n"
+    for stdin in (fasta, gzip.compress(fasta)):
+        r = run("kmers", "count", "-k", 4, "-o", tmp_path / "k.maplet", "-", stdin=stdin)
+        assert r.returncode == 0, r.stderr
+        r = run("kmers", "query", "-", "ACGT", stdin=(tmp_path / "k.maplet").read_bytes())
+        assert r.returncode == 0 and r.stdout == "ACGT\t2\n"
+    assert names(tmp_path) == ["b.maplet", "k.maplet", "keys.maplet", "keys.txt", "m.maplet"]
+
+
+@pytest.fixture(scope="module")
+def big_fasta(tmp_path_factory):
+    """About 3 MB of random reads: read 40 times, a count of several seconds."""
+    rng = random.Random(7)
+    path = tmp_path_factory.mktemp("reads") / "random.fa"
+    path.write_text("".join(f">r{i}\n{''.join(rng.choices('ACGT', k=3000))}\n" for i in range(1000)))
+    return path
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+@pytest.mark.parametrize("partitions", [1, 4])
+def test_ctrl_c_stops_a_count_at_once_and_leaves_nothing(tmp_path, big_fasta, terminal, partitions):
+    out = tmp_path / "k.maplet"
+    master, slave = pty.openpty() if terminal else (None, None)
+    args = ["kmers", "count", "-k", 21, "-o", out, *[big_fasta] * 40, "--partitions", partitions]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mappy_python.cli", *map(str, args)],
+        stderr=slave if terminal else subprocess.PIPE,
+    )
+    try:
+        # Running: its private folder beside the output is there.
+        deadline = time.monotonic() + 30
+        while not any(tmp_path.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)
+        assert proc.poll() is None, "the count ended before Ctrl-C"
+        proc.send_signal(signal.SIGINT)
+        start = time.monotonic()
+        assert proc.wait(timeout=5) == 130
+        assert time.monotonic() - start < 3
+    finally:
+        proc.kill()
+        proc.wait()
+    if terminal:
+        os.close(slave)
+        err = b""
+        with contextlib.suppress(OSError):  # EIO once all is read
+            while chunk := os.read(master, 65536):
+                err += chunk
+        os.close(master)
+    else:
+        err = proc.stderr.read()
+    assert b"Traceback" not in err and b"Error" not in err, err
+    assert names(tmp_path) == []

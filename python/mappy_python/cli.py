@@ -8,21 +8,28 @@ count k-mers.
     mappy kmers count -k K -o OUT READS ...
     mappy kmers query FILE KMER ...
 
-Inputs may be plain or gzip-compressed; ``-`` reads standard input. Errors
-name the file and line, exit non-zero and leave no output file behind (a
-maplet is written only when complete, and atomically).
+Inputs may be plain or gzip-compressed; ``-`` reads standard input (for a
+maplet too). Errors are one line, ``mappy: error: FILE[:LINE]: message``,
+exit with status 1 (130 for Ctrl-C) and leave no output file behind (a
+maplet is written only when complete, and atomically); an output that is
+one of the inputs is refused before anything is written.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import gzip
-import io
 import os
+import shutil
+import stat
 import sys
+import tempfile
+import threading
 import time
-from typing import IO, Iterator, List, Optional, Sequence, Tuple
+import zlib
+from typing import IO, Callable, Iterator, List, NoReturn, Optional, Sequence, Tuple, TypeVar
 
 import mappy_python as mappy
 
@@ -33,9 +40,96 @@ OPERATORS = {
     "set": mappy.SetOperator,
 }
 
+STDIN = "-"
+# Errors of reading or writing a file, and of the data in it.
+FILE_ERRORS = (OSError, EOFError, zlib.error, ValueError, OverflowError, mappy.MapletError)
+T = TypeVar("T")
+
 
 class CliError(Exception):
     """A user-facing error: printed as ``mappy: error: ...``, exit status 1."""
+
+
+def describe(e: BaseException) -> str:
+    """What went wrong, in words, for an error of ``FILE_ERRORS``."""
+    if isinstance(e, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {e.object[e.start]:#04x})"
+    if isinstance(e, EOFError):
+        return "the gzip data is cut short"
+    if isinstance(e, zlib.error):
+        return f"damaged gzip data ({e})"
+    if isinstance(e, gzip.BadGzipFile):
+        return f"bad gzip data ({e})"
+    text = (e.strerror if isinstance(e, OSError) else None) or str(e)
+    # The native module's OSErrors carry their message only.
+    text = text.split(" (os error ")[0]
+    return text[:1].lower() + text[1:]
+
+
+@contextlib.contextmanager
+def about(name: str) -> Iterator[None]:
+    """Turns the file errors raised inside into a ``CliError`` naming ``name``."""
+    try:
+        yield
+    except FILE_ERRORS as e:
+        if isinstance(e, BrokenPipeError):
+            raise
+        raise CliError(f"{name}: {describe(e)}") from None
+
+
+def display(path: str) -> str:
+    return "<stdin>" if path == STDIN else path
+
+
+def note(text: str) -> None:
+    """A line on stderr, if there is one."""
+    if sys.stderr is not None:
+        print(text, file=sys.stderr)
+
+
+def emit(text: str) -> None:
+    """A line of output."""
+    if sys.stdout is None:
+        raise CliError("standard output is closed")
+    print(text)
+
+
+def same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_paths(output: Optional[str], inputs: Sequence[str]) -> None:
+    """Refuses, before anything is read or written, inputs that are missing
+    or folders, stdin twice or closed, and an output that is a folder or an
+    input."""
+    if list(inputs).count(STDIN) > 1:
+        raise CliError("'-' (standard input) is given more than once")
+    for p in inputs:
+        if p == STDIN:
+            if sys.stdin is None:
+                raise CliError("<stdin>: standard input is closed")
+        elif not os.path.exists(p):
+            raise CliError(f"{p}: no such file")
+        elif os.path.isdir(p):
+            raise CliError(f"{p}: is a directory")
+        elif output is not None and same_file(p, output):
+            raise CliError(f"{output}: is also an input: write the output to another file")
+    if output is not None and os.path.isdir(output):
+        raise CliError(f"{output}: is a directory")
+
+
+def positive(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
 
 
 class Progress:
@@ -44,7 +138,7 @@ class Progress:
     def __init__(self, label: str, total: Optional[int] = None) -> None:
         self.label = label
         self.total = total
-        self.enabled = sys.stderr.isatty()
+        self.enabled = sys.stderr is not None and sys.stderr.isatty()
         self.last = 0.0
 
     def update(self, done: int) -> None:
@@ -66,94 +160,117 @@ class Progress:
             sys.stderr.flush()
 
 
-def open_text(path: str) -> IO[str]:
-    """Opens a plain or gzip-compressed text file, or stdin for ``-``."""
-    if path == "-":
-        return sys.stdin
-    try:
-        raw = open(path, "rb")
-    except OSError as e:
-        raise CliError(f"{path}: {e.strerror}") from None
-    if raw.peek(2)[:2] == b"\x1f\x8b" if hasattr(raw, "peek") else path.endswith(".gz"):
-        return io.TextIOWrapper(gzip.GzipFile(fileobj=raw), encoding="utf-8")
-    return io.TextIOWrapper(raw, encoding="utf-8")
+def open_binary(path: str) -> IO[bytes]:
+    """A file, or stdin for ``-``, opened for reading bytes."""
+    return sys.stdin.buffer if path == STDIN else open(path, "rb")
+
+
+def text_lines(path: str) -> Iterator[str]:
+    """The lines of a text file, plain or gzip-compressed (``-``: stdin),
+    decoded as UTF-8; errors name the file (and the line)."""
+    name, n = display(path), 0
+    with about(name), open_binary(path) as raw:
+        data = gzip.GzipFile(fileobj=raw) if raw.peek(2)[:2] == b"\x1f\x8b" else raw
+        for n, line in enumerate(data, 1):
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise CliError(f"{name}:{n}: {describe(e)}") from None
+            yield text
 
 
 def parse_value(text: str, operator: str, where: str) -> object:
     if operator == "set":
         return frozenset([text])
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    if operator == "counter":
-        raise CliError(f"{where}: value {text!r} is not an integer")
-    try:
-        return float(text)
-    except ValueError:
-        raise CliError(f"{where}: value {text!r} is not a number") from None
+    value: object = None
+    with contextlib.suppress(ValueError):
+        value = int(text)
+    if value is None and operator != "counter":
+        with contextlib.suppress(ValueError):
+            value = float(text)
+    if value is None or value != value:  # NaN has no order
+        kind = "an integer" if operator == "counter" else "a number"
+        raise CliError(f"{where}: value {text!r} is not {kind}")
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise CliError(f"{where}: value {text!r} does not fit in a signed 64-bit integer")
+    return value
 
 
 def records(
     path: str, fmt: str, key_col: int, value_col: Optional[int], operator: str
 ) -> Iterator[Tuple[str, object]]:
     """(key, value) pairs of a file; the value is 1 without a value column."""
-    with open_text(path) as handle:
-        name = "<stdin>" if path == "-" else path
-        if fmt == "lines":
-            if operator == "set":
-                raise CliError("the set operator needs values: use --format tsv or csv with --value-column")
-            for line in handle:
-                line = line.rstrip("\r\n")
-                if line:
-                    yield line, 1
+    if operator == "set" and (fmt == "lines" or value_col is None):
+        raise CliError("the set operator needs values: use --format tsv or csv with --value-column")
+    lines = text_lines(path)
+    if fmt == "lines":
+        for line in lines:
+            line = line.rstrip("\r\n")
+            if line:
+                yield line, 1
+        return
+    reader = csv.reader(lines, delimiter="\t" if fmt == "tsv" else ",")
+    need = max(key_col, value_col if value_col is not None else 0)
+    while True:
+        where = f"{display(path)}:{reader.line_num + 1}"
+        try:
+            row = next(reader, None)
+        except csv.Error as e:
+            raise CliError(f"{where}: {e}") from None
+        if row is None:
             return
-        reader = csv.reader(handle, delimiter="\t" if fmt == "tsv" else ",")
-        for n, row in enumerate(reader, 1):
-            if not row:
-                continue
-            where = f"{name}:{n}"
-            need = max(key_col, value_col if value_col is not None else 0)
-            if len(row) <= need:
-                raise CliError(f"{where}: expected at least {need + 1} columns, found {len(row)}")
-            if value_col is None:
-                if operator == "set":
-                    raise CliError("the set operator needs values: give --value-column")
-                value: object = 1
-            else:
-                value = parse_value(row[value_col], operator, where)
-            yield row[key_col], value
-
-
-def input_size(paths: Sequence[str]) -> Optional[int]:
-    try:
-        return sum(os.path.getsize(p) for p in paths) if "-" not in paths else None
-    except OSError:
-        return None
+        if not row:
+            continue
+        if len(row) <= need:
+            raise CliError(f"{where}: expected at least {need + 1} columns, found {len(row)}")
+        value = 1 if value_col is None else parse_value(row[value_col], operator, where)
+        yield row[key_col], value
 
 
 def load(path: str) -> mappy.Maplet:
-    try:
-        return mappy.Maplet.load(path)
-    except FileNotFoundError:
-        raise CliError(f"{path}: no such file") from None
-    except (OSError, mappy.MapletError) as e:
-        raise CliError(f"{path}: {e}") from None
+    """A saved maplet; ``-`` reads it from stdin. Anything but a regular
+    file is read as a stream, and refused unless it starts as a maplet."""
+    check_paths(None, [path])
+    with about(display(path)):
+        if path != STDIN and stat.S_ISREG(os.stat(path).st_mode):
+            return mappy.Maplet.load(path)
+        with open_binary(path) as f:
+            head = f.read(8)
+            if head != b"MAPPYMAP":
+                raise ValueError("not a maplet file")
+            return mappy.Maplet.from_bytes(head + f.read())
 
 
 def save(maplet: mappy.Maplet, path: str) -> None:
     """Saves ``maplet`` at ``path``, a failure as an error naming the path."""
-    try:
+    with about(path):
         maplet.save(path)
-    except OSError as e:
-        raise CliError(f"{path}: {e.strerror or e}") from None
+
+
+def in_thread(work: Callable[[], T]) -> T:
+    """``work()`` in a thread of its own, so that the main thread sees Ctrl-C
+    at once even while native code runs (``main`` then ends the process)."""
+    result: list = []
+
+    def run() -> None:
+        try:
+            result.append((True, work()))
+        except BaseException as e:  # handed to the main thread
+            result.append((False, e))
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.05)
+    ok, value = result[0]
+    if not ok:
+        raise value
+    return value
 
 
 def cmd_build(args: argparse.Namespace) -> None:
-    inputs = args.inputs or ["-"]
-    for p in inputs:
-        if p != "-" and not os.path.exists(p):
-            raise CliError(f"{p}: no such file")
+    inputs = args.inputs or [STDIN]
+    check_paths(args.output, inputs)
     maplet = mappy.Maplet(
         args.expected_items,
         args.rate,
@@ -178,18 +295,23 @@ def cmd_build(args: argparse.Namespace) -> None:
         maplet.batch_insert(batch_keys, batch_values)
         count += len(batch_keys)
     progress.close()
+    if count == 0:
+        raise CliError(f"{', '.join(map(display, inputs))}: no records to build a maplet from")
     save(maplet, args.output)
-    print(f"{args.output}: {count:,} records, {len(maplet):,} entries", file=sys.stderr)
+    note(f"{args.output}: {count:,} records, {len(maplet):,} entries")
 
 
-def keys_from(args_keys: Sequence[str]) -> Iterator[str]:
+def keys_from(args_keys: Sequence[str]) -> Iterator[Tuple[str, str]]:
+    """(where, key) for the keys given, or else for those on stdin."""
     if args_keys:
-        yield from args_keys
-    else:
-        for line in sys.stdin:
-            line = line.rstrip("\r\n")
-            if line:
-                yield line
+        for key in args_keys:
+            yield "argument", key
+        return
+    check_paths(None, [STDIN])
+    for n, line in enumerate(text_lines(STDIN), 1):
+        line = line.rstrip("\r\n")
+        if line:
+            yield f"<stdin>:{n}", line
 
 
 def show(value: object) -> str:
@@ -200,10 +322,16 @@ def show(value: object) -> str:
     return str(value)
 
 
+def load_for_keys(path: str, keys: Sequence[str]) -> mappy.Maplet:
+    if path == STDIN and not keys:
+        raise CliError("<stdin>: the maplet is read from stdin: give the keys as arguments")
+    return load(path)
+
+
 def cmd_query(args: argparse.Namespace) -> None:
-    maplet = load(args.file)
-    for key in keys_from(args.keys):
-        print(f"{key}\t{show(maplet.query(key))}")
+    maplet = load_for_keys(args.file, args.keys)
+    for _, key in keys_from(args.keys):
+        emit(f"{key}\t{show(maplet.query(key))}")
 
 
 def cmd_stats(args: argparse.Namespace) -> None:
@@ -217,26 +345,20 @@ def cmd_stats(args: argparse.Namespace) -> None:
         "false_positive_rate",
         "expected_false_positive_rate",
     ):
-        print(f"{name}\t{getattr(s, name)}")
+        emit(f"{name}\t{getattr(s, name)}")
 
 
 def cmd_merge(args: argparse.Namespace) -> None:
+    check_paths(args.output, args.inputs)
     maplets = [load(p) for p in args.inputs]
-    try:
-        merged = mappy.merge(maplets)
-    except mappy.MapletError as e:
-        raise CliError(str(e)) from None
+    merged = mappy.merge(maplets)
     save(merged, args.output)
 
 
 def cmd_kmers_count(args: argparse.Namespace) -> None:
-    for p in args.reads:
-        if not os.path.exists(p):
-            raise CliError(f"{p}: no such file")
+    check_paths(args.output, args.reads)
     if not 1 <= args.k <= 32:
         raise CliError(f"k must be between 1 and 32, got {args.k}")
-    if args.partitions < 1:
-        raise CliError(f"--partitions must be at least 1, got {args.partitions}")
     progress = Progress("reading k-mers")
     labels = {"reading": "reading k-mers", "counting": "counting parts", "saving": "saving"}
 
@@ -244,50 +366,80 @@ def cmd_kmers_count(args: argparse.Namespace) -> None:
         progress.label, progress.total = labels.get(stage, stage), total
         progress.update(done)
 
-    try:
-        stats = mappy.count_kmers_to_file(
-            args.reads,
-            args.output,
-            args.k,
-            args.expected_items,
-            args.rate,
-            canonical=not args.no_canonical,
-            threads=args.threads,
-            seed=args.seed,
-            partitions=args.partitions,
-            progress=report if progress.enabled else None,
+    # The count is written in a private folder beside the output (with its
+    # scratch files), moved into place only when complete, and the folder is
+    # removed whatever happens: no partial output, even on Ctrl-C.
+    with about(args.output):
+        folder = tempfile.mkdtemp(
+            prefix=f".{os.path.basename(args.output)}.", dir=os.path.dirname(args.output) or "."
         )
-    except mappy.MapletError as e:
-        raise CliError(str(e)) from None
-    except OSError as e:
-        # Writing the output or the scratch files beside it.
-        raise CliError(f"{args.output}: {e.strerror or e}") from None
+    try:
+        out = os.path.join(folder, os.path.basename(args.output))
+        reads = ["/dev/stdin" if p == STDIN else p for p in args.reads]
+
+        def count() -> dict:
+            return mappy.count_kmers_to_file(
+                reads,
+                out,
+                args.k,
+                args.expected_items,
+                args.rate,
+                canonical=not args.no_canonical,
+                threads=args.threads,
+                seed=args.seed,
+                partitions=args.partitions,
+                progress=report if progress.enabled else None,
+            )
+
+        try:
+            stats = in_thread(count)
+        except OSError as e:
+            # Writing the output or the scratch files beside it.
+            raise CliError(f"{args.output}: {describe(e)}") from None
+        except mappy.MapletError as e:
+            # "invalid parameter: READS: ...": the file first, as <stdin> for stdin.
+            text = str(e).replace("/dev/stdin", display(STDIN))
+            rest = text.partition(": ")[2]
+            named = any(rest.startswith(f"{display(p)}:") for p in args.reads)
+            raise CliError(rest if named else text) from None
+        finally:
+            progress.close()
+        if stats["sequences"] == 0:
+            raise CliError(f"{', '.join(map(display, args.reads))}: no sequences to count")
+        with about(args.output):
+            os.replace(out, args.output)
     finally:
-        progress.close()
-    print(
+        shutil.rmtree(folder, ignore_errors=True)
+    note(
         f"{args.output}: {stats['kmers']:,} k-mers from {stats['sequences']:,} sequences, "
-        f"{stats['distinct']:,} distinct",
-        file=sys.stderr,
+        f"{stats['distinct']:,} distinct"
     )
     if stats["expected_items"] != args.expected_items:
-        print(
+        note(
             f"note: more distinct k-mers than --expected-items {args.expected_items:,}: "
-            f"the maplet was built for {stats['expected_items']:,}",
-            file=sys.stderr,
+            f"the maplet was built for {stats['expected_items']:,}"
         )
 
 
 def cmd_kmers_query(args: argparse.Namespace) -> None:
-    maplet = load(args.file)
-    for kmer in keys_from(args.kmers):
-        key = mappy.canonical_kmer(kmer) if not args.no_canonical else kmer.upper()
-        if key is None:
-            raise CliError(f"{kmer!r} is not a k-mer of A, C, G and T")
-        print(f"{kmer}\t{show(maplet.query(key))}")
+    maplet = load_for_keys(args.file, args.kmers)
+    for where, kmer in keys_from(args.kmers):
+        canonical = mappy.canonical_kmer(kmer)
+        if canonical is None:
+            raise CliError(f"{where}: {kmer!r} is not a k-mer of A, C, G and T (at most 32 long)")
+        key = kmer.upper() if args.no_canonical else canonical
+        emit(f"{kmer}\t{show(maplet.query(key))}")
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors in the same form as every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CliError(message)
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mappy", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="mappy", description=__doc__.split("\n\n")[0])
     p.add_argument("--version", action="version", version=f"mappy {mappy.__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -295,7 +447,7 @@ def parser() -> argparse.ArgumentParser:
         q.add_argument("--rate", type=float, default=0.01, help="false-positive rate (default 0.01)")
         q.add_argument(
             "--expected-items",
-            type=int,
+            type=positive,
             default=expected,
             help=f"distinct keys expected (default {expected:,}; the maplet grows past it)",
         )
@@ -314,9 +466,14 @@ def parser() -> argparse.ArgumentParser:
         default="lines",
         help="input format (default: one key per line)",
     )
-    b.add_argument("--key-column", type=int, default=1, help="1-based key column for tsv/csv (default 1)")
     b.add_argument(
-        "--value-column", type=int, default=None, help="1-based value column (default: each record counts 1)"
+        "--key-column", type=positive, default=1, help="1-based key column for tsv/csv (default 1)"
+    )
+    b.add_argument(
+        "--value-column",
+        type=positive,
+        default=None,
+        help="1-based value column (default: each record counts 1)",
     )
     b.add_argument(
         "--operator", choices=sorted(OPERATORS), default="counter", help="merge operator (default counter)"
@@ -347,10 +504,10 @@ def parser() -> argparse.ArgumentParser:
     kc.add_argument("-o", "--output", required=True, help="the maplet file to write")
     kc.add_argument("reads", nargs="+", help="FASTA or FASTQ files, plain or .gz")
     kc.add_argument("--no-canonical", action="store_true", help="count k-mers as read, not canonical")
-    kc.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
+    kc.add_argument("--threads", type=positive, default=None, help="worker threads (default: all cores)")
     kc.add_argument(
         "--partitions",
-        type=int,
+        type=positive,
         default=1,
         help="count in this many parts through scratch files beside the output, THREADS parts "
         "at a time, so that only about THREADS/N of the table is in memory (default 1: all in "
@@ -367,19 +524,27 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parser().parse_args(argv)
+    """Runs the command; every error ends here, as one line on stderr."""
     try:
+        args = parser().parse_args(argv)
         args.run(args)
-    except CliError as e:
-        print(f"mappy: error: {e}", file=sys.stderr)
-        return 1
-    except (mappy.MapletError, OverflowError, ValueError, TypeError) as e:
-        print(f"mappy: error: {e}", file=sys.stderr)
-        return 1
+        if sys.stdout is not None:
+            sys.stdout.flush()
     except BrokenPipeError:
+        # The reader of our output has gone (``mappy query ... | head -1``):
+        # stop quietly, and let the flush at exit write nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
+        if threading.active_count() > 1:
+            # Native code still runs in a worker: end the process now.
+            os._exit(130)
         return 130
+    except (CliError, *FILE_ERRORS, MemoryError) as e:
+        message = str(e) if isinstance(e, CliError) else describe(e)
+        if sys.stderr is not None:
+            print(f"mappy: error: {message}", file=sys.stderr)
+        return 1
     return 0
 
 
