@@ -398,3 +398,15 @@ def test_stats_read_as_attributes_and_as_a_mapping():
     from collections.abc import Mapping
 
     assert isinstance(s, Mapping)
+
+
+def test_os_errors_carry_errno_and_filename(tmp_path):
+    import errno
+
+    missing = tmp_path / "missing.maplet"
+    with pytest.raises(FileNotFoundError) as e:
+        mappy.Maplet.load(missing)
+    assert e.value.errno == errno.ENOENT and e.value.filename == str(missing)
+    with pytest.raises(FileNotFoundError) as e:
+        mappy.Maplet(10, 0.01).save(tmp_path / "no" / "dir.maplet")
+    assert e.value.errno == errno.ENOENT and e.value.filename.endswith("dir.maplet")

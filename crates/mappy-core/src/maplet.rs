@@ -868,9 +868,16 @@ impl<O: Operator> Maplet<O> {
         // A key has several entries only after a merge of maplets that grew
         // differently: the value comes off the longest first, and what an
         // entry cannot give (see `Operator::take_from`) off the next one.
+        // The last entry takes whatever is left.
         let mut removed = value.clone();
-        for _ in 0..64 {
-            let (keep, rest) = self.op.take_from(&self.value_ref(s), &removed)?;
+        let mut left = self.table.matches(q, f).count();
+        loop {
+            left -= 1;
+            let (keep, rest) = if left == 0 {
+                (self.op.subtract(&self.value_ref(s), &removed)?, None)
+            } else {
+                self.op.take_from(&self.value_ref(s), &removed)?
+            };
             match keep {
                 Some(v) => self.replace_value(s, v)?,
                 None => self.remove_slot(q, s),

@@ -48,3 +48,14 @@ fn removing_a_key_removes_all_its_entries() {
     assert_eq!(m.query("key-11"), None);
     assert!(!m.remove("key-11").unwrap());
 }
+
+#[test]
+fn a_signed_counts_delete_past_its_entries_leaves_the_rest_negative() {
+    let mut m = Maplet::new(100, 1e-9, Counter).unwrap();
+    m.insert("k", 1).unwrap();
+    assert!(m.delete("k", &3).unwrap());
+    assert_eq!(m.query("k"), Some(-2));
+    let mut m = split(Counter, 2, 3);
+    assert!(m.delete("key-11", &7).unwrap());
+    assert_eq!(m.query("key-11"), Some(-2));
+}

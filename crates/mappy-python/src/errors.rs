@@ -115,7 +115,18 @@ pub(crate) fn map_err(py: Python<'_>, e: E) -> PyErr {
         E::Incompatible(_) => Class::Incompatible,
         E::Corrupt(_) => Class::Corrupt,
         E::ReadOnly => Class::ReadOnly,
-        E::Io(io) => return PyErr::from(io),
+        // `OSError(errno, strerror)` picks the subclass (FileNotFoundError,
+        // IsADirectoryError, ...) and fills `errno` and `strerror`.
+        E::Io(io) => {
+            return match io.raw_os_error() {
+                Some(code) => {
+                    let text = std::io::Error::from_raw_os_error(code).to_string();
+                    let text = text.split(" (os error").next().unwrap_or(&text).to_string();
+                    pyo3::exceptions::PyOSError::new_err((code, text))
+                }
+                None => PyErr::from(io),
+            }
+        }
         // A Python merge function's own exception, handed back unchanged.
         E::Operator(inner) => match inner.downcast::<PyErr>() {
             Ok(pyerr) => return *pyerr,
@@ -126,6 +137,18 @@ pub(crate) fn map_err(py: Python<'_>, e: E) -> PyErr {
         _ => Class::Maplet,
     };
     raise(py, class, msg)
+}
+
+/// `err` with `filename` set, if it is an `OSError` that has none.
+pub(crate) fn with_filename(py: Python<'_>, err: PyErr, path: &std::path::Path) -> PyErr {
+    if err.is_instance_of::<pyo3::exceptions::PyOSError>(py) {
+        let v = err.value(py);
+        let has_errno = v.getattr("errno").is_ok_and(|e| !e.is_none());
+        if has_errno && v.getattr("filename").is_ok_and(|f| f.is_none()) {
+            let _ = v.setattr("filename", path.to_string_lossy());
+        }
+    }
+    err
 }
 
 /// A core result as a Python one.

@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
-use crate::errors::{guarded, map_err, raise, Class, OrRaise};
+use crate::errors::{guarded, map_err, raise, with_filename, Class, OrRaise};
 use crate::keys::hash_key;
 use crate::lock::StateLock;
 use crate::operators::{
@@ -699,6 +699,7 @@ impl Maplet {
                 py.detach(|| state.save_with(&path, |_, _| unreachable!("packed values")))
             }
             .or_raise(py)
+            .map_err(|e| with_filename(py, e, &path))
         })
     }
 
@@ -732,7 +733,10 @@ impl Maplet {
         guarded(py, || {
             let (_, func, signed) = spec_of(operator)?;
             let mut m = if mmap {
-                let inner = py.detach(|| Inner::load_mmap(&path)).or_raise(py)?;
+                let inner = py
+                    .detach(|| Inner::load_mmap(&path))
+                    .or_raise(py)
+                    .map_err(|e| with_filename(py, e, &path))?;
                 Maplet::from_inner(inner, None, false)
             } else {
                 let inner = Inner::load(
@@ -740,7 +744,8 @@ impl Maplet {
                     |name| saved_operator(py, name, func.as_ref()).map(|(op, _)| op),
                     |b| decode_value(py, b, allow_pickle),
                 )
-                .or_raise(py)?;
+                .or_raise(py)
+                .map_err(|e| with_filename(py, e, &path))?;
                 Maplet::from_inner(inner, func, false)
             };
             m.signed |= signed && m.spec == Spec::Counter;

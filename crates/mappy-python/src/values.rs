@@ -197,11 +197,9 @@ pub(crate) fn as_obj(op: &PyOp, v: &Bound<'_, PyAny>) -> PyResult<PyObj> {
 }
 
 /// `None` answers a query for a key that is absent, so no value may be it.
-fn no_none(py: Python<'_>) -> PyErr {
-    raise(
-        py,
-        Class::InvalidValue,
-        "invalid value: None cannot be stored (a query answers None for an absent key); \
+fn no_none(_py: Python<'_>) -> PyErr {
+    PyTypeError::new_err(
+        "None cannot be stored (a query answers None for an absent key); \
          a custom merge function must return a value",
     )
 }
