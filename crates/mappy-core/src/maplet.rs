@@ -846,7 +846,11 @@ impl<O: Operator> Maplet<O> {
     /// [`subtract`](Operator::subtract): a counter subtracts (removing the
     /// entry at zero); other operators remove the entry. Returns whether an
     /// entry was found. A colliding key shares the entry, so deleting one key
-    /// affects the other's answer the same way.
+    /// affects the other's answer the same way: deleting a key that was never
+    /// inserted can lower another key's answer below the truth. Delete only
+    /// what you inserted. A key with entries of several fingerprint lengths
+    /// (after merging maplets that grew differently) is taken out of its
+    /// longest entry first, then the next ([`Operator::take_from`]).
     ///
     /// # Errors
     /// The operator's errors; the maplet is unchanged.
