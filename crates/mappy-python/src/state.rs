@@ -9,6 +9,7 @@ use mappy_core::{AnyMaplet, Counter, Max, Min, VectorAdd};
 use numpy::PyArray1;
 use pyo3::prelude::*;
 use pyo3::types::PyFloat;
+use pyo3::IntoPyObjectExt;
 
 use crate::errors::{carried, map_err};
 use crate::operators::Spec;
@@ -115,9 +116,12 @@ impl Storage for Inner {
     /// Moves a numeric max/min maplet to Python-object storage and returns
     /// the numeric one it replaced (`None` if there was nothing to move).
     fn replace_with_objects(&mut self, py: Python<'_>) -> PyResult<Option<Box<Inner>>> {
-        let obj = |v: PyResult<Bound<'_, PyAny>>| -> core::Result<PyObj> {
-            v.map(|b| PyObj(b.unbind())).map_err(carried)
-        };
+        // i64 and f64 both become Python numbers.
+        fn obj<'py, T: IntoPyObject<'py>>(py: Python<'py>, v: T) -> core::Result<PyObj> {
+            v.into_bound_py_any(py)
+                .map(|b| PyObj(b.unbind()))
+                .map_err(carried)
+        }
         let max = PyOp {
             kind: ObjKind::Max,
             func: None,
@@ -127,30 +131,10 @@ impl Storage for Inner {
             func: None,
         };
         let converted = match self {
-            Inner::MaxI64(m) => m.map_values(max, |v| {
-                obj(v
-                    .into_pyobject(py)
-                    .map(|b| b.into_any())
-                    .map_err(Into::into))
-            }),
-            Inner::MinI64(m) => m.map_values(min, |v| {
-                obj(v
-                    .into_pyobject(py)
-                    .map(|b| b.into_any())
-                    .map_err(Into::into))
-            }),
-            Inner::MaxF64(m) => m.map_values(max, |v| {
-                obj(v
-                    .into_pyobject(py)
-                    .map(|b| b.into_any())
-                    .map_err(Into::into))
-            }),
-            Inner::MinF64(m) => m.map_values(min, |v| {
-                obj(v
-                    .into_pyobject(py)
-                    .map(|b| b.into_any())
-                    .map_err(Into::into))
-            }),
+            Inner::MaxI64(m) => m.map_values(max, |v| obj(py, v)),
+            Inner::MinI64(m) => m.map_values(min, |v| obj(py, v)),
+            Inner::MaxF64(m) => m.map_values(max, |v| obj(py, v)),
+            Inner::MinF64(m) => m.map_values(min, |v| obj(py, v)),
             _ => return Ok(None),
         };
         let converted = Inner::Other(converted.map_err(|e| map_err(py, e))?);
