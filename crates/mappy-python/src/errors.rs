@@ -172,18 +172,23 @@ pub(crate) fn carried(e: PyErr) -> E {
 /// Runs `f`, turning a Rust panic into a `MapletError` rather than letting
 /// PyO3 raise its `PanicException` (a `BaseException`, which `except
 /// Exception` would not catch). Every entry point runs under it.
+#[inline]
 pub(crate) fn guarded<T>(py: Python<'_>, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            Err(raise(py, Class::Maplet, format!("internal error: {what}")))
-        }
+        Err(panic) => Err(panicked(py, panic)),
     }
+}
+
+#[cold]
+#[inline(never)]
+fn panicked(py: Python<'_>, panic: Box<dyn std::any::Any + Send>) -> PyErr {
+    let what = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    raise(py, Class::Maplet, format!("internal error: {what}"))
 }
 
 /// _panic_for_tests()
