@@ -410,3 +410,23 @@ def test_os_errors_carry_errno_and_filename(tmp_path):
     with pytest.raises(FileNotFoundError) as e:
         mappy.Maplet(10, 0.01).save(tmp_path / "no" / "dir.maplet")
     assert e.value.errno == errno.ENOENT and e.value.filename.endswith("dir.maplet")
+
+
+def test_key_in_maplet_takes_the_fast_slot_and_subclasses_can_override_it():
+    m = mappy.Maplet(10, 0.01)
+    m.insert("a", 1)
+    assert "a" in m and "b" not in m and m.__contains__("a")
+    with pytest.raises(TypeError):
+        1.5 in m  # noqa: B015
+
+    class Plain(mappy.Maplet):
+        pass
+
+    class Own(mappy.Maplet):
+        def __contains__(self, key):
+            return key == "own"
+
+    p = Plain(10, 0.01)
+    p.insert("x", 1)
+    assert "x" in p and "y" not in p
+    assert "own" in Own(10, 0.01) and "x" not in Own(10, 0.01)

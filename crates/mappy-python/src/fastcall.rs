@@ -1,5 +1,5 @@
-//! `Maplet.insert`, `Maplet.query` and `Maplet.contains` by the
-//! interpreter's cheapest calling conventions.
+//! `Maplet.insert`, `Maplet.query`, `Maplet.contains` and `key in maplet`
+//! by the interpreter's cheapest calling conventions.
 //!
 //! A Python loop makes these calls once per key. As `#[pymethods]` each
 //! would accept keywords, parse its arguments against a general
@@ -16,7 +16,7 @@
 //! as they are; every other maplet's calls, and every error, are handled
 //! inside [`Python::attach`], which counts the thread as attached.
 
-use std::ffi::CStr;
+use std::ffi::{c_int, CStr};
 use std::ptr;
 
 use pyo3::ffi;
@@ -110,6 +110,22 @@ unsafe extern "C" fn contains(
     }
 }
 
+/// `key in maplet`: the type's `sq_contains` slot, as `contains`.
+unsafe extern "C" fn sq_contains(slf: *mut ffi::PyObject, key: *mut ffi::PyObject) -> c_int {
+    // SAFETY: called by the interpreter through the slot `install` set on
+    // the `Maplet` type (and inherited by subclasses): `slf` is a `Maplet`,
+    // `key` a borrowed reference.
+    let r = unsafe { contains(slf, key) };
+    if r.is_null() {
+        return -1;
+    }
+    // SAFETY: `contains` returned a new reference to `True` or `False`.
+    let truth = unsafe { r == ffi::Py_True() };
+    // SAFETY: as above; dropping that reference.
+    unsafe { ffi::Py_DECREF(r) };
+    c_int::from(truth)
+}
+
 unsafe extern "C" fn insert(
     slf: *mut ffi::PyObject,
     args: *mut *mut ffi::PyObject,
@@ -189,6 +205,18 @@ Whether ``key``'s fingerprint is present (``key in maplet`` too).
         },
     ];
     let py = cls.py();
+    let t = cls.as_ptr().cast::<ffi::PyTypeObject>();
+    // SAFETY: `t` is the `Maplet` heap type, whose `tp_as_sequence` points at
+    // its own sequence slots (PyO3 filled `sq_contains` for `__contains__`);
+    // the type is not yet in use, and `PyType_Modified` drops what the
+    // interpreter cached of it.
+    unsafe {
+        let seq = (*t).tp_as_sequence;
+        if !seq.is_null() && (*seq).sq_contains.is_some() {
+            (*seq).sq_contains = Some(sq_contains);
+            ffi::PyType_Modified(t);
+        }
+    }
     for m in methods {
         // The interpreter keeps a pointer to the definition for the life
         // of the descriptor, which lives as long as the class: leak it.
