@@ -209,18 +209,7 @@ impl<O: Operator + Clone> Clone for Maplet<O> {
     /// fresh checksum. Use [`try_clone`](Maplet::try_clone) to be told.
     fn clone(&self) -> Self {
         let _ = self.ensure_verified();
-        Maplet {
-            op: self.op.clone(),
-            table: self.table.clone(),
-            side: self.side.clone(),
-            expected_items: self.expected_items,
-            false_positive_rate: self.false_positive_rate,
-            options: self.options,
-            initial_canonical: self.initial_canonical,
-            initial_fbits: self.initial_fbits,
-            journal: self.journal.clone(),
-            trust: self.trust.clone(),
-        }
+        self.with_table(self.table.clone())
     }
 }
 
@@ -2426,9 +2415,16 @@ impl<O: Operator> Maplet<O> {
         O: Clone,
     {
         self.ensure_verified()?;
-        Ok(Maplet {
+        Ok(self.with_table(self.table.try_clone()?))
+    }
+}
+
+impl<O: Operator + Clone> Maplet<O> {
+    /// A copy of everything but the table, with `table`.
+    fn with_table(&self, table: Table) -> Self {
+        Maplet {
             op: self.op.clone(),
-            table: self.table.try_clone()?,
+            table,
             side: self.side.clone(),
             expected_items: self.expected_items,
             false_positive_rate: self.false_positive_rate,
@@ -2437,7 +2433,7 @@ impl<O: Operator> Maplet<O> {
             initial_fbits: self.initial_fbits,
             journal: self.journal.clone(),
             trust: self.trust.clone(),
-        })
+        }
     }
 }
 
