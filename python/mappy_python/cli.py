@@ -335,17 +335,8 @@ def cmd_query(args: argparse.Namespace) -> None:
 
 
 def cmd_stats(args: argparse.Namespace) -> None:
-    s = load(args.file).stats()
-    for name in (
-        "item_count",
-        "capacity",
-        "load_factor",
-        "memory_usage",
-        "bits_per_item",
-        "false_positive_rate",
-        "expected_false_positive_rate",
-    ):
-        emit(f"{name}\t{getattr(s, name)}")
+    for name, value in load(args.file).stats().items():
+        emit(f"{name}\t{value}")
 
 
 def cmd_merge(args: argparse.Namespace) -> None:
