@@ -430,3 +430,30 @@ def test_key_in_maplet_takes_the_fast_slot_and_subclasses_can_override_it():
     p.insert("x", 1)
     assert "x" in p and "y" not in p
     assert "own" in Own(10, 0.01) and "x" not in Own(10, 0.01)
+
+
+def test_growth_is_bounded_and_never_duplicates_entries():
+    """A maplet built for one item, filled a few keys at a time, grows to at
+    least 2**22 home slots; the doubling past the point where its oldest
+    fingerprints have no bits left is refused with ``MapletOverflowError``,
+    and the refused batch changes nothing. (A large batch into a nearly
+    empty maplet sizes the table for itself first, so its entries get the
+    longer fingerprints of the grown table.)"""
+    m = mappy.Maplet(1, 0.01, mappy.CounterOperator())
+    inserted = 0
+    with pytest.raises(mappy.MapletOverflowError, match="grown"):
+        for start in range(0, 20_000_000, 1000):
+            keys = np.arange(start, start + 1000, dtype=np.uint64)
+            before = (len(m), m.capacity)
+            try:
+                m.batch_insert(keys, np.ones(len(keys), dtype=np.int64))
+            except mappy.MapletOverflowError:
+                assert (len(m), m.capacity) == before
+                raise
+            inserted += len(keys)
+            if start % 100_000 == 0:
+                assert len(m) <= inserted
+    assert len(m) <= inserted
+    assert m.capacity >= 2**22
+    assert inserted >= 3_000_000
+    assert m.batch_query(np.arange(inserted, dtype=np.uint64)).min() >= 1

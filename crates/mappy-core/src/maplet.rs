@@ -55,6 +55,13 @@ pub struct Options {
     /// | 1024x, the limit | 0.475 (0.473) |
     ///
     /// Build a fixed-precision maplet for the size it will reach.
+    ///
+    /// With default options growth is bounded the same way, but only by the
+    /// entries written at the initial size (later ones get longer
+    /// fingerprints): a maplet grows `2^(f0 - 1)`-fold for its initial field
+    /// width `f0`, and a small one reserves enough bits up front to reach at
+    /// least [`MIN_REACH`] home slots (about 4 million items). The doubling
+    /// past that is refused with [`MapletError::CapacityExhausted`] as above.
     pub fixed_precision: bool,
 }
 
@@ -263,6 +270,24 @@ fn fbits_for(rate: f64) -> u32 {
     ((MAX_LOAD / rate).log2().ceil().max(1.0) as u32 + 1).min(MAX_FBITS)
 }
 
+/// The home slots every maplet with default options can grow to: a small
+/// one reserves enough fingerprint bits up front that its oldest entries
+/// keep at least one after each doubling up to this size (see
+/// [`Options::fixed_precision`]). At most a few bits per slot on tables
+/// below it, so at most a few hundred KiB in all.
+pub const MIN_REACH: u64 = 1 << 22;
+
+/// The field width a table of `canonical` home slots needs for its entries
+/// to survive doubling to [`MIN_REACH`] slots: one fingerprint bit per
+/// doubling, plus the field's end bit.
+fn reach_bits(canonical: u64) -> u32 {
+    let mut doublings = 0;
+    while canonical << doublings < MIN_REACH {
+        doublings += 1;
+    }
+    doublings + 1
+}
+
 impl<O: Operator> Maplet<O> {
     /// A maplet for about `expected_items` keys with false-positive rate
     /// `false_positive_rate`, merging with `op`.
@@ -310,8 +335,12 @@ impl<O: Operator> Maplet<O> {
             )));
         }
         let canonical = ((expected_items as f64 / MAX_LOAD).ceil() as u64).max(1);
-        let fbits = (fbits_for(false_positive_rate) + if options.fixed_precision { 3 } else { 0 })
-            .min(MAX_FBITS);
+        let fbits = if options.fixed_precision {
+            fbits_for(false_positive_rate) + 3
+        } else {
+            fbits_for(false_positive_rate).max(reach_bits(canonical))
+        }
+        .min(MAX_FBITS);
         let bytes = Table::bytes_for(canonical, fbits, 1);
         if let Some(limit) = options.memory_limit {
             if bytes > limit {
@@ -762,12 +791,20 @@ impl<O: Operator> Maplet<O> {
         Ok(())
     }
 
-    /// `Ok` unless doubling `t` would copy entries into both halves in a
-    /// fixed-precision maplet (entries with no fingerprint bit left).
+    /// `Ok` unless doubling `t` would copy entries into both halves: entries
+    /// with no fingerprint bit left to move into the home slot. With fixed
+    /// precision these are every entry after `2^(f - 1)`-fold growth; by
+    /// default only the entries written at the initial size, whose
+    /// fingerprints are the shortest (see [`Options::fixed_precision`]).
     fn check_can_double(&self, t: &Table) -> Result<()> {
-        if self.options.fixed_precision && t.len_hist()[0] > 0 {
+        if t.len_hist()[0] > 0 {
+            let kind = if self.options.fixed_precision {
+                "a fixed-precision maplet"
+            } else {
+                "a maplet"
+            };
             return Err(MapletError::CapacityExhausted(format!(
-                "a fixed-precision maplet built for {} items has grown {}-fold and its \
+                "{kind} built for {} items has grown {}-fold and its oldest \
                  fingerprints have no bits left; build it for more expected_items",
                 self.expected_items,
                 t.canonical() / self.initial_canonical
