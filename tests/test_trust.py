@@ -457,3 +457,51 @@ def test_growth_is_bounded_and_never_duplicates_entries():
     assert m.capacity >= 2**22
     assert inserted >= 3_000_000
     assert m.batch_query(np.arange(inserted, dtype=np.uint64)).min() >= 1
+
+
+def _big(i):
+    return "x" * 2000 + str(i)
+
+
+@pytest.mark.parametrize(
+    "op, value",
+    [
+        (mappy.SetOperator(), lambda i: {_big(i)}),
+        (mappy.CustomOperator(lambda a, b: a + b), lambda i: _big(i).encode()),
+        (mappy.MaxOperator(), lambda i: (_big(i), i)),
+    ],
+    ids=["set", "custom", "object-max"],
+)
+def test_the_memory_limit_counts_python_values(op, value):
+    """Values kept as Python objects count toward ``memory_limit_mb`` with
+    what they hold (a set with its items): a maplet of a few hundred keys
+    under a 1 MiB limit refuses the insert that would pass it, and the
+    refused insert changes nothing."""
+    m = mappy.Maplet(1000, 0.01, op, memory_limit_mb=1)
+    stored = 0
+    with pytest.raises(mappy.MemoryLimitError):
+        for i in range(100_000):
+            before = (len(m), m.stats().memory_usage, m.to_bytes())
+            m.insert(f"k{i}", value(i))
+            stored += len(_big(i))
+    assert (len(m), m.stats().memory_usage, m.to_bytes()) == before
+    assert m.stats().memory_usage <= 2**20
+    # The values' bytes are what filled it, not the table.
+    assert 2**20 / 2 < stored < 2**20
+
+
+def test_a_value_changed_after_it_was_stored_keeps_the_accounts_straight():
+    """A stored object keeps the size it was measured at: growing it after
+    the insert neither lets the maplet pass its limit nor unbalances the
+    figures when the value is replaced or removed."""
+    m = mappy.Maplet(1000, 0.01, mappy.MaxOperator())
+    empty = m.stats().memory_usage
+    m.insert("k", [1])
+    held = m.query("k")
+    held.extend(range(100_000))  # the caller's own object, changed in place
+    grown = m.stats().memory_usage
+    assert grown - empty < 10_000
+    m.insert("k", [2])  # replaces it: the old figure is taken off
+    assert m.stats().memory_usage - empty < 10_000
+    assert m.delete("k")
+    assert m.stats().memory_usage <= grown

@@ -7,7 +7,7 @@ use crate::format::{self, ValueCodec};
 use crate::hash::{Key, DEFAULT_SEED};
 use crate::operator::{Operator, OperatorKind};
 use crate::side::SideStore;
-use crate::sort::{sort_by_key, sort_packed};
+use crate::sort::{sort_by_key, sort_packed, try_vec};
 use crate::storage::Words;
 use crate::table::{
     field_len_or_zero, field_matches, value_width, Builder, Probe, Table, MAX_FBITS, MAX_LOAD,
@@ -428,12 +428,14 @@ impl<O: Operator> Maplet<O> {
 
     /// Heap bytes held by the slot table and the side store.
     pub fn memory_usage(&self) -> usize {
-        self.table.heap_bytes() + self.side.heap_bytes()
+        self.table
+            .heap_bytes()
+            .saturating_add(self.side.heap_bytes())
     }
 
     fn check_memory(&self, table_bytes: usize) -> Result<()> {
         if let Some(limit) = self.options.memory_limit {
-            let needed = table_bytes + self.side.heap_bytes();
+            let needed = table_bytes.saturating_add(self.side.heap_bytes());
             if needed > limit {
                 return Err(MapletError::MemoryLimit { needed, limit });
             }
@@ -537,7 +539,7 @@ impl<O: Operator> Maplet<O> {
         if O::PACKED && !self.options.fixed_precision && self.table.len() < self.table.max_len() {
             let bits = self.op.pack(&value);
             if self.table.fits(bits) {
-                self.table.insert_at(q, f, bits, pos, run_end);
+                self.table.insert_at(q, f, bits, pos, run_end)?;
                 self.record(Step::Created(hash));
                 return Ok(());
             }
@@ -607,13 +609,16 @@ impl<O: Operator> Maplet<O> {
             self.check_memory(self.table.heap_bytes().saturating_add(side_extra))?;
             self.side.try_reserve_one()?;
         }
+        // The overflow area grows first, so that a refusal leaves nothing
+        // behind (no side-store value without its entry).
+        self.table.make_room_from(pos)?;
         let bits = if O::PACKED {
             bits
         } else {
             self.side.insert(value, &self.op) as i64
         };
         let field = self.field_for_new(&self.table, f);
-        self.table.insert_at(q, field, bits, pos, run_end);
+        self.table.insert_at(q, field, bits, pos, run_end)?;
         self.record(Step::Created(hash));
         Ok(())
     }
@@ -1143,7 +1148,7 @@ impl<O: Operator> Maplet<O> {
         loop {
             let t = grown.as_ref().unwrap_or(&self.table);
             if fits(t, at_least) {
-                let sorted = self.sorted_batch(t, pairs);
+                let sorted = self.sorted_batch(t, pairs)?;
                 if t.uniform() {
                     let distinct = 1
                         + (1..sorted.len())
@@ -1166,8 +1171,9 @@ impl<O: Operator> Maplet<O> {
         }
     }
 
-    /// A batch as `t`'s sort keys and packed values, sorted by key.
-    fn sorted_batch(&self, t: &Table, batch: &Batch<'_, O::Value>) -> SortedBatch {
+    /// A batch as `t`'s sort keys and packed values, sorted by key; an
+    /// error if the memory for it cannot be had.
+    fn sorted_batch(&self, t: &Table, batch: &Batch<'_, O::Value>) -> Result<SortedBatch> {
         let key_bits = t.sort_key_bits();
         let n = batch.len();
         let (lo, hi) = (0..n).fold((0i64, 0i64), |(lo, hi), i| {
@@ -1183,25 +1189,26 @@ impl<O: Operator> Maplet<O> {
                 (t.sort_key(batch.hash(i)) << vbits) | bits
             };
             let entries = if key_bits + vbits <= 32 {
-                let mut e: Vec<u32> = (0..n).map(|i| entry(i) as u32).collect();
-                sort_packed(&mut e, key_bits, vbits);
+                let mut e: Vec<u32> = try_vec(n)?;
+                e.extend((0..n).map(|i| entry(i) as u32));
+                sort_packed(&mut e, key_bits, vbits)?;
                 Entries::Narrow(e)
             } else {
-                let mut e: Vec<u64> = (0..n).map(entry).collect();
-                sort_packed(&mut e, key_bits, vbits);
+                let mut e: Vec<u64> = try_vec(n)?;
+                e.extend((0..n).map(entry));
+                sort_packed(&mut e, key_bits, vbits)?;
                 Entries::Wide(e)
             };
-            return SortedBatch::Packed {
+            return Ok(SortedBatch::Packed {
                 entries,
                 vbits,
                 signed,
-            };
+            });
         }
-        let mut pairs: Vec<(u64, i64)> = (0..n)
-            .map(|i| (t.sort_key(batch.hash(i)), self.op.pack(batch.value(i))))
-            .collect();
-        sort_by_key(&mut pairs, key_bits);
-        SortedBatch::Pairs(pairs)
+        let mut pairs: Vec<(u64, i64)> = try_vec(n)?;
+        pairs.extend((0..n).map(|i| (t.sort_key(batch.hash(i)), self.op.pack(batch.value(i)))));
+        sort_by_key(&mut pairs, key_bits)?;
+        Ok(SortedBatch::Pairs(pairs))
     }
 
     /// `t` with a batch of `(sort key, packed value)` pairs, sorted by key,
@@ -1217,7 +1224,7 @@ impl<O: Operator> Maplet<O> {
                 let (vbits, signed) = widths_for(out.table().vbits(), out.table().signed(), bits);
                 out.widen_values(vbits, signed)?;
             }
-            out.push(q, f, bits);
+            out.push(q, f, bits)?;
             Ok(())
         };
         if t.len() == 0 {
@@ -1501,7 +1508,7 @@ impl<O: Operator> Maplet<O> {
                 let (vbits, signed) = widths_for(out.table().vbits(), out.table().signed(), bits);
                 out.widen_values(vbits, signed)?;
             }
-            out.push(q, f, bits);
+            out.push(q, f, bits)?;
             Ok(())
         };
         let mut ra = a.table.runs().peekable();
@@ -1602,7 +1609,7 @@ impl<O: Operator> Maplet<O> {
                         widths_for(out.table().vbits(), out.table().signed(), bits);
                     out.widen_values(vbits, signed)?;
                 }
-                out.push(q, t.field(s), bits);
+                out.push(q, t.field(s), bits)?;
             }
         }
         Ok(Maplet {
@@ -1814,7 +1821,7 @@ impl<O: Operator> Maplet<O> {
         let mut drained = 0;
         for (i, e) in entries.enumerate() {
             let (q, f, v) = e?;
-            b.push(q, f, v);
+            b.push(q, f, v)?;
             if i % 4096 == 4095 {
                 b.drain_final(&mut drained, &mut write)?;
             }

@@ -254,9 +254,14 @@ impl Maplet {
     /// Maplet(expected_items, false_positive_rate, operator=CounterOperator(), *, memory_limit_mb=None, seed=None)
     ///
     /// A maplet sized for ``expected_items`` distinct keys at
-    /// ``false_positive_rate``; it grows past that size when needed.
-    /// ``memory_limit_mb`` caps its memory: an operation that would need more
-    /// raises ``MemoryLimitError`` and changes nothing. ``fixed_precision``
+    /// ``false_positive_rate``; it grows past that size when needed, to at
+    /// least 2**22 home slots (about 4 million keys) or ``2**(f - 1)``-fold
+    /// for ``f`` fingerprint bits, whichever is more; past that an insert
+    /// raises ``MapletOverflowError`` and changes nothing (entries are never
+    /// copied). ``memory_limit_mb`` caps its memory, Python values included
+    /// (as ``sys.getsizeof`` measures them when stored, a set with its
+    /// items): an operation that would need more raises
+    /// ``MemoryLimitError`` and changes nothing. ``fixed_precision``
     /// keeps every fingerprint the same length however the maplet grows (3
     /// more bits per item), so that maplets which grew differently still
     /// merge into exactly what one maplet that saw every insert would hold.
@@ -538,16 +543,8 @@ impl Maplet {
         guarded(py, || {
             let state = self.state.lock(py)?;
             let s = state.stats();
-            // Python values count with their own (shallow) size.
-            let mut objects = 0usize;
-            if let Inner::Other(m) = &*state {
-                let getsizeof = py.import("sys")?.getattr("getsizeof")?;
-                for v in m.stored_values() {
-                    objects = objects
-                        .saturating_add(getsizeof.call1((v.0.bind(py),))?.extract::<usize>()?);
-                }
-            }
-            let memory_usage = s.memory_usage.saturating_add(objects);
+            // Python values count as they were measured when stored.
+            let memory_usage = s.memory_usage;
             Ok(Stats {
                 item_count: s.items,
                 capacity: s.capacity,

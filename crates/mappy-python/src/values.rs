@@ -11,17 +11,61 @@ use numpy::PyReadonlyArray1;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyBytes, PyFloat, PyFrozenSet, PyInt, PyString, PyType};
+use pyo3::types::{
+    PyBool, PyBytes, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString, PyTuple, PyType,
+};
 
 use crate::errors::{carried, map_err, raise, Class};
 
-/// A Python object held in a maplet's side store.
-pub(crate) struct PyObj(pub(crate) Py<PyAny>);
+/// A Python object held in a maplet's side store, with the memory it held
+/// when it was stored (see [`PyObj::new`]).
+pub(crate) struct PyObj(pub(crate) Py<PyAny>, usize);
 
 impl Clone for PyObj {
     fn clone(&self) -> Self {
-        Python::attach(|py| PyObj(self.0.clone_ref(py)))
+        Python::attach(|py| PyObj(self.0.clone_ref(py), self.1))
     }
+}
+
+impl PyObj {
+    /// `v`, measured once, now: `sys.getsizeof(v)`, plus that of each item
+    /// of a set, frozenset, tuple or list (so a set of strings counts its
+    /// strings). The figure is kept, so what the memory limit and
+    /// `memory_usage` count stays what was added, even if the object is
+    /// changed later; an object whose `__sizeof__` fails counts as the
+    /// smallest object.
+    pub(crate) fn new(v: Bound<'_, PyAny>) -> PyObj {
+        let bytes = measured(&v);
+        PyObj(v.unbind(), bytes)
+    }
+}
+
+/// See [`PyObj::new`].
+fn measured(v: &Bound<'_, PyAny>) -> usize {
+    let mut bytes = shallow(v);
+    if v.is_instance_of::<PyFrozenSet>()
+        || v.is_instance_of::<PySet>()
+        || v.is_instance_of::<PyTuple>()
+        || v.is_instance_of::<PyList>()
+    {
+        if let Ok(items) = v.try_iter() {
+            for item in items.flatten() {
+                bytes = bytes.saturating_add(shallow(&item));
+            }
+        }
+    }
+    bytes
+}
+
+/// `sys.getsizeof(v)`, or the smallest object's size if that fails.
+fn shallow(v: &Bound<'_, PyAny>) -> usize {
+    static GETSIZEOF: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    const SMALLEST: usize = 16;
+    GETSIZEOF
+        .import(v.py(), "sys", "getsizeof")
+        .and_then(|f| f.call1((v,)))
+        .and_then(|n| n.extract::<usize>())
+        .unwrap_or(SMALLEST)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,25 +102,40 @@ impl Operator for PyOp {
         OperatorKind::Custom(Self::name(self.kind))
     }
 
+    fn heap_size(&self, value: &PyObj) -> usize {
+        value.1
+    }
+
     fn merge(&self, existing: &PyObj, incoming: &PyObj) -> core::Result<PyObj> {
         Python::attach(|py| {
             let (a, b) = (existing.0.bind(py), incoming.0.bind(py));
             let merged = match self.kind {
+                // The winner keeps the size it was measured at.
                 ObjKind::Max => {
-                    if b.gt(a)? {
-                        b.clone()
-                    } else {
-                        a.clone()
-                    }
+                    let winner = if b.gt(a)? { incoming } else { existing };
+                    return Ok(winner.clone());
                 }
                 ObjKind::Min => {
-                    if b.lt(a)? {
-                        b.clone()
-                    } else {
-                        a.clone()
-                    }
+                    let winner = if b.lt(a)? { incoming } else { existing };
+                    return Ok(winner.clone());
                 }
-                ObjKind::Set => a.call_method1("__or__", (b,))?,
+                ObjKind::Set => {
+                    // Measured from the parts: the items already held keep
+                    // their sizes, so a merge costs what the incoming set
+                    // holds, not what the union does.
+                    let union = a.call_method1("__or__", (b,))?;
+                    let mut bytes = existing
+                        .1
+                        .saturating_sub(shallow(a))
+                        .saturating_add(shallow(&union));
+                    for item in b.try_iter()? {
+                        let item = item?;
+                        if !a.contains(&item)? {
+                            bytes = bytes.saturating_add(shallow(&item));
+                        }
+                    }
+                    return Ok(PyObj(union.unbind(), bytes));
+                }
                 ObjKind::Custom => {
                     let merged = self
                         .func
@@ -90,7 +149,7 @@ impl Operator for PyOp {
                     merged
                 }
             };
-            Ok::<_, PyErr>(PyObj(merged.unbind()))
+            Ok::<_, PyErr>(PyObj::new(merged))
         })
         .map_err(carried)
     }
@@ -180,8 +239,8 @@ pub(crate) fn as_obj(op: &PyOp, v: &Bound<'_, PyAny>) -> PyResult<PyObj> {
     if v.is_none() {
         return Err(no_none(v.py()));
     }
-    Ok(PyObj(match op.kind {
-        ObjKind::Set => to_set(v)?,
+    Ok(PyObj::new(match op.kind {
+        ObjKind::Set => to_set(v)?.into_bound(v.py()),
         ObjKind::Max | ObjKind::Min => {
             if !v.eq(v)? {
                 return Err(raise(
@@ -190,9 +249,9 @@ pub(crate) fn as_obj(op: &PyOp, v: &Bound<'_, PyAny>) -> PyResult<PyObj> {
                     "invalid value: NaN has no order, so max and min refuse it",
                 ));
             }
-            v.clone().unbind()
+            v.clone()
         }
-        ObjKind::Custom => v.clone().unbind(),
+        ObjKind::Custom => v.clone(),
     }))
 }
 
@@ -442,5 +501,5 @@ pub(crate) fn decode_value(py: Python<'_>, b: &[u8], allow_pickle: bool) -> core
             .map_err(carried)?,
         p => from_plain(py, p).map_err(carried)?,
     };
-    Ok(PyObj(obj.unbind()))
+    Ok(PyObj::new(obj))
 }
