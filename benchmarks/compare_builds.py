@@ -55,6 +55,12 @@ def max_insert():
     for i, k in enumerate(keys):
         ins(k, i)
 timed("max insert", max_insert)
+ms = mappy.Maplet(n, 0.01, mappy.SetOperator())
+def set_insert():
+    ins = ms.insert
+    for i, k in enumerate(keys):
+        ins(keys[i % 1000], {i})
+timed("set insert (1,000 keys)", set_insert)
 print(json.dumps(r))
 """
 
