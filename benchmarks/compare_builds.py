@@ -57,10 +57,12 @@ def max_insert():
 timed("max insert", max_insert)
 ms = mappy.Maplet(n, 0.01, mappy.SetOperator())
 def set_insert():
+    # Sets of 20 items on average: n / 20 keys, each item a new one.
     ins = ms.insert
-    for i, k in enumerate(keys):
-        ins(keys[i % 1000], {i})
-timed("set insert (1,000 keys)", set_insert)
+    k = max(1, n // 20)
+    for i in range(n):
+        ins(keys[i % k], {i})
+timed("set insert (sets of 20)", set_insert)
 print(json.dumps(r))
 """
 

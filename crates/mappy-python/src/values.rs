@@ -18,54 +18,111 @@ use pyo3::types::{
 use crate::errors::{carried, map_err, raise, Class};
 
 /// A Python object held in a maplet's side store, with the memory it held
-/// when it was stored (see [`PyObj::new`]).
-pub(crate) struct PyObj(pub(crate) Py<PyAny>, usize);
+/// when it was stored: measured once, the first time the maplet asks (so
+/// a value that is merged away is never measured), then kept, so that what
+/// the memory limit and `memory_usage` count stays what was added even if
+/// the object is changed later.
+pub(crate) struct PyObj(pub(crate) Py<PyAny>, Measure);
+
+/// [`PyObj`]'s size: `(total, own)` bytes once measured, `own` being the
+/// object's own `sys.getsizeof` without its items.
+#[derive(Default)]
+pub(crate) struct Measure(std::sync::OnceLock<(usize, usize)>);
+
+impl Measure {
+    fn of(total: usize, own: usize) -> Measure {
+        Measure(std::sync::OnceLock::from((total, own)))
+    }
+}
 
 impl Clone for PyObj {
     fn clone(&self) -> Self {
-        Python::attach(|py| PyObj(self.0.clone_ref(py), self.1))
+        let m = self
+            .1
+             .0
+            .get()
+            .map_or_else(Measure::default, |&(t, o)| Measure::of(t, o));
+        Python::attach(|py| PyObj(self.0.clone_ref(py), m))
     }
 }
 
 impl PyObj {
-    /// `v`, measured once, now: `sys.getsizeof(v)`, plus that of each item
-    /// of a set, frozenset, tuple or list (so a set of strings counts its
-    /// strings). The figure is kept, so what the memory limit and
-    /// `memory_usage` count stays what was added, even if the object is
-    /// changed later; an object whose `__sizeof__` fails counts as the
-    /// smallest object.
+    /// `v`, to be measured when first stored.
     pub(crate) fn new(v: Bound<'_, PyAny>) -> PyObj {
-        let bytes = measured(&v);
-        PyObj(v.unbind(), bytes)
+        PyObj(v.unbind(), Measure::default())
+    }
+
+    /// `(total, own)` bytes (see [`Measure`]): `sys.getsizeof` of the
+    /// object, plus that of each item of a set, frozenset, tuple or list (a
+    /// set of strings counts its strings).
+    fn measured(&self) -> (usize, usize) {
+        *self.1 .0.get_or_init(|| {
+            Python::attach(|py| {
+                let v = self.0.bind(py);
+                let own = sizeof(v);
+                let mut total = own;
+                if v.is_instance_of::<PyFrozenSet>()
+                    || v.is_instance_of::<PySet>()
+                    || v.is_instance_of::<PyTuple>()
+                    || v.is_instance_of::<PyList>()
+                {
+                    if let Ok(items) = v.try_iter() {
+                        for item in items.flatten() {
+                            total = total.saturating_add(sizeof(&item));
+                        }
+                    }
+                }
+                (total, own)
+            })
+        })
     }
 }
 
-/// See [`PyObj::new`].
-fn measured(v: &Bound<'_, PyAny>) -> usize {
-    let mut bytes = shallow(v);
-    if v.is_instance_of::<PyFrozenSet>()
-        || v.is_instance_of::<PySet>()
-        || v.is_instance_of::<PyTuple>()
-        || v.is_instance_of::<PyList>()
-    {
-        if let Ok(items) = v.try_iter() {
-            for item in items.flatten() {
-                bytes = bytes.saturating_add(shallow(&item));
+/// `sys.getsizeof(v)`: computed here for the common exact types (ASCII
+/// `str`, `bytes`, `float`, small `int`, from sizes read once), asked of
+/// Python otherwise; the smallest object's size if that fails.
+fn sizeof(v: &Bound<'_, PyAny>) -> usize {
+    static GETSIZEOF: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    static BASE: std::sync::OnceLock<[usize; 4]> = std::sync::OnceLock::new();
+    const SMALLEST: usize = 16;
+    let py = v.py();
+    let ask = |x: &Bound<'_, PyAny>| {
+        GETSIZEOF
+            .import(py, "sys", "getsizeof")
+            .and_then(|f| f.call1((x,)))
+            .and_then(|n| n.extract::<usize>())
+            .unwrap_or(SMALLEST)
+    };
+    let base = BASE.get_or_init(|| {
+        [
+            ask(PyString::new(py, "").as_any()),
+            ask(PyBytes::new(py, b"").as_any()),
+            ask(PyFloat::new(py, 0.0).as_any()),
+            ask(1i64.into_pyobject(py).expect("an int").as_any()),
+        ]
+    });
+    if v.is_exact_instance_of::<PyString>() {
+        #[cfg(not(Py_LIMITED_API))]
+        // SAFETY: `v` is a live `str` object, and the thread is attached.
+        unsafe {
+            let p = v.as_ptr();
+            if pyo3::ffi::PyUnicode_IS_ASCII(p) != 0 {
+                return base[0] + pyo3::ffi::PyUnicode_GET_LENGTH(p) as usize;
             }
         }
+    } else if let Ok(b) = v.cast_exact::<PyBytes>() {
+        return base[1] + b.as_bytes().len();
+    } else if v.is_exact_instance_of::<PyFloat>() {
+        return base[2];
+    } else if v.is_exact_instance_of::<PyInt>() {
+        // One 30-bit digit.
+        if v.extract::<i64>()
+            .is_ok_and(|i| i != 0 && i.unsigned_abs() < 1 << 30)
+        {
+            return base[3];
+        }
     }
-    bytes
-}
-
-/// `sys.getsizeof(v)`, or the smallest object's size if that fails.
-fn shallow(v: &Bound<'_, PyAny>) -> usize {
-    static GETSIZEOF: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    const SMALLEST: usize = 16;
-    GETSIZEOF
-        .import(v.py(), "sys", "getsizeof")
-        .and_then(|f| f.call1((v,)))
-        .and_then(|n| n.extract::<usize>())
-        .unwrap_or(SMALLEST)
+    ask(v)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,7 +160,7 @@ impl Operator for PyOp {
     }
 
     fn heap_size(&self, value: &PyObj) -> usize {
-        value.1
+        value.measured().0
     }
 
     fn merge(&self, existing: &PyObj, incoming: &PyObj) -> core::Result<PyObj> {
@@ -124,17 +181,16 @@ impl Operator for PyOp {
                     // their sizes, so a merge costs what the incoming set
                     // holds, not what the union does.
                     let union = a.call_method1("__or__", (b,))?;
-                    let mut bytes = existing
-                        .1
-                        .saturating_sub(shallow(a))
-                        .saturating_add(shallow(&union));
+                    let own = sizeof(&union);
+                    let (held, held_own) = existing.measured();
+                    let mut total = held.saturating_sub(held_own).saturating_add(own);
                     for item in b.try_iter()? {
                         let item = item?;
                         if !a.contains(&item)? {
-                            bytes = bytes.saturating_add(shallow(&item));
+                            total = total.saturating_add(sizeof(&item));
                         }
                     }
-                    return Ok(PyObj(union.unbind(), bytes));
+                    return Ok(PyObj(union.unbind(), Measure::of(total, own)));
                 }
                 ObjKind::Custom => {
                     let merged = self
