@@ -111,7 +111,7 @@ def render(output, rounds):
         "ratios less so.",
         "",
         '"insert" and "query" are one call per key; "batch insert" is one',
-        "`insert_many_hashes` call (sorted by hash and merged in one pass); \"batch query\" is",
+        '`insert_many_hashes` call (sorted by hash and merged in one pass); "batch query" is',
         "`query_many_hashes` (prefetching eight lookups ahead).",
         "",
         *md(main_head, main),
@@ -140,8 +140,10 @@ def render(output, rounds):
         f"batches {span(q_batch)}; absent keys {span(q_absent)} | {yes[q_met]} |",
         f"| insert throughput >= 0.8x `qfilter`'s | one by one {span(i_single)}; "
         f"batch insert {span(i_batch)} | {yes[i_met]} |",
-        f"| query above `HashMap`'s at {int(big):,} | {hq[0]:.2f}-{hq[1]:.2f}x one by one | {yes[hq[0] > 1]} |",
-        f"| insert above `HashMap`'s at {int(big):,} | {hi[0]:.2f}-{hi[1]:.2f}x one by one | {yes[hi[0] > 1]} |",
+        f"| query above `HashMap`'s at {int(big):,} | {hq[0]:.2f}-{hq[1]:.2f}x one by one "
+        f"| {yes[hq[0] > 1]} |",
+        f"| insert above `HashMap`'s at {int(big):,} | {hi[0]:.2f}-{hi[1]:.2f}x one by one "
+        f"| {yes[hi[0] > 1]} |",
     ]
     if not (q_met and i_met):
         lines += ["", "Why the targets not met are out of reach, and what was tried: `docs/perf-notes.md`."]
