@@ -36,7 +36,9 @@ def console_steps(block):
     """(command, expected output) pairs of a console block."""
     steps = []
     for line in block.splitlines():
-        if line.startswith("$ "):
+        if steps and steps[-1][0].endswith("\\") and not steps[-1][1]:
+            steps[-1][0] += "\n" + line  # a command continued on the next line
+        elif line.startswith("$ "):
             steps.append([line[2:], []])
         else:
             assert steps, f"output before any command: {line!r}"
