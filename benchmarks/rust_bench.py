@@ -51,9 +51,15 @@ def render(output, rounds):
                 return dict(zip(main_head, r))
         raise SystemExit(f"no row {n} {rate} {structure}")
 
+    def code(cell):
+        # Type names such as Maplet<Counter> read as HTML tags in Markdown.
+        for name in ("Maplet<Counter>", "HashMap<u64, u64>"):
+            cell = cell.replace(name, f"`{name}`")
+        return cell
+
     def md(head, rows):
         return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + [
-            "| " + " | ".join(r) + " |" for r in rows
+            "| " + " | ".join(code(c) for c in r) + " |" for r in rows
         ]
 
     sizes = sorted({r[0] for r in main}, key=int)
