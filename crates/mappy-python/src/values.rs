@@ -78,12 +78,13 @@ impl PyObj {
     }
 }
 
-/// `sys.getsizeof(v)`: computed here for the common exact types (ASCII
-/// `str`, `bytes`, `float`, small `int`, from sizes read once), asked of
-/// Python otherwise; the smallest object's size if that fails.
+/// `sys.getsizeof(v)`: computed here for the common exact types
+/// (`frozenset`, ASCII `str`, `bytes`, `float`, small `int`, from sizes
+/// read once and the object's own fields, as their `__sizeof__` does),
+/// asked of Python otherwise; the smallest object's size if that fails.
 fn sizeof(v: &Bound<'_, PyAny>) -> usize {
     static GETSIZEOF: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    static BASE: std::sync::OnceLock<[usize; 4]> = std::sync::OnceLock::new();
+    static BASE: std::sync::OnceLock<[usize; 5]> = std::sync::OnceLock::new();
     const SMALLEST: usize = 16;
     let py = v.py();
     let ask = |x: &Bound<'_, PyAny>| {
@@ -99,8 +100,26 @@ fn sizeof(v: &Bound<'_, PyAny>) -> usize {
             ask(PyBytes::new(py, b"").as_any()),
             ask(PyFloat::new(py, 0.0).as_any()),
             ask(1i64.into_pyobject(py).expect("an int").as_any()),
+            PyFrozenSet::empty(py).map_or(SMALLEST, |f| ask(f.as_any())),
         ]
     });
+    #[cfg(not(any(Py_LIMITED_API, PyPy, GraalPy)))]
+    if v.is_exact_instance_of::<PyFrozenSet>() {
+        // As `set.__sizeof__` counts: the object, and its hash table when
+        // that outgrew the one inside the object.
+        // SAFETY: `v` is a live, exact frozenset, whose layout is
+        // `PySetObject`; its fields are only read.
+        unsafe {
+            let so = v.as_ptr().cast::<pyo3::ffi::PySetObject>();
+            let table = (*so).table;
+            let small = std::ptr::addr_of_mut!((*so).smalltable).cast::<pyo3::ffi::setentry>();
+            return if table == small {
+                base[4]
+            } else {
+                base[4] + ((*so).mask as usize + 1) * std::mem::size_of::<pyo3::ffi::setentry>()
+            };
+        }
+    }
     if v.is_exact_instance_of::<PyString>() {
         #[cfg(not(Py_LIMITED_API))]
         // SAFETY: `v` is a live `str` object, and the thread is attached.
