@@ -505,3 +505,28 @@ def test_a_value_changed_after_it_was_stored_keeps_the_accounts_straight():
     assert m.stats().memory_usage - empty < 10_000
     assert m.delete("k")
     assert m.stats().memory_usage <= grown
+
+
+def test_a_set_value_counts_what_sys_getsizeof_says_it_holds():
+    """A set value counts its own size and its items', as ``sys.getsizeof``
+    gives them, whether it arrived whole or grew by merges: the figures of
+    sets of different sizes differ by exactly what ``getsizeof`` says."""
+    import sys
+
+    def held(build, n):
+        m = mappy.Maplet(100, 0.01, mappy.SetOperator())
+        m.insert("warm", {1})
+        m.insert("warm2", {1})
+        empty = m.stats().memory_usage
+        if build == "whole":
+            m.insert("k", frozenset(f"item{i}" for i in range(n)) or {""})
+        else:
+            for i in range(n):
+                m.insert("k", {f"item{i}"})
+        v = m.query("k")
+        want = sys.getsizeof(v) + sum(map(sys.getsizeof, v))
+        return m.stats().memory_usage - empty - want
+
+    overheads = {held(build, n) for build in ("whole", "merged") for n in (1, 4, 5, 20, 300)}
+    assert len(overheads) == 1, overheads  # only the index's own slot differs
+    assert 0 <= overheads.pop() <= 64
