@@ -1,7 +1,7 @@
 """Type stubs for the native module ``mappy_python._mappy``."""
 
 from os import PathLike
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union, final
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union, final, overload
 
 from typing_extensions import Self, disjoint_base
 
@@ -29,6 +29,8 @@ __all__ = [
     "count_kmers",
     "count_kmers_to_file",
     "canonical_kmer",
+    "query_kmers",
+    "_answer_lines",
     "_panic_for_tests",
 ]
 
@@ -150,6 +152,7 @@ class Stats:
 class Maplet:
     """A space-efficient approximate map from keys to values."""
 
+    @overload
     def __new__(
         cls,
         expected_items: int,
@@ -159,7 +162,20 @@ class Maplet:
         memory_limit_mb: Optional[float] = None,
         seed: Optional[int] = None,
         fixed_precision: bool = False,
-    ) -> Self: ...
+    ) -> Self:
+        """A maplet sized for ``expected_items`` distinct keys."""
+    @overload
+    def __new__(
+        cls,
+        *,
+        capacity: int,
+        false_positive_rate: float,
+        operator: Optional[_Operator] = None,
+        memory_limit_mb: Optional[float] = None,
+        seed: Optional[int] = None,
+        fixed_precision: bool = False,
+    ) -> Self:
+        """``capacity=`` is another name for ``expected_items`` (give one)."""
     def insert(self, key: _Key, value: Any, /) -> None:
         """Merges ``value`` into what ``key``'s fingerprint holds."""
     def query(self, key: _Key, /) -> Any:
@@ -277,3 +293,10 @@ def count_kmers_to_file(
 def _panic_for_tests() -> None: ...
 def canonical_kmer(kmer: str) -> Optional[str]:
     """The canonical form of a k-mer, or ``None``."""
+
+def query_kmers(maplet: Maplet, kmers: list[Union[str, bytes]], canonical: bool = True) -> Any:
+    """The counts of k-mers, as a NumPy ``int64`` array (0 for a k-mer never counted)."""
+
+def _answer_lines(
+    maplet: Maplet, keys: Union[bytes, list[str]], kmers: bool, canonical: bool
+) -> tuple[bytes, int]: ...
