@@ -417,3 +417,30 @@ def test_count_kmers_to_file_reports_progress_and_stops_on_an_exception(tmp_path
         mappy.count_kmers_to_file([reads], tmp_path / "no.maplet", 21, 400_000, partitions=3, progress=stop)
     assert not (tmp_path / "no.maplet").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k.maplet", "r.fa"]
+
+
+# ---- the names code written for the upstream package uses ------------------------
+
+
+def test_capacity_is_another_name_for_expected_items():
+    m = mappy.Maplet(capacity=1000, false_positive_rate=0.01)
+    assert m.expected_items == 1000
+    assert mappy.Maplet(1000, 0.01).capacity == m.capacity
+    m.insert("a", 2)
+    assert m.query("a") == 2 and m.stats()["item_count"] == 1 and dict(m.stats())["item_count"] == 1
+    mx = mappy.Maplet(capacity=10, false_positive_rate=0.01, operator=mappy.MaxOperator(), seed=3)
+    assert mx.seed == 3 and mx.expected_items == 10
+    with pytest.raises(TypeError, match="both expected_items and capacity"):
+        mappy.Maplet(1000, 0.01, capacity=1000)
+    with pytest.raises(TypeError, match="both expected_items and capacity"):
+        mappy.Maplet(expected_items=10, capacity=20, false_positive_rate=0.01)
+    with pytest.raises(TypeError, match="'expected_items' \\(or 'capacity'\\)"):
+        mappy.Maplet(false_positive_rate=0.01)
+    with pytest.raises(TypeError, match="'false_positive_rate'"):
+        mappy.Maplet(capacity=10)
+    with pytest.raises(TypeError, match="'false_positive_rate'"):
+        mappy.Maplet(10)
+    with pytest.raises(mappy.InvalidParameterError, match="at least 1"):
+        mappy.Maplet(capacity=0, false_positive_rate=0.01)
+    with pytest.raises(TypeError, match="must be an int"):
+        mappy.Maplet(capacity="many", false_positive_rate=0.01)

@@ -1,7 +1,7 @@
 """Type stubs for the native module ``mappy_python._mappy``."""
 
 from os import PathLike
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union, final, overload
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union, final
 
 from typing_extensions import Self, disjoint_base
 
@@ -152,30 +152,20 @@ class Stats:
 class Maplet:
     """A space-efficient approximate map from keys to values."""
 
-    @overload
     def __new__(
         cls,
-        expected_items: int,
-        false_positive_rate: float,
+        expected_items: Optional[int] = None,
+        false_positive_rate: Optional[float] = None,
         operator: Optional[_Operator] = None,
         *,
+        capacity: Optional[int] = None,
         memory_limit_mb: Optional[float] = None,
         seed: Optional[int] = None,
         fixed_precision: bool = False,
     ) -> Self:
-        """A maplet sized for ``expected_items`` distinct keys."""
-    @overload
-    def __new__(
-        cls,
-        *,
-        capacity: int,
-        false_positive_rate: float,
-        operator: Optional[_Operator] = None,
-        memory_limit_mb: Optional[float] = None,
-        seed: Optional[int] = None,
-        fixed_precision: bool = False,
-    ) -> Self:
-        """``capacity=`` is another name for ``expected_items`` (give one)."""
+        """A maplet sized for ``expected_items`` distinct keys at ``false_positive_rate``
+        (both needed: ``TypeError`` without them); ``capacity=`` is another name for
+        ``expected_items`` (``TypeError`` if both are given)."""
     def insert(self, key: _Key, value: Any, /) -> None:
         """Merges ``value`` into what ``key``'s fingerprint holds."""
     def query(self, key: _Key, /) -> Any:

@@ -803,7 +803,10 @@ mod tests {
         for bad in [&b""[..], b"AC-T", b"ACGTN", &[b'A'; 33], "AÉ".as_bytes()] {
             assert_eq!(kmer_key(bad, true, &mut buf), None);
         }
-        assert_eq!(kmer_key(&[b't'; 32], true, &mut buf), Some(&*"A".repeat(32)));
+        assert_eq!(
+            kmer_key(&[b't'; 32], true, &mut buf),
+            Some(&*"A".repeat(32))
+        );
         // Every k-mer counting sees is found by its key's hash.
         let seq = b"ACGTTGCAAGGCTTACNNACGGGTACCATG";
         for canonical in [true, false] {

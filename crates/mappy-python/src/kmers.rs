@@ -335,9 +335,9 @@ pub(crate) fn _answer_lines<'py>(
         let m = maplet.get();
         let mut items: Vec<Bound<'py, PyString>> = Vec::new();
         if !keys.is_instance_of::<PyBytes>() {
-            let list = keys.cast::<PyList>().map_err(|_| {
-                PyTypeError::new_err("_answer_lines takes bytes or a list of str")
-            })?;
+            let list = keys
+                .cast::<PyList>()
+                .map_err(|_| PyTypeError::new_err("_answer_lines takes bytes or a list of str"))?;
             items = list
                 .iter()
                 .map(|k| k.cast_into::<PyString>().map_err(PyErr::from))
@@ -350,7 +350,9 @@ pub(crate) fn _answer_lines<'py>(
             if kmers {
                 core::kmer::kmer_key(text, canonical, &mut buf).map(|key| hash::hash_str(key, seed))
             } else {
-                std::str::from_utf8(text).ok().map(|key| hash::hash_str(key, seed))
+                std::str::from_utf8(text)
+                    .ok()
+                    .map(|key| hash::hash_str(key, seed))
             }
         };
         let mut texts: Vec<&[u8]> = Vec::new();
