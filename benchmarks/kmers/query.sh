@@ -150,6 +150,15 @@ for name, below, exact, fp in checks:
 ratio = max(med["mappy kmers query"], med["mappy query"]) / best_jf
 rows += [
     "",
+    "How: both commands read stdin a block at a time (up to 1 MiB of whole lines) and hand each",
+    "block, as bytes, to one native call that splits the lines, canonicalises the k-mers (by table",
+    "lookup), hashes them, looks them all up (prefetching) and formats the answers, which are then",
+    "written in one piece. A saved counter is memory-mapped, not read and verified: opening takes",
+    "milliseconds, against about 0.7 s for this 38 MB file. Keys given as arguments go the same way,",
+    "65,536 at a time. Before, with one Python call a key, `mappy kmers query` took 5.1-10.3 s and",
+    "`mappy query` 6.4-9.4 s on these k-mers, against 1.5-2.3 s for `jellyfish query -s`, in the",
+    "same runs.",
+    "",
     "| target (issue 19) | measured | met |",
     "|---|---|---|",
     f"| at least 2x faster than `jellyfish query` on 1M k-mers | {1 / ratio:.2f}x faster "

@@ -6,13 +6,17 @@ count k-mers.
     mappy stats FILE                   size and accuracy figures
     mappy merge OUT IN [IN ...]        one maplet from several
     mappy kmers count -k K -o OUT READS ...
-    mappy kmers query FILE KMER ...
+    mappy kmers query FILE [KMER ...]  counts of k-mers (or of k-mers on stdin)
 
 Inputs may be plain or gzip-compressed; ``-`` reads standard input (for a
 maplet too). Errors are one line, ``mappy: error: FILE[:LINE]: message``,
 exit with status 1 (130 for Ctrl-C) and leave no output file behind (a
 maplet is written only when complete, and atomically); an output that is
 one of the inputs is refused before anything is written.
+
+The two query commands answer keys in batches, and memory-map a saved
+counter (or numeric max/min) instead of reading it: opening it checks its
+header and sizes, not every byte (``mappy stats`` reads and checks it all).
 """
 
 from __future__ import annotations
@@ -343,14 +347,14 @@ def key_batches(args_keys: Sequence[str]) -> Iterator[Tuple[Union[bytes, List[st
             return
 
 
-def key_at(keys: Union[bytes, List[str]], index: int) -> Tuple[str, int]:
-    """The ``index``-th line (or key) of a batch as text, and its offset;
-    ``CliError`` if the line is not UTF-8."""
+def key_at(keys: Union[bytes, List[str]], index: int) -> str:
+    """The ``index``-th line (or key) of a batch, as text; ``CliError`` if
+    the line is not UTF-8."""
     if isinstance(keys, list):
-        return keys[index], index
+        return keys[index]
     line = keys.split(b"\n")[index].rstrip(b"\r")
     try:
-        return line.decode("utf-8"), index
+        return line.decode("utf-8")
     except UnicodeDecodeError as e:
         raise CliError(describe(e)) from None
 
@@ -426,7 +430,7 @@ def answer_keys(maplet: mappy.Maplet, args_keys: Sequence[str], kmers: bool, can
         if bad >= 0:
             place = where if where == "argument" else f"{where}:{first + bad}"
             try:
-                key, _ = key_at(keys, bad)
+                key = key_at(keys, bad)
             except CliError as e:
                 raise CliError(f"{place}: {e}") from None
             raise CliError(f"{place}: {not_a_kmer(key)}")
