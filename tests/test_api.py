@@ -444,3 +444,20 @@ def test_capacity_is_another_name_for_expected_items():
         mappy.Maplet(capacity=0, false_positive_rate=0.01)
     with pytest.raises(TypeError, match="must be an int"):
         mappy.Maplet(capacity="many", false_positive_rate=0.01)
+
+
+def test_verify_checksum_only_checks_a_mapped_file_fast(tmp_path):
+    path = tmp_path / "m.maplet"
+    m = mappy.Maplet(1000, 0.01)
+    m.batch_insert([f"k{i}" for i in range(500)], [1] * 500)
+    m.save(str(path))
+    assert m.verify(checksum_only=True) is None  # in memory: nothing to check
+    mappy.Maplet.load(str(path), mmap=True).verify(checksum_only=True)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    mapped = mappy.Maplet.load(str(path), mmap=True)
+    with pytest.raises(mappy.CorruptDataError, match="checksum mismatch"):
+        mapped.verify(checksum_only=True)
+    with pytest.raises(mappy.CorruptDataError):
+        mapped.copy()  # marked damaged

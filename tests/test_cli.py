@@ -622,3 +622,11 @@ def test_query_opens_a_saved_counter_memory_mapped(tmp_path, maplet):
         run("build", sets, src, "--format", "tsv", "--value-column", 2, "--operator", "set").returncode == 0
     )
     assert not cli.load(str(sets), mmap=True).read_only  # sets cannot be mapped: read whole
+    # A damaged file is refused all the same: its checksum is checked.
+    data = bytearray(maplet.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    damaged = tmp_path / "damaged.maplet"
+    damaged.write_bytes(bytes(data))
+    mappy.Maplet.load(str(damaged), mmap=True)  # opening alone does not see it
+    for args in (["query", damaged, "apple"], ["kmers", "query", damaged, "ACGT"]):
+        assert "checksum mismatch" in fails(run(*args), f"{damaged}: ")

@@ -241,8 +241,9 @@ class Maplet:
         allow_pickle: bool = False,
     ) -> Maplet:
         """Reads a saved maplet (``mmap=True``: maps it read-only)."""
-    def verify(self) -> None:
-        """Checks the maplet from scratch; ``CorruptDataError`` if damaged."""
+    def verify(self, *, checksum_only: bool = False) -> None:
+        """Checks the maplet from scratch (``checksum_only``: a mapped file's checksum);
+        ``CorruptDataError`` if damaged."""
     @staticmethod
     def _restore(
         data: bytes, func: Optional[Callable[[Any, Any], Any]] = None, signed: bool = False

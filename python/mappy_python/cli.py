@@ -15,8 +15,9 @@ maplet is written only when complete, and atomically); an output that is
 one of the inputs is refused before anything is written.
 
 The two query commands answer keys in batches, and memory-map a saved
-counter (or numeric max/min) instead of reading it: opening it checks its
-header and sizes, not every byte (``mappy stats`` reads and checks it all).
+counter (or numeric max/min) instead of reading it: a truncated or damaged
+file is refused (its checksum is checked), but not every invariant of its
+table is (``mappy stats`` reads and checks it all).
 """
 
 from __future__ import annotations
@@ -235,13 +236,16 @@ def load(path: str, mmap: bool = False) -> mappy.Maplet:
     """A saved maplet; ``-`` reads it from stdin. Anything but a regular
     file is read as a stream, and refused unless it starts as a maplet.
     With ``mmap``, a regular file of a counter or a numeric max/min maplet
-    is memory-mapped (opening checks its header and sizes, not every byte)."""
+    is memory-mapped, and only its checksum checked (not every invariant of
+    its table, as reading it does)."""
     check_paths(None, [path])
     with about(display(path)):
         if path != STDIN and stat.S_ISREG(os.stat(path).st_mode):
             if mmap:
                 with contextlib.suppress(mappy.InvalidParameterError):  # not a mappable operator
-                    return mappy.Maplet.load(path, mmap=True)
+                    mapped = mappy.Maplet.load(path, mmap=True)
+                    mapped.verify(checksum_only=True)
+                    return mapped
             return mappy.Maplet.load(path)
         with open_binary(path) as f:
             head = f.read(8)
