@@ -630,3 +630,32 @@ def test_query_opens_a_saved_counter_memory_mapped(tmp_path, maplet):
     mappy.Maplet.load(str(damaged), mmap=True)  # opening alone does not see it
     for args in (["query", damaged, "apple"], ["kmers", "query", damaged, "ACGT"]):
         assert "checksum mismatch" in fails(run(*args), f"{damaged}: ")
+
+
+def test_options_may_follow_the_keys_file_and_stats_read_as_short_figures(tmp_path):
+    """``mappy kmers query FILE --no-canonical KMER`` takes the option among
+    the k-mers, and ``mappy stats`` prints floats to six significant
+    figures."""
+    reads = tmp_path / "r.fa"
+    reads.write_text(">r\nACGTTGCA\n")
+    out = tmp_path / "k.maplet"
+    from mappy_python import cli
+
+    assert cli.main(["kmers", "count", "-k", "4", "--no-canonical", "-o", str(out), str(reads)]) == 0
+    r = subprocess.run(
+        [sys.executable, "-m", "mappy_python.cli", "kmers", "query", str(out), "--no-canonical", "ACGT", "TTGC"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0].split("\t") == ["ACGT", "1"]
+    r = subprocess.run(
+        [sys.executable, "-m", "mappy_python.cli", "kmers", "query", str(out), "ACGT", "--bogus"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 1 and "unrecognized arguments: --bogus" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "mappy_python.cli", "stats", str(out)], capture_output=True, text=True)
+    figures = dict(line.split("\t") for line in r.stdout.splitlines())
+    assert figures["load_factor"] == f"{float(figures['load_factor']):.6g}"
+    assert len(figures["load_factor"]) <= 12

@@ -461,7 +461,7 @@ def cmd_query(args: argparse.Namespace) -> None:
 
 def cmd_stats(args: argparse.Namespace) -> None:
     for name, value in load(args.file).stats().items():
-        emit(f"{name}\t{value}")
+        emit(f"{name}\t{value:.6g}" if isinstance(value, float) else f"{name}\t{value}")
 
 
 def cmd_merge(args: argparse.Namespace) -> None:
@@ -634,10 +634,27 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    """The arguments, with options anywhere among a command's keys: argparse
+    takes a list of positionals only before the first option that follows
+    it (``mappy kmers query FILE --no-canonical ACGT``)."""
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    listed = getattr(args, "kmers", None)
+    if listed is None:
+        listed = getattr(args, "keys", None)
+    if extra and listed is not None and not any(x.startswith("-") and x != "-" for x in extra):
+        listed.extend(extra)
+        extra = []
+    if extra:
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the command; every error ends here, as one line on stderr."""
     try:
-        args = parser().parse_args(argv)
+        args = parse(argv)
         args.run(args)
         if sys.stdout is not None:
             sys.stdout.flush()
