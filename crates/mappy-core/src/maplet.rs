@@ -2129,7 +2129,7 @@ impl Header {
             }
             SideStore::from_slots(slots, &op)
         };
-        if O::PACKED {
+        if O::PACKED && !O::ACCEPTS_EVERY_VALUE {
             for (_, start, end) in table.runs() {
                 for s in start..=end {
                     op.validate(&op.unpack(table.value(s)))
@@ -2384,7 +2384,7 @@ impl<O: Operator> Maplet<O> {
             format::verified(file)?;
         }
         self.table.validate().map_err(MapletError::Corrupt)?;
-        if O::PACKED {
+        if O::PACKED && !O::ACCEPTS_EVERY_VALUE {
             for (_, start, end) in self.table.runs() {
                 for s in start..=end {
                     self.op
