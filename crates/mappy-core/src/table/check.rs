@@ -70,13 +70,15 @@ fn in_runs(occ: u64, ends: u64, open: u64) -> Option<u64> {
         // No 64 slots close so many runs: all lie in runs.
         return Some(u64::MAX);
     }
-    let (mut u, mut bad, mut c) = (0u64, 0u8, open as i64);
+    let (mut u, mut bad, mut c) = (0u64, 0u8, open);
     for j in 0..16 {
         let (o, e) = ((occ >> (4 * j)) & 15, (ends >> (4 * j)) & 15);
-        let t = NIBBLE[(o << 4 | e) as usize * 5 + c.clamp(0, 4) as usize];
+        // Wrapping: `c` passes below zero only after a runend closed with
+        // no run open, which `bad` has recorded.
+        let t = NIBBLE[(o << 4 | e) as usize * 5 + c.min(4) as usize];
         u |= ((t & 15) as u64) << (4 * j);
         bad |= t;
-        c += o.count_ones() as i64 - e.count_ones() as i64;
+        c = c.wrapping_add(o.count_ones() as u64).wrapping_sub(e.count_ones() as u64);
     }
     (bad >> 4 == 0).then_some(u)
 }
