@@ -270,8 +270,7 @@ pub(crate) fn read_regular(path: &Path) -> Result<Vec<u8>> {
 
 /// [`read_regular`] into words rather than bytes, with the file's length in
 /// bytes: the table's words then need no second copy (see
-/// [`Maplet::from_file_words`](crate::Maplet)). Large files go to memory
-/// of their own, whose pages are touched first by the read itself.
+/// [`Maplet::from_file_words`](crate::Maplet)).
 ///
 /// # Errors
 /// As [`read_regular`].
@@ -280,7 +279,7 @@ pub(crate) fn read_regular_words(path: &Path) -> Result<(crate::storage::Words, 
     use std::io::Read;
     let (mut file, len) = open_regular(path)?;
     let n = usize::try_from(len).map_err(|_| MapletError::OutOfMemory { bytes: usize::MAX })?;
-    let mut words = crate::storage::Words::try_zeroed(n.div_ceil(8))
+    let mut words = crate::storage::Words::try_heap(n.div_ceil(8))
         .map_err(|_| MapletError::OutOfMemory { bytes: n })?;
     let buf = &mut words.as_bytes_mut()[..n];
     let mut got = 0;

@@ -1850,15 +1850,11 @@ impl<O: Operator> Maplet<O> {
         let (header, table_offset, words_len) = Header::read(body, &op)?;
         let (words_bytes, side_bytes) = Header::parts(body, table_offset, words_len, &header)?;
         // Sized by the input's own length, and still fallible.
-        let mut words = Words::try_zeroed(words_len).map_err(|_| MapletError::OutOfMemory {
-            bytes: words_bytes.len(),
+        let words = Words::try_from_le_bytes(words_bytes).map_err(|_| {
+            MapletError::OutOfMemory {
+                bytes: words_bytes.len(),
+            }
         })?;
-        #[cfg(target_endian = "little")]
-        words.as_bytes_mut().copy_from_slice(words_bytes);
-        #[cfg(not(target_endian = "little"))]
-        for (w, c) in words.iter_mut().zip(words_bytes.chunks_exact(8)) {
-            *w = u64::from_le_bytes(c.try_into().unwrap());
-        }
         header.into_maplet(op, words, side_bytes, decode)
     }
 

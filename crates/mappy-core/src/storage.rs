@@ -364,6 +364,31 @@ impl Words {
         Ok(Words::from_backing(Backing::Heap(v)))
     }
 
+    /// `n` zero words on the heap, an error if they cannot be had: for a
+    /// buffer about to be overwritten whole, where memory the allocator
+    /// hands back again costs less than fresh pages the system must clear.
+    pub(crate) fn try_heap(n: usize) -> Result<Words, AllocError> {
+        let bytes = word_bytes(n)?;
+        let mut v = Vec::new();
+        v.try_reserve_exact(n).map_err(|_| AllocError { bytes })?;
+        v.resize(n, 0);
+        Ok(Words::from_backing(Backing::Heap(v)))
+    }
+
+    /// The words whose little-endian bytes are `bytes` (a whole number of
+    /// words), on the heap; an error if they cannot be had.
+    pub(crate) fn try_from_le_bytes(bytes: &[u8]) -> Result<Words, AllocError> {
+        let n = bytes.len() / 8;
+        let mut v = Vec::new();
+        v.try_reserve_exact(n).map_err(|_| AllocError { bytes: bytes.len() })?;
+        v.extend(
+            bytes
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("eight bytes"))),
+        );
+        Ok(Words::from_backing(Backing::Heap(v)))
+    }
+
     /// [`try_zeroed`](Words::try_zeroed), aborting as a `Vec` does when
     /// the memory cannot be had.
     pub(crate) fn zeroed(n: usize) -> Words {
