@@ -1850,11 +1850,10 @@ impl<O: Operator> Maplet<O> {
         let (header, table_offset, words_len) = Header::read(body, &op)?;
         let (words_bytes, side_bytes) = Header::parts(body, table_offset, words_len, &header)?;
         // Sized by the input's own length, and still fallible.
-        let words = Words::try_from_le_bytes(words_bytes).map_err(|_| {
-            MapletError::OutOfMemory {
+        let words =
+            Words::try_from_le_bytes(words_bytes).map_err(|_| MapletError::OutOfMemory {
                 bytes: words_bytes.len(),
-            }
-        })?;
+            })?;
         header.into_maplet(op, words, side_bytes, decode)
     }
 

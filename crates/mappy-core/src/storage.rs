@@ -380,7 +380,8 @@ impl Words {
     pub(crate) fn try_from_le_bytes(bytes: &[u8]) -> Result<Words, AllocError> {
         let n = bytes.len() / 8;
         let mut v = Vec::new();
-        v.try_reserve_exact(n).map_err(|_| AllocError { bytes: bytes.len() })?;
+        v.try_reserve_exact(n)
+            .map_err(|_| AllocError { bytes: bytes.len() })?;
         v.extend(
             bytes
                 .chunks_exact(8)

@@ -78,7 +78,9 @@ fn in_runs(occ: u64, ends: u64, open: u64) -> Option<u64> {
         let t = NIBBLE[(o << 4 | e) as usize * 5 + c.min(4) as usize];
         u |= ((t & 15) as u64) << (4 * j);
         bad |= t;
-        c = c.wrapping_add(o.count_ones() as u64).wrapping_sub(e.count_ones() as u64);
+        c = c
+            .wrapping_add(o.count_ones() as u64)
+            .wrapping_sub(e.count_ones() as u64);
     }
     (bad >> 4 == 0).then_some(u)
 }
@@ -580,7 +582,8 @@ mod tests {
                             let pair = (r >> 8) as usize % (words / d.stride);
                             let k = 4;
                             let v = d.words[pair * d.stride + k];
-                            d.words[pair * d.stride + k] = v.wrapping_add(1 << (32 * (r >> 60 & 1)));
+                            d.words[pair * d.stride + k] =
+                                v.wrapping_add(1 << (32 * (r >> 60 & 1)));
                         }
                         // A bit anywhere.
                         2 | 3 => {
@@ -624,7 +627,11 @@ mod tests {
                 let r = next(&mut x);
                 let w = pair * d.stride + (r >> 8) as usize % d.stride;
                 d.words[w] ^= 1 << ((r >> 50) % 64);
-                assert_eq!(d.check_words(), d.validate_by_runs().is_ok(), "{pair} {r:#x}");
+                assert_eq!(
+                    d.check_words(),
+                    d.validate_by_runs().is_ok(),
+                    "{pair} {r:#x}"
+                );
             }
         }
     }
