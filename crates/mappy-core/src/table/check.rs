@@ -196,29 +196,36 @@ impl Table {
         let npairs = nblocks / 2;
         let two = npairs >= PARALLEL_PAIRS
             && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
-        let (first, second) = if two {
-            let mid = npairs / 2;
-            std::thread::scope(|scope| {
-                let second = scope.spawn(|| v.check_pairs(mid..npairs, v.state_at(mid)));
-                let first = v.check_pairs(0..mid, v.state_at(0));
-                (first, second.join().ok().flatten())
+        let mid = npairs / 2;
+        // Each half's state after it, `None` if it found damage. A thread
+        // the system refuses (a cap on threads or address space) leaves
+        // the whole table to this one.
+        let halves = two
+            .then(|| {
+                std::thread::scope(|scope| {
+                    let second = std::thread::Builder::new()
+                        .spawn_scoped(scope, || v.check_pairs(mid..npairs, v.state_at(mid)))
+                        .ok()?;
+                    let first = v.check_pairs(0..mid, v.state_at(0));
+                    Some((first, second.join().ok().flatten()))
+                })
             })
-        } else {
-            (None, v.check_pairs(0..npairs, v.state_at(0)))
-        };
-        let Some(mut last) = second else {
-            return false;
-        };
-        if two {
-            let Some(first) = first else {
-                return false;
-            };
-            last.count += first.count;
-            last.full += first.full;
-            for (h, f) in last.hist.iter_mut().zip(first.hist) {
-                *h += f;
+            .flatten();
+        let mut last = match halves {
+            Some((Some(first), Some(mut last))) => {
+                last.count += first.count;
+                last.full += first.full;
+                for (h, f) in last.hist.iter_mut().zip(first.hist) {
+                    *h += f;
+                }
+                last
             }
-        }
+            Some(_) => return false,
+            None => match v.check_pairs(0..npairs, v.state_at(0)) {
+                Some(st) => st,
+                None => return false,
+            },
+        };
         last.hist[self.fbits as usize - 1] += last.full;
         last.opened == last.closed && last.count == self.len as u64 && last.hist == self.len_hist
     }
