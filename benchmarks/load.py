@@ -96,7 +96,8 @@ def main():
         f"{ROUNDS} alternating rounds (the file is in the page cache). MB/s is 10^6",
         "bytes a second; *ratio* is the time over the plain read's (loads) or",
         "the plain write's without fsync (saves). Loading keeps every check:",
-        "the checksum, every size, every table invariant.",
+        "the checksum, every size, every table invariant. Measured on",
+        f"{os.cpu_count()} CPUs shared with other work: runs differ by a quarter or more.",
         "",
     ]
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as d:
