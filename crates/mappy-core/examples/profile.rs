@@ -14,7 +14,8 @@
 //! inserts of present keys, each adding to its entry), `bq` (one
 //! `query_many_hashes` of the present keys), `widen` (one insert that
 //! widens every value of a full table, per key of the table), `widen2`
-//! (the same half full). `CAP` sets the capacity of the insert modes;
+//! (the same half full), `load` (`from_bytes` of the
+//! maplet's bytes), `tobytes`, `verify` (the table's checks). `CAP` sets the capacity of the insert modes;
 //! `ONES` makes every count 1; `WIDE` has the insert modes start from a
 //! maplet whose values are already 8 bits wide (one entry of 255), so that
 //! no insert widens them.
@@ -132,6 +133,24 @@ fn main() {
                     m.insert_hash(k, 1).unwrap();
                 }
             });
+        }
+        "load" | "tobytes" | "verify" => {
+            let mut m = Maplet::new(n, 0.01, Counter).unwrap();
+            m.insert_many_hashes(pairs.clone()).unwrap();
+            let bytes = m.to_bytes();
+            let mb = bytes.len() as f64 / 1e6;
+            for r in 0..count.unwrap_or(5) {
+                let t = std::time::Instant::now();
+                if mode == "load" {
+                    black_box(Maplet::from_bytes(&bytes, Counter).unwrap());
+                } else if mode == "verify" {
+                    m.verify().unwrap();
+                } else {
+                    black_box(m.to_bytes());
+                }
+                let s = t.elapsed().as_secs_f64();
+                eprintln!("round {r}: {mode} {:.2} ms, {:.0} MB/s", s * 1e3, mb / s);
+            }
         }
         "bq" => {
             let mut m = Maplet::new(n, 0.01, Counter).unwrap();

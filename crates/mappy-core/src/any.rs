@@ -174,7 +174,34 @@ impl<C: Operator + Clone> AnyMaplet<C> {
         custom: impl FnOnce(&str) -> Result<C>,
         decode: impl FnMut(&[u8]) -> Result<C::Value>,
     ) -> Result<Self> {
-        Self::from_bytes(&format::read_regular(path)?, custom, decode)
+        #[cfg(not(target_endian = "little"))]
+        return Self::from_bytes(&format::read_regular(path)?, custom, decode);
+        // Read into words, which the table keeps (no second copy).
+        #[cfg(target_endian = "little")]
+        {
+            let (buf, len) = format::read_regular_words(path)?;
+            let stored = Stored::of(&buf.as_bytes()[..len])?;
+            macro_rules! read {
+                ($op:expr) => {
+                    Maplet::from_file_words(buf, len, $op, format::ValueCodec::decode)?
+                };
+            }
+            Ok(match stored {
+                Stored::Counter => AnyMaplet::Counter(read!(Counter)),
+                Stored::MaxI64 => AnyMaplet::MaxI64(read!(Max::new())),
+                Stored::MinI64 => AnyMaplet::MinI64(read!(Min::new())),
+                Stored::MaxF64 => AnyMaplet::MaxF64(read!(Max::new())),
+                Stored::MinF64 => AnyMaplet::MinF64(read!(Min::new())),
+                Stored::VecF32 => AnyMaplet::VecF32(read!(VectorAdd::new())),
+                Stored::VecF64 => AnyMaplet::VecF64(read!(VectorAdd::new())),
+                Stored::Custom(name) => {
+                    // The name chooses the operator: damage to it is damage,
+                    // not another operator.
+                    format::verified(&buf.as_bytes()[..len])?;
+                    AnyMaplet::Other(Maplet::from_file_words(buf, len, custom(&name)?, decode)?)
+                }
+            })
+        }
     }
 
     /// An in-memory copy, told of failure: a damaged memory-mapped maplet

@@ -268,6 +268,37 @@ pub(crate) fn read_regular(path: &Path) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// [`read_regular`] into words rather than bytes, with the file's length in
+/// bytes: the table's words then need no second copy (see
+/// [`Maplet::from_file_words`](crate::Maplet)).
+///
+/// # Errors
+/// As [`read_regular`].
+#[cfg(target_endian = "little")]
+pub(crate) fn read_regular_words(path: &Path) -> Result<(crate::storage::Words, usize)> {
+    use std::io::Read;
+    let (mut file, len) = open_regular(path)?;
+    let n = usize::try_from(len).map_err(|_| MapletError::OutOfMemory { bytes: usize::MAX })?;
+    let mut words = crate::storage::Words::try_heap(n.div_ceil(8))
+        .map_err(|_| MapletError::OutOfMemory { bytes: n })?;
+    let buf = &mut words.as_bytes_mut()[..n];
+    let mut got = 0;
+    while got < n {
+        match file.read(&mut buf[got..]) {
+            Ok(0) => {
+                return Err(corrupt(format!(
+                    "{}: the file shrank from {n} to {got} bytes while it was read",
+                    path.display()
+                )))
+            }
+            Ok(k) => got += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok((words, n))
+}
+
 /// Refuses to replace anything at `path` but a regular file or a symbolic
 /// link (which a rename replaces itself, leaving its target as it was).
 fn check_replaceable(path: &Path) -> Result<()> {

@@ -61,6 +61,11 @@ pub trait Operator {
     /// they live in the side store.
     const PACKED: bool;
 
+    /// `true` if [`validate`](Operator::validate) accepts every value, so
+    /// that loading a saved maplet need not call it for each stored one.
+    /// The default, `false`, always calls it.
+    const ACCEPTS_EVERY_VALUE: bool = false;
+
     /// Which operator this is.
     fn kind(&self) -> OperatorKind;
 
@@ -151,6 +156,7 @@ pub struct Counter;
 impl Operator for Counter {
     type Value = i64;
     const PACKED: bool = true;
+    const ACCEPTS_EVERY_VALUE: bool = true;
 
     fn kind(&self) -> OperatorKind {
         OperatorKind::Counter
@@ -205,6 +211,9 @@ pub trait Extremum: Copy + PartialOrd + fmt::Debug {
     const KINDS: (OperatorKind, OperatorKind);
     /// Whether the value may be stored (floats reject NaN, which has no order).
     fn is_ordered(self) -> bool;
+    /// `true` if [`is_ordered`](Extremum::is_ordered) holds for every value.
+    /// The default is `false`.
+    const ALWAYS_ORDERED: bool = false;
 }
 
 impl Extremum for i64 {
@@ -218,6 +227,7 @@ impl Extremum for i64 {
     fn is_ordered(self) -> bool {
         true
     }
+    const ALWAYS_ORDERED: bool = true;
 }
 
 impl Extremum for f64 {
@@ -280,6 +290,7 @@ macro_rules! extremum_operator {
         impl<T: Extremum> Operator for $name<T> {
             type Value = T;
             const PACKED: bool = true;
+            const ACCEPTS_EVERY_VALUE: bool = T::ALWAYS_ORDERED;
 
             fn kind(&self) -> OperatorKind {
                 T::KINDS.$idx

@@ -364,15 +364,36 @@ impl Words {
         Ok(Words::from_backing(Backing::Heap(v)))
     }
 
+    /// `n` zero words on the heap, an error if they cannot be had: for a
+    /// buffer about to be overwritten whole, where memory the allocator
+    /// hands back again costs less than fresh pages the system must clear.
+    pub(crate) fn try_heap(n: usize) -> Result<Words, AllocError> {
+        let bytes = word_bytes(n)?;
+        let mut v = Vec::new();
+        v.try_reserve_exact(n).map_err(|_| AllocError { bytes })?;
+        v.resize(n, 0);
+        Ok(Words::from_backing(Backing::Heap(v)))
+    }
+
+    /// The words whose little-endian bytes are `bytes` (a whole number of
+    /// words), on the heap; an error if they cannot be had.
+    pub(crate) fn try_from_le_bytes(bytes: &[u8]) -> Result<Words, AllocError> {
+        let n = bytes.len() / 8;
+        let mut v = Vec::new();
+        v.try_reserve_exact(n)
+            .map_err(|_| AllocError { bytes: bytes.len() })?;
+        v.extend(
+            bytes
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("eight bytes"))),
+        );
+        Ok(Words::from_backing(Backing::Heap(v)))
+    }
+
     /// [`try_zeroed`](Words::try_zeroed), aborting as a `Vec` does when
     /// the memory cannot be had.
     pub(crate) fn zeroed(n: usize) -> Words {
         Words::try_zeroed(n).unwrap_or_else(|_| abort_alloc(n))
-    }
-
-    /// Words on the heap.
-    pub(crate) fn heap(v: Vec<u64>) -> Words {
-        Words::from_backing(Backing::Heap(v))
     }
 
     /// Words inside a read-only memory map.
@@ -431,6 +452,32 @@ impl Words {
         let mut w = Words::try_zeroed(self.len())?;
         w.copy_from_slice(self);
         Ok(w)
+    }
+
+    /// The words' bytes, writable: on a little-endian machine, the bytes of
+    /// the file format, so that a file is read straight into its words.
+    #[cfg(target_endian = "little")]
+    pub(crate) fn as_bytes_mut(&mut self) -> &mut [u8] {
+        let words: &mut [u64] = self;
+        // SAFETY: the same memory, borrowed through the words' unique
+        // borrow for as long as it: `u8` has no alignment requirement, and
+        // any bytes make valid `u64`s.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, words.len() * 8)
+        }
+    }
+
+    /// The words' bytes (see [`as_bytes_mut`](Words::as_bytes_mut)).
+    #[cfg(target_endian = "little")]
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        let words: &[u64] = self;
+        // SAFETY: the same memory, read only, borrowed for as long as the
+        // words: `u8` has no alignment requirement and every byte is a `u8`.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::slice::from_raw_parts(words.as_ptr() as *const u8, words.len() * 8)
+        }
     }
 
     /// The whole file, for a read-only map of one (to check its checksum).

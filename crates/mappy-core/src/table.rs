@@ -28,6 +28,8 @@
 
 use crate::storage::{AllocError, Words};
 
+mod check;
+
 /// Maximum fraction of home slots in use before the table doubles.
 pub(crate) const MAX_LOAD: f64 = 0.95;
 /// Widest fingerprint field (fingerprint bits plus the marker).
@@ -1298,17 +1300,24 @@ impl Table {
     }
 
     /// Checks every invariant from scratch (for tests), panicking with what
-    /// is wrong.
+    /// is wrong: run by run, and word-wise as loading does, which must agree.
     pub(crate) fn check_invariants(&self) {
-        if let Err(e) = self.validate() {
+        let by_runs = self.validate_by_runs();
+        if let Err(e) = &by_runs {
             panic!("slot table invariant broken: {e}");
         }
+        assert!(
+            self.check_words(),
+            "the word-wise check rejects a table that holds every invariant"
+        );
     }
 
-    /// Checks every invariant from scratch, saying what is wrong. Never
-    /// panics, whatever the words hold: this is what makes a table read from
-    /// untrusted bytes safe to use.
-    pub(crate) fn validate(&self) -> Result<(), String> {
+    /// Checks every invariant from scratch, run by run, saying what is
+    /// wrong; then that rank and select find every run. Never panics,
+    /// whatever the words hold. Loading checks the same invariants faster,
+    /// word-wise ([`validate`](Table::validate)), and comes here to say
+    /// what is wrong.
+    pub(crate) fn validate_by_runs(&self) -> Result<(), String> {
         let nslots = self.nslots();
         if self.words.len() % self.stride != 0 || self.nblocks() < Self::blocks_for(self.canonical)
         {
