@@ -5,6 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 
 .PHONY: demo install test test-deps test-rust test-python test-pythons test-wheel wheel lint format bench clean
+.PHONY: bench-rust bench-python bench-mmap bench-kmers docs docs-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -79,10 +80,29 @@ format: test-deps
 	cargo fmt --all
 	$(PY) -m ruff format .
 
-## bench: the Rust and Python benchmarks (long; results go to benchmarks/)
-bench: test-deps
-	cargo bench -p mappy-core --bench maplet | tee benchmarks/rust-latest.md
-	$(PY) benchmarks/benchmark.py
+## bench: every benchmark (long); each script writes its results file in benchmarks/
+bench: bench-rust bench-python bench-mmap bench-kmers
+
+bench-rust: test-deps
+	$(PY) benchmarks/rust_bench.py
+
+bench-python: test-deps
+	$(PY) benchmarks/benchmark.py 1000000 5
+
+bench-mmap: test-deps
+	$(PY) benchmarks/mmap_open.py 50000000
+
+# Needs Jellyfish 2 (Debian: apt-get install jellyfish).
+bench-kmers: test-deps
+	@command -v jellyfish > /dev/null || { echo "bench-kmers needs jellyfish (Debian: apt-get install jellyfish)"; exit 1; }
+	PYTHON=$(PY) bash benchmarks/kmers/run.sh
+
+docs-deps: test-deps
+	$(PY) -m pip install --quiet -r docs/requirements.txt
+
+## docs: the user guide and API reference, built into site/ (warnings are errors)
+docs: docs-deps
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) $(VENV)-* target dist
+	rm -rf $(VENV) $(VENV)-* target dist site

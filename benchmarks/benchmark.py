@@ -122,7 +122,8 @@ def main():
     lines = [
         "# Python benchmark results",
         "",
-        f"`python benchmarks/benchmark.py {n} {rounds}`: {n:,} keys `key_{{i}}`, median of {rounds} rounds,",
+        f"`python benchmarks/benchmark.py {n} {rounds}` (`make bench`): {n:,} keys `key_{{i}}`, "
+        f"median of {rounds} rounds,",
         "every ratio against a baseline measured in the same round. 2-core shared machine.",
         "",
         "| measurement | operations/s (median) |",

@@ -55,6 +55,14 @@ def max_insert():
     for i, k in enumerate(keys):
         ins(k, i)
 timed("max insert", max_insert)
+ms = mappy.Maplet(n, 0.01, mappy.SetOperator())
+def set_insert():
+    # Sets of 20 items on average: n / 20 keys, each item a new one.
+    ins = ms.insert
+    k = max(1, n // 20)
+    for i in range(n):
+        ins(keys[i % k], {i})
+timed("set insert (sets of 20)", set_insert)
 print(json.dumps(r))
 """
 

@@ -1,7 +1,7 @@
 """Opening a large saved maplet: memory-mapped against read in full.
 
 Builds a counter maplet of N keys (default 50 million, a file of about
-120 MB), saves it, then times, median of 5 rounds each: ``Maplet.load``
+80 MB), saves it, then times, median of 5 rounds each: ``Maplet.load``
 (reads and checks the whole file), ``Maplet.load(mmap=True)`` (maps it), and
 the first query after each. Writes ``benchmarks/RESULTS-mmap.md``.
 
@@ -46,7 +46,7 @@ def main():
     lines = [
         "# Opening a saved maplet",
         "",
-        f"`python benchmarks/mmap_open.py {n}`: a counter maplet of {n:,} keys, "
+        f"`python benchmarks/mmap_open.py {n}` (`make bench`): a counter maplet of {n:,} keys, "
         f"a file of {size / 2**20:.0f} MiB;",
         "median of 5 rounds (the file is in the page cache after the first).",
         "",

@@ -417,3 +417,47 @@ def test_count_kmers_to_file_reports_progress_and_stops_on_an_exception(tmp_path
         mappy.count_kmers_to_file([reads], tmp_path / "no.maplet", 21, 400_000, partitions=3, progress=stop)
     assert not (tmp_path / "no.maplet").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k.maplet", "r.fa"]
+
+
+# ---- the names code written for the upstream package uses ------------------------
+
+
+def test_capacity_is_another_name_for_expected_items():
+    m = mappy.Maplet(capacity=1000, false_positive_rate=0.01)
+    assert m.expected_items == 1000
+    assert mappy.Maplet(1000, 0.01).capacity == m.capacity
+    m.insert("a", 2)
+    assert m.query("a") == 2 and m.stats()["item_count"] == 1 and dict(m.stats())["item_count"] == 1
+    mx = mappy.Maplet(capacity=10, false_positive_rate=0.01, operator=mappy.MaxOperator(), seed=3)
+    assert mx.seed == 3 and mx.expected_items == 10
+    with pytest.raises(TypeError, match="both expected_items and capacity"):
+        mappy.Maplet(1000, 0.01, capacity=1000)
+    with pytest.raises(TypeError, match="both expected_items and capacity"):
+        mappy.Maplet(expected_items=10, capacity=20, false_positive_rate=0.01)
+    with pytest.raises(TypeError, match="'expected_items' \\(or 'capacity'\\)"):
+        mappy.Maplet(false_positive_rate=0.01)
+    with pytest.raises(TypeError, match="'false_positive_rate'"):
+        mappy.Maplet(capacity=10)
+    with pytest.raises(TypeError, match="'false_positive_rate'"):
+        mappy.Maplet(10)
+    with pytest.raises(mappy.InvalidParameterError, match="at least 1"):
+        mappy.Maplet(capacity=0, false_positive_rate=0.01)
+    with pytest.raises(TypeError, match="must be an int"):
+        mappy.Maplet(capacity="many", false_positive_rate=0.01)
+
+
+def test_verify_checksum_only_checks_a_mapped_file_fast(tmp_path):
+    path = tmp_path / "m.maplet"
+    m = mappy.Maplet(1000, 0.01)
+    m.batch_insert([f"k{i}" for i in range(500)], [1] * 500)
+    m.save(str(path))
+    assert m.verify(checksum_only=True) is None  # in memory: nothing to check
+    mappy.Maplet.load(str(path), mmap=True).verify(checksum_only=True)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    mapped = mappy.Maplet.load(str(path), mmap=True)
+    with pytest.raises(mappy.CorruptDataError, match="checksum mismatch"):
+        mapped.verify(checksum_only=True)
+    with pytest.raises(mappy.CorruptDataError):
+        mapped.copy()  # marked damaged

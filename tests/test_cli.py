@@ -485,3 +485,148 @@ def test_ctrl_c_stops_a_count_at_once_and_leaves_nothing(tmp_path, big_fasta, te
         err = proc.stderr.read()
     assert b"Traceback" not in err and b"Error" not in err, err
     assert names(tmp_path) == []
+
+
+# ---- queries in batches ------------------------------------------------------
+
+
+def test_query_answers_every_key_of_a_long_stdin_as_single_queries_do(tmp_path):
+    """Many batches (of arguments and of stdin), blank lines and CRLF, and
+    the answers each key's own query gives."""
+    keys = [f"key{i}" for i in range(0, 300_000, 3)]
+    src = tmp_path / "keys.txt"
+    src.write_text("".join(f"{k}\n" * (1 + i % 3) for i, k in enumerate(keys)))
+    out = tmp_path / "keys.maplet"
+    assert run("build", out, src, "--expected-items", 100_000).returncode == 0
+    m = mappy.Maplet.load(str(out))
+    asked = [f"key{i}" for i in range(0, 150_000)]  # a third present
+    lines = "".join(
+        f"{k}\r\n" if i % 5 == 0 else f"{k}\n\n" if i % 7 == 0 else f"{k}\n" for i, k in enumerate(asked)
+    )
+    want = "".join(f"{k}\t{'-' if m.query(k) is None else m.query(k)}\n" for k in asked)
+    assert len(lines) > 1 << 20  # more than one batch of stdin
+    for stdin in (lines.encode(), gzip.compress(lines.encode())):
+        r = run("query", out, stdin=stdin)
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+        assert r.stdout == want
+    r = run("query", out, *asked[:70_000])  # more than one batch of arguments
+    assert r.returncode == 0 and r.stdout == "".join(want.splitlines(True)[:70_000])
+    # No final newline, and a key as wide as a batch.
+    wide = "w" * (3 << 20)
+    r = run("query", out, stdin=f"key3\n{wide}\nkey6".encode())
+    assert r.stdout == f"key3\t{m.query('key3')}\n{wide}\t-\nkey6\t{m.query('key6')}\n"
+
+
+def test_a_bad_line_deep_in_stdin_is_named_after_the_answers_before_it(tmp_path, maplet):
+    m = mappy.Maplet.load(str(maplet))
+    good = [f"k{i}" for i in range(120_000)]
+    for bad, message in ((b"caf\xe9", "not UTF-8 text (byte 0xe9)"),):
+        stdin = "".join(f"{k}\n" for k in good).encode() + b"\n" + bad + b"\nafter\n"
+        r = run("query", maplet, stdin=stdin)
+        assert message in fails(r, f"<stdin>:{len(good) + 2}: ")
+        assert r.stdout.splitlines() == [f"{k}\t{m.query(k) or '-'}" for k in good]
+
+
+def kmer_maplet(tmp_path, canonical=True):
+    reads = tmp_path / "r.fa"
+    rng = random.Random(3)
+    reads.write_text("".join(f">r{i}\n{''.join(rng.choices('ACGT', k=500))}\n" for i in range(400)))
+    out = tmp_path / ("k.maplet" if canonical else "k-as-read.maplet")
+    extra = [] if canonical else ["--no-canonical"]
+    assert run("kmers", "count", "-k", 21, "-o", out, reads, *extra).returncode == 0
+    return out, reads.read_text().splitlines()[1::2]
+
+
+@pytest.mark.parametrize("canonical", [True, False])
+def test_kmers_query_answers_in_batches_as_the_maplet_does(tmp_path, canonical):
+    out, seqs = kmer_maplet(tmp_path, canonical)
+    m = mappy.Maplet.load(str(out))
+    rng = random.Random(5)
+    kmers = [s[i : i + 21] for s in seqs for i in range(0, 480, 7)]
+    kmers += ["".join(rng.choices("ACGT", k=21)) for _ in range(len(kmers))]
+    kmers += ["acgt", "T" * 32, "g"]
+    kmers = [k.lower() if i % 3 == 0 else k for i, k in enumerate(kmers)]
+    rng.shuffle(kmers)
+
+    def key(k):
+        return mappy.canonical_kmer(k) if canonical else k.upper()
+
+    want = "".join(f"{k}\t{'-' if m.query(key(k)) is None else m.query(key(k))}\n" for k in kmers)
+    assert sum(m.query(key(k)) is not None for k in kmers) >= len(kmers) // 2 - 10
+    extra = [] if canonical else ["--no-canonical"]
+    stdin = "".join(f"{k}\r\n" if i % 4 else f"{k}\n\n" for i, k in enumerate(kmers)).encode()
+    assert len(stdin) > 1 << 20
+    r = run("kmers", "query", out, *extra, stdin=stdin)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert r.stdout == want
+    r = run("kmers", "query", out, *kmers[:1000], *extra)
+    assert r.stdout == "".join(want.splitlines(True)[:1000])
+    # The Python batch call agrees.
+    counts = mappy.query_kmers(m, kmers, canonical=canonical)
+    assert counts.dtype.name == "int64"
+    assert counts.tolist() == [m.query(key(k)) or 0 for k in kmers]
+
+
+def test_kmers_query_names_the_line_of_a_bad_kmer_past_the_first_batch(tmp_path):
+    out, seqs = kmer_maplet(tmp_path)
+    good = [s[:21] for s in seqs] * 200  # 80,000 lines, 1.8 MB
+    for bad, message in (
+        ("AC-T", "'AC-T' is not a k-mer of A, C, G and T (at most 32 long)"),
+        ("A" * 33, "is not a k-mer"),
+        ("ACGTÉ", "'ACGTÉ' is not a k-mer"),
+    ):
+        stdin = ("".join(f"{k}\n" for k in good) + f"{bad}\r\nACGT\n").encode()
+        r = run("kmers", "query", out, stdin=stdin)
+        assert message in fails(r, f"<stdin>:{len(good) + 1}: ")
+        assert len(r.stdout.splitlines()) == len(good)
+    stdin = ("".join(f"{k}\n" for k in good[:5]) + "\n").encode() + b"AC\xffT\n"
+    r = run("kmers", "query", out, stdin=stdin)
+    assert "not UTF-8 text (byte 0xff)" in fails(r, "<stdin>:7: ")
+    fails(run("kmers", "query", out, *good[:3], "ACGTN"), "argument: 'ACGTN' is not a k-mer")
+    with pytest.raises(ValueError, match="item 1: 'AXGT' is not a k-mer"):
+        mappy.query_kmers(mappy.Maplet.load(str(out)), ["ACGT", "AXGT"])
+    with pytest.raises(TypeError, match="str or bytes"):
+        mappy.query_kmers(mappy.Maplet.load(str(out)), ["ACGT", 7])
+
+
+def test_query_of_values_that_are_not_counts(tmp_path):
+    """Sets and floats are answered as before, through the slower path."""
+    src = tmp_path / "v.tsv"
+    src.write_text("a\tx\na\ty\nb\tz\n")
+    sets = tmp_path / "sets.maplet"
+    r = run("build", sets, src, "--format", "tsv", "--value-column", 2, "--operator", "set")
+    assert r.returncode == 0, r.stderr
+    r = run("query", sets, stdin=b"a\n\nb\nnone\n")
+    assert r.returncode == 0 and r.stdout.splitlines()[:2] == ["a\tx,y", "b\tz"]
+    assert r.stdout.splitlines()[2] in ("none\t-", "none\tx,y", "none\tz")
+    assert "not UTF-8" in fails(run("query", sets, stdin=b"a\nb\n\xff\n"), "<stdin>:3: ")
+    src.write_text("p\t1.5\nq\t2.25\n")
+    floats = tmp_path / "max.maplet"
+    r = run("build", floats, src, "--format", "tsv", "--value-column", 2, "--operator", "max")
+    assert r.returncode == 0, r.stderr
+    r = run("query", floats, "p", "q")
+    assert r.stdout == "p\t1.5\nq\t2.25\n"
+
+
+def test_query_opens_a_saved_counter_memory_mapped(tmp_path, maplet):
+    """A counter is mapped, not read whole; a maplet that cannot be mapped
+    is read."""
+    import mappy_python.cli as cli
+
+    assert cli.load(str(maplet), mmap=True).read_only
+    assert not cli.load(str(maplet)).read_only
+    src = tmp_path / "v.tsv"
+    src.write_text("a\tx\n")
+    sets = tmp_path / "sets.maplet"
+    assert (
+        run("build", sets, src, "--format", "tsv", "--value-column", 2, "--operator", "set").returncode == 0
+    )
+    assert not cli.load(str(sets), mmap=True).read_only  # sets cannot be mapped: read whole
+    # A damaged file is refused all the same: its checksum is checked.
+    data = bytearray(maplet.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    damaged = tmp_path / "damaged.maplet"
+    damaged.write_bytes(bytes(data))
+    mappy.Maplet.load(str(damaged), mmap=True)  # opening alone does not see it
+    for args in (["query", damaged, "apple"], ["kmers", "query", damaged, "ACGT"]):
+        assert "checksum mismatch" in fails(run(*args), f"{damaged}: ")

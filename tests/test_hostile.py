@@ -1209,3 +1209,43 @@ def test_merge_functions_reading_each_other_from_two_threads_never_deadlock():
     """
     rc, out = run_python(code, timeout=60)
     assert_clean(rc, out, "finished")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_DATA is Linux's")
+def test_a_batch_larger_than_memory_is_a_memory_error_not_an_abort(tmp_path):
+    """A memory-mapped NumPy array can be far larger than the memory a batch
+    of its hashes needs: the batch calls raise ``MemoryError`` and change
+    nothing. (In a child capped at 2 GiB of data; the arrays are 4 GiB
+    sparse files, never read.)"""
+    keys, counts = tmp_path / "keys.u64", tmp_path / "counts.i64"
+    for p in (keys, counts):
+        with open(p, "wb") as f:
+            f.truncate(4 << 30)
+    rc, out = run_python(
+        f"""
+        import resource
+        import numpy as np
+        import mappy_python as mappy
+        resource.setrlimit(resource.RLIMIT_DATA, (2 << 30, 2 << 30))
+        keys = np.memmap({str(keys)!r}, dtype=np.uint64, mode="r")
+        counts = np.memmap({str(counts)!r}, dtype=np.int64, mode="r")
+        m = mappy.Maplet(1000, 0.01, mappy.CounterOperator())
+        m.insert(5, 2)
+        before = m.to_bytes()
+        calls = [
+            lambda: m.batch_query(keys),
+            lambda: m.batch_contains(keys),
+            lambda: m.batch_insert(keys, counts),
+        ]
+        for call in calls:
+            try:
+                call()
+            except MemoryError as e:
+                assert "cannot allocate" in str(e), e
+            else:
+                raise AssertionError("no MemoryError")
+        assert m.to_bytes() == before and m.query(5) == 2
+        print("refused cleanly")
+        """
+    )
+    assert_clean(rc, out, "refused cleanly")

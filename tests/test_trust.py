@@ -430,3 +430,103 @@ def test_key_in_maplet_takes_the_fast_slot_and_subclasses_can_override_it():
     p.insert("x", 1)
     assert "x" in p and "y" not in p
     assert "own" in Own(10, 0.01) and "x" not in Own(10, 0.01)
+
+
+def test_growth_is_bounded_and_never_duplicates_entries():
+    """A maplet built for one item, filled a few keys at a time, grows to at
+    least 2**22 home slots; the doubling past the point where its oldest
+    fingerprints have no bits left is refused with ``MapletOverflowError``,
+    and the refused batch changes nothing. (A large batch into a nearly
+    empty maplet sizes the table for itself first, so its entries get the
+    longer fingerprints of the grown table.)"""
+    m = mappy.Maplet(1, 0.01, mappy.CounterOperator())
+    inserted = 0
+    with pytest.raises(mappy.MapletOverflowError, match="grown"):
+        for start in range(0, 20_000_000, 1000):
+            keys = np.arange(start, start + 1000, dtype=np.uint64)
+            before = (len(m), m.capacity)
+            try:
+                m.batch_insert(keys, np.ones(len(keys), dtype=np.int64))
+            except mappy.MapletOverflowError:
+                assert (len(m), m.capacity) == before
+                raise
+            inserted += len(keys)
+            if start % 100_000 == 0:
+                assert len(m) <= inserted
+    assert len(m) <= inserted
+    assert m.capacity >= 2**22
+    assert inserted >= 3_000_000
+    assert m.batch_query(np.arange(inserted, dtype=np.uint64)).min() >= 1
+
+
+def _big(i):
+    return "x" * 2000 + str(i)
+
+
+@pytest.mark.parametrize(
+    "op, value",
+    [
+        (mappy.SetOperator(), lambda i: {_big(i)}),
+        (mappy.CustomOperator(lambda a, b: a + b), lambda i: _big(i).encode()),
+        (mappy.MaxOperator(), lambda i: (_big(i), i)),
+    ],
+    ids=["set", "custom", "object-max"],
+)
+def test_the_memory_limit_counts_python_values(op, value):
+    """Values kept as Python objects count toward ``memory_limit_mb`` with
+    what they hold (a set with its items): a maplet of a few hundred keys
+    under a 1 MiB limit refuses the insert that would pass it, and the
+    refused insert changes nothing."""
+    m = mappy.Maplet(1000, 0.01, op, memory_limit_mb=1)
+    stored = 0
+    with pytest.raises(mappy.MemoryLimitError):
+        for i in range(100_000):
+            before = (len(m), m.stats().memory_usage, m.to_bytes())
+            m.insert(f"k{i}", value(i))
+            stored += len(_big(i))
+    assert (len(m), m.stats().memory_usage, m.to_bytes()) == before
+    assert m.stats().memory_usage <= 2**20
+    # The values' bytes are what filled it, not the table.
+    assert 2**20 / 2 < stored < 2**20
+
+
+def test_a_value_changed_after_it_was_stored_keeps_the_accounts_straight():
+    """A stored object keeps the size it was measured at: growing it after
+    the insert neither lets the maplet pass its limit nor unbalances the
+    figures when the value is replaced or removed."""
+    m = mappy.Maplet(1000, 0.01, mappy.MaxOperator())
+    empty = m.stats().memory_usage
+    m.insert("k", [1])
+    held = m.query("k")
+    held.extend(range(100_000))  # the caller's own object, changed in place
+    grown = m.stats().memory_usage
+    assert grown - empty < 10_000
+    m.insert("k", [2])  # replaces it: the old figure is taken off
+    assert m.stats().memory_usage - empty < 10_000
+    assert m.delete("k")
+    assert m.stats().memory_usage <= grown
+
+
+def test_a_set_value_counts_what_sys_getsizeof_says_it_holds():
+    """A set value counts its own size and its items', as ``sys.getsizeof``
+    gives them, whether it arrived whole or grew by merges: the figures of
+    sets of different sizes differ by exactly what ``getsizeof`` says."""
+    import sys
+
+    def held(build, n):
+        m = mappy.Maplet(100, 0.01, mappy.SetOperator())
+        m.insert("warm", {1})
+        m.insert("warm2", {1})
+        empty = m.stats().memory_usage
+        if build == "whole":
+            m.insert("k", frozenset(f"item{i}" for i in range(n)) or {""})
+        else:
+            for i in range(n):
+                m.insert("k", {f"item{i}"})
+        v = m.query("k")
+        want = sys.getsizeof(v) + sum(map(sys.getsizeof, v))
+        return m.stats().memory_usage - empty - want
+
+    overheads = {held(build, n) for build in ("whole", "merged") for n in (1, 4, 5, 20, 300)}
+    assert len(overheads) == 1, overheads  # only the index's own slot differs
+    assert 0 <= overheads.pop() <= 64

@@ -80,7 +80,7 @@ rows = [
     f"5 Mbp random genome, made by `benchmarks/kmers/make_reads.py`; {distinct:,} distinct canonical 21-mers.",
     f"k = 21, canonical, {threads} threads each; median of 3 runs; 2-core shared machine.",
     "",
-    "Commands (`bash benchmarks/kmers/run.sh`):",
+    "Commands (`bash benchmarks/kmers/run.sh`, run by `make bench`):",
     "",
     "```",
     f"jellyfish count -m 21 -C -t {threads} -s {distinct} -o jf.jf reads.fq",

@@ -42,6 +42,7 @@ from ._mappy import (
     count_kmers,
     count_kmers_to_file,
     merge,
+    query_kmers,
 )
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "count_kmers",
     "count_kmers_to_file",
     "merge",
+    "query_kmers",
 ]
 
 # `stats()` reads as a mapping too: `stats()["load_factor"]`, `dict(stats())`.

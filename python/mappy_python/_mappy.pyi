@@ -29,6 +29,8 @@ __all__ = [
     "count_kmers",
     "count_kmers_to_file",
     "canonical_kmer",
+    "query_kmers",
+    "_answer_lines",
     "_panic_for_tests",
 ]
 
@@ -152,14 +154,18 @@ class Maplet:
 
     def __new__(
         cls,
-        expected_items: int,
-        false_positive_rate: float,
+        expected_items: Optional[int] = None,
+        false_positive_rate: Optional[float] = None,
         operator: Optional[_Operator] = None,
         *,
+        capacity: Optional[int] = None,
         memory_limit_mb: Optional[float] = None,
         seed: Optional[int] = None,
         fixed_precision: bool = False,
-    ) -> Self: ...
+    ) -> Self:
+        """A maplet sized for ``expected_items`` distinct keys at ``false_positive_rate``
+        (both needed: ``TypeError`` without them); ``capacity=`` is another name for
+        ``expected_items`` (``TypeError`` if both are given)."""
     def insert(self, key: _Key, value: Any, /) -> None:
         """Merges ``value`` into what ``key``'s fingerprint holds."""
     def query(self, key: _Key, /) -> Any:
@@ -235,8 +241,9 @@ class Maplet:
         allow_pickle: bool = False,
     ) -> Maplet:
         """Reads a saved maplet (``mmap=True``: maps it read-only)."""
-    def verify(self) -> None:
-        """Checks the maplet from scratch; ``CorruptDataError`` if damaged."""
+    def verify(self, *, checksum_only: bool = False) -> None:
+        """Checks the maplet from scratch (``checksum_only``: a mapped file's checksum);
+        ``CorruptDataError`` if damaged."""
     @staticmethod
     def _restore(
         data: bytes, func: Optional[Callable[[Any, Any], Any]] = None, signed: bool = False
@@ -277,3 +284,10 @@ def count_kmers_to_file(
 def _panic_for_tests() -> None: ...
 def canonical_kmer(kmer: str) -> Optional[str]:
     """The canonical form of a k-mer, or ``None``."""
+
+def query_kmers(maplet: Maplet, kmers: list[Union[str, bytes]], canonical: bool = True) -> Any:
+    """The counts of k-mers, as a NumPy ``int64`` array (0 for a k-mer never counted)."""
+
+def _answer_lines(
+    maplet: Maplet, keys: Union[bytes, list[str]], kmers: bool, canonical: bool
+) -> tuple[bytes, int]: ...

@@ -6,13 +6,18 @@ count k-mers.
     mappy stats FILE                   size and accuracy figures
     mappy merge OUT IN [IN ...]        one maplet from several
     mappy kmers count -k K -o OUT READS ...
-    mappy kmers query FILE KMER ...
+    mappy kmers query FILE [KMER ...]  counts of k-mers (or of k-mers on stdin)
 
 Inputs may be plain or gzip-compressed; ``-`` reads standard input (for a
 maplet too). Errors are one line, ``mappy: error: FILE[:LINE]: message``,
 exit with status 1 (130 for Ctrl-C) and leave no output file behind (a
 maplet is written only when complete, and atomically); an output that is
 one of the inputs is refused before anything is written.
+
+The two query commands answer keys in batches, and memory-map a saved
+counter (or numeric max/min) instead of reading it: a truncated or damaged
+file is refused (its checksum is checked), but not every invariant of its
+table is (``mappy stats`` reads and checks it all).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import tempfile
 import threading
 import time
 import zlib
-from typing import IO, Callable, Iterator, List, NoReturn, Optional, Sequence, Tuple, TypeVar
+from typing import IO, Callable, Iterator, List, NoReturn, Optional, Sequence, Tuple, TypeVar, Union
 
 import mappy_python as mappy
 
@@ -227,12 +232,20 @@ def records(
         yield row[key_col], value
 
 
-def load(path: str) -> mappy.Maplet:
+def load(path: str, mmap: bool = False) -> mappy.Maplet:
     """A saved maplet; ``-`` reads it from stdin. Anything but a regular
-    file is read as a stream, and refused unless it starts as a maplet."""
+    file is read as a stream, and refused unless it starts as a maplet.
+    With ``mmap``, a regular file of a counter or a numeric max/min maplet
+    is memory-mapped, and only its checksum checked (not every invariant of
+    its table, as reading it does)."""
     check_paths(None, [path])
     with about(display(path)):
         if path != STDIN and stat.S_ISREG(os.stat(path).st_mode):
+            if mmap:
+                with contextlib.suppress(mappy.InvalidParameterError):  # not a mappable operator
+                    mapped = mappy.Maplet.load(path, mmap=True)
+                    mapped.verify(checksum_only=True)
+                    return mapped
             return mappy.Maplet.load(path)
         with open_binary(path) as f:
             head = f.read(8)
@@ -301,17 +314,130 @@ def cmd_build(args: argparse.Namespace) -> None:
     note(f"{args.output}: {count:,} records, {len(maplet):,} entries")
 
 
-def keys_from(args_keys: Sequence[str]) -> Iterator[Tuple[str, str]]:
-    """(where, key) for the keys given, or else for those on stdin."""
+# Keys are answered in batches: arguments this many at a time, stdin this
+# many bytes at a time (whole lines; as much as is there, so that keys typed
+# at a terminal are answered line by line).
+BATCH_KEYS = 65_536
+BATCH_BYTES = 1 << 20
+
+
+def key_batches(args_keys: Sequence[str]) -> Iterator[Tuple[Union[bytes, List[str]], str, int]]:
+    """Batches of the keys given, or else of those on stdin: (keys, where,
+    first), ``keys`` a list of keys or bytes of whole lines, ``first`` the
+    number of the first line (or argument) in it, from 1."""
     if args_keys:
-        for key in args_keys:
-            yield "argument", key
+        for start in range(0, len(args_keys), BATCH_KEYS):
+            yield list(args_keys[start : start + BATCH_KEYS]), "argument", start + 1
         return
     check_paths(None, [STDIN])
-    for n, line in enumerate(text_lines(STDIN), 1):
-        line = line.rstrip("\r\n")
-        if line:
-            yield f"<stdin>:{n}", line
+    name, line = display(STDIN), 1
+    with about(name):
+        raw = sys.stdin.buffer
+        data = gzip.GzipFile(fileobj=raw) if raw.peek(2)[:2] == b"\x1f\x8b" else raw
+    rest: List[bytes] = []
+    while True:
+        with about(name):
+            block = data.read1(BATCH_BYTES)
+        cut = block.rfind(b"\n") + 1
+        if block and not cut:
+            rest.append(block)  # no whole line yet
+            continue
+        chunk = b"".join([*rest, block[:cut]]) if block else b"".join(rest)
+        rest = [block[cut:]] if block and cut < len(block) else []
+        if chunk:
+            yield chunk, name, line
+            line += chunk.count(b"\n")
+        if not block:
+            return
+
+
+def key_at(keys: Union[bytes, List[str]], index: int) -> str:
+    """The ``index``-th line (or key) of a batch, as text; ``CliError`` if
+    the line is not UTF-8."""
+    if isinstance(keys, list):
+        return keys[index]
+    line = keys.split(b"\n")[index].rstrip(b"\r")
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CliError(describe(e)) from None
+
+
+def not_a_kmer(kmer: str) -> str:
+    return f"{kmer!r} is not a k-mer of A, C, G and T (at most 32 long)"
+
+
+def write(text: bytes, out: List[Optional[IO[bytes]]]) -> None:
+    """Output, in one piece; ``out`` holds stdout's byte stream once known."""
+    if not text:
+        return
+    if not out:
+        if sys.stdout is None:
+            raise CliError("standard output is closed")
+        sys.stdout.flush()
+        out.append(sys.stdout.buffer)
+    stream = out[0]
+    assert stream is not None
+    stream.write(text)
+    if sys.stdout.isatty():
+        stream.flush()
+
+
+def answer_slowly(
+    maplet: mappy.Maplet, keys: Union[bytes, List[str]], kmers: bool, canonical: bool
+) -> Tuple[bytes, int]:
+    """What ``_answer_lines`` returns, for a maplet whose values are not integers."""
+    items: Iterator[Tuple[int, Union[str, bytes]]] = (
+        enumerate(keys)
+        if isinstance(keys, list)
+        else ((i, raw.rstrip(b"\r")) for i, raw in enumerate(keys.split(b"\n")))
+    )
+    bad, lookups, shown = -1, [], []
+    for i, item in items:
+        if isinstance(item, bytes):
+            if not item:
+                continue
+            try:
+                item = item.decode("utf-8")
+            except UnicodeDecodeError:
+                bad = i
+                break
+        key = item
+        if kmers:
+            c = mappy.canonical_kmer(item)
+            if c is None:
+                bad = i
+                break
+            key = c if canonical else item.upper()
+        lookups.append(key)
+        shown.append(item)
+    values = maplet.batch_query(lookups)
+    text = "".join(f"{k}\t{show(v)}\n" for k, v in zip(shown, values))
+    return text.encode("utf-8", "surrogateescape"), bad
+
+
+def answer_keys(maplet: mappy.Maplet, args_keys: Sequence[str], kmers: bool, canonical: bool) -> None:
+    """Prints ``KEY<TAB>VALUE`` for every key, a batch at a time; a key that
+    is not UTF-8 (or not a k-mer) is an error naming its line, after the
+    answers of the keys before it."""
+    out: List[Optional[IO[bytes]]] = []
+    fast = True
+    for keys, where, first in key_batches(args_keys):
+        if fast:
+            try:
+                text, bad = mappy._mappy._answer_lines(maplet, keys, kmers, canonical)
+            except TypeError:
+                fast = False  # values that are not integers
+        if not fast:
+            text, bad = answer_slowly(maplet, keys, kmers, canonical)
+        write(text, out)
+        if bad >= 0:
+            place = where if where == "argument" else f"{where}:{first + bad}"
+            try:
+                key = key_at(keys, bad)
+            except CliError as e:
+                raise CliError(f"{place}: {e}") from None
+            raise CliError(f"{place}: {not_a_kmer(key)}")
 
 
 def show(value: object) -> str:
@@ -325,13 +451,12 @@ def show(value: object) -> str:
 def load_for_keys(path: str, keys: Sequence[str]) -> mappy.Maplet:
     if path == STDIN and not keys:
         raise CliError("<stdin>: the maplet is read from stdin: give the keys as arguments")
-    return load(path)
+    return load(path, mmap=True)
 
 
 def cmd_query(args: argparse.Namespace) -> None:
     maplet = load_for_keys(args.file, args.keys)
-    for _, key in keys_from(args.keys):
-        emit(f"{key}\t{show(maplet.query(key))}")
+    answer_keys(maplet, args.keys, kmers=False, canonical=False)
 
 
 def cmd_stats(args: argparse.Namespace) -> None:
@@ -414,12 +539,7 @@ def cmd_kmers_count(args: argparse.Namespace) -> None:
 
 def cmd_kmers_query(args: argparse.Namespace) -> None:
     maplet = load_for_keys(args.file, args.kmers)
-    for where, kmer in keys_from(args.kmers):
-        canonical = mappy.canonical_kmer(kmer)
-        if canonical is None:
-            raise CliError(f"{where}: {kmer!r} is not a k-mer of A, C, G and T (at most 32 long)")
-        key = kmer.upper() if args.no_canonical else canonical
-        emit(f"{kmer}\t{show(maplet.query(key))}")
+    answer_keys(maplet, args.kmers, kmers=True, canonical=not args.no_canonical)
 
 
 class Parser(argparse.ArgumentParser):

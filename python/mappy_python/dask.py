@@ -23,7 +23,10 @@ the merged maplet answers exactly as one maplet that saw every record.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence, Union
+
+if TYPE_CHECKING:
+    from ._mappy import Maplet
 
 __all__ = ["build"]
 
@@ -87,7 +90,7 @@ def build(
     seed: Optional[int] = None,
     fixed_precision: bool = False,
     split_every: int = 8,
-) -> Any:
+) -> Maplet:
     """Build a maplet from a ``dask.bag.Bag`` or ``dask.dataframe.DataFrame``.
 
     Args:
@@ -107,9 +110,9 @@ def build(
 
     Returns:
         The merged ``Maplet``, computed on the current Dask scheduler (a
-        ``dask.distributed.Client`` if one is active).
+            ``dask.distributed.Client`` if one is active).
 
-    Example:
+    Examples:
         >>> import dask.bag as db, mappy_python as mappy
         >>> bag = db.from_sequence(["x", "y", "x"], npartitions=2)
         >>> mappy.dask.build(bag, expected_items=10, false_positive_rate=0.01).query("x")

@@ -346,6 +346,15 @@ impl<C: Operator + Clone> AnyMaplet<C> {
         each!(self, m => m.verify())
     }
 
+    /// Checks only a mapped maplet's file checksum; see
+    /// [`Maplet::verify_checksum`].
+    ///
+    /// # Errors
+    /// [`MapletError::Corrupt`] for a checksum that does not match.
+    pub fn verify_checksum(&self) -> Result<()> {
+        each!(self, m => m.verify_checksum())
+    }
+
     /// Removes `hash`'s entry; see [`Maplet::remove_hash`].
     ///
     /// # Errors

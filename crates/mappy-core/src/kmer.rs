@@ -125,21 +125,84 @@ fn for_each_kmer(
 /// complement, upper case), or `None` if it has other characters than ACGT
 /// or is longer than 32.
 pub fn canonical_kmer(kmer: &str) -> Option<String> {
-    if kmer.is_empty() || kmer.len() > 32 || !kmer.bytes().all(|b| code(b).is_some()) {
+    let mut buf = [0u8; 32];
+    let key = kmer_key(kmer.as_bytes(), true, &mut buf)?;
+    Some(key.to_owned())
+}
+
+/// The key counting stores for a k-mer, written into `buf`: its canonical
+/// form with `canonical`, else the k-mer in upper case; `None` if it is
+/// empty, longer than 32 or has other characters than ACGT (either case).
+pub fn kmer_key<'b>(kmer: &[u8], canonical: bool, buf: &'b mut [u8; 32]) -> Option<&'b str> {
+    let k = kmer.len();
+    if k == 0 || k > 32 {
         return None;
     }
-    let up = kmer.to_ascii_uppercase();
-    let rc: String = up
-        .bytes()
-        .rev()
-        .map(|b| match b {
-            b'A' => 'T',
-            b'C' => 'G',
-            b'G' => 'C',
-            _ => 'A',
-        })
-        .collect();
-    Some(if rc < up { rc } else { up })
+    // Table lookups, not a branch a base: bases in random order would
+    // mispredict about one branch in two.
+    let mut rc = [0u8; 32];
+    let mut bad = 0u8;
+    for (i, &b) in kmer.iter().enumerate() {
+        let (up, comp) = BASES[b as usize];
+        bad |= up;
+        buf[i] = up;
+        rc[k - 1 - i] = comp;
+    }
+    if bad & 0x80 != 0 {
+        return None;
+    }
+    // Equal lengths: byte order is string order.
+    if canonical && rc[..k] < buf[..k] {
+        buf[..k].copy_from_slice(&rc[..k]);
+    }
+    Some(std::str::from_utf8(&buf[..k]).expect("ASCII letters"))
+}
+
+/// For each byte, the base in upper case and its complement, or 0xFF
+/// (high bit set) for a byte that is not a base.
+static BASES: [(u8, u8); 256] = {
+    let mut t = [(0xFF, 0xFF); 256];
+    let pairs = [(b'A', b'T'), (b'C', b'G'), (b'G', b'C'), (b'T', b'A')];
+    let mut i = 0;
+    while i < 4 {
+        let (b, c) = pairs[i];
+        t[b as usize] = (b, c);
+        t[b.to_ascii_lowercase() as usize] = (b, c);
+        i += 1;
+    }
+    t
+};
+
+/// The hashes of the keys counting stores for `kmers` (see [`kmer_key`]),
+/// with the maplet's `seed`, for one batch of lookups
+/// ([`Maplet::query_many_hashes`]). `Err(i)` when the `i`-th (from 0) is
+/// not a k-mer.
+///
+/// ```
+/// use mappy_core::{kmer, Counter, Maplet};
+///
+/// let mut m = Maplet::new(100, 0.001, Counter).unwrap();
+/// kmer::count_sequences(&mut m, [&b"ACGTT"[..]], 3, true).unwrap();
+/// let seed = m.seed();
+/// let hashes = kmer::kmer_key_hashes([&b"acg"[..], b"AAC", b"TTT"], true, seed).unwrap();
+/// assert_eq!(m.query_many_hashes(&hashes), [Some(2), Some(1), None]);
+/// assert_eq!(kmer::kmer_key_hashes([&b"ACG"[..], b"ANC"], true, seed), Err(1));
+/// ```
+pub fn kmer_key_hashes<'a>(
+    kmers: impl IntoIterator<Item = &'a [u8]>,
+    canonical: bool,
+    seed: u64,
+) -> std::result::Result<Vec<u64>, usize> {
+    let kmers = kmers.into_iter();
+    let mut out = Vec::with_capacity(kmers.size_hint().0);
+    let mut buf = [0u8; 32];
+    for (i, kmer) in kmers.enumerate() {
+        match kmer_key(kmer, canonical, &mut buf) {
+            Some(key) => out.push(hash_str(key, seed)),
+            None => return Err(i),
+        }
+    }
+    Ok(out)
 }
 
 /// Counts the k-mers of `sequences` into `maplet`, all or nothing.
@@ -729,5 +792,35 @@ mod tests {
         let mut stats = KmerStats::default();
         for_each_kmer(&[b'A'; 40], 32, true, &mut stats, |_| {});
         assert_eq!(stats.kmers, 9);
+    }
+
+    #[test]
+    fn kmer_keys_match_what_counting_stores() {
+        let mut buf = [0u8; 32];
+        assert_eq!(kmer_key(b"gtt", true, &mut buf), Some("AAC"));
+        assert_eq!(kmer_key(b"gtt", false, &mut buf), Some("GTT"));
+        assert_eq!(kmer_key(b"ACGT", true, &mut buf), Some("ACGT")); // its own reverse complement
+        for bad in [&b""[..], b"AC-T", b"ACGTN", &[b'A'; 33], "AÉ".as_bytes()] {
+            assert_eq!(kmer_key(bad, true, &mut buf), None);
+        }
+        assert_eq!(
+            kmer_key(&[b't'; 32], true, &mut buf),
+            Some(&*"A".repeat(32))
+        );
+        // Every k-mer counting sees is found by its key's hash.
+        let seq = b"ACGTTGCAAGGCTTACNNACGGGTACCATG";
+        for canonical in [true, false] {
+            let mut m = Maplet::new(1000, 0.001, Counter).unwrap();
+            count_sequences(&mut m, [&seq[..]], 5, canonical).unwrap();
+            let kmers: Vec<&[u8]> = seq.windows(5).filter(|w| !w.contains(&b'N')).collect();
+            let hashes = kmer_key_hashes(kmers.iter().copied(), canonical, m.seed()).unwrap();
+            assert_eq!(hashes.len(), kmers.len());
+            for (h, w) in hashes.iter().zip(&kmers) {
+                let key = kmer_key(w, canonical, &mut buf).unwrap();
+                assert_eq!(m.query_hash(*h), m.query(key));
+                assert!(m.query(key).unwrap() >= 1);
+            }
+        }
+        assert_eq!(kmer_key_hashes([&b"ACG"[..], b"", b"AC"], true, 0), Err(1));
     }
 }

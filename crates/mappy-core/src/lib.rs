@@ -44,5 +44,5 @@ pub use any::{AnyMaplet, Stored};
 pub use error::{MapletError, Result};
 pub use format::ValueCodec;
 pub use hash::{Key, DEFAULT_SEED};
-pub use maplet::{Entry, Maplet, Options, Stats};
+pub use maplet::{Entry, Maplet, Options, Stats, MIN_REACH};
 pub use operator::{Counter, Custom, Max, Min, Operator, OperatorKind, SetUnion, VectorAdd};

@@ -7,7 +7,7 @@ use crate::format::{self, ValueCodec};
 use crate::hash::{Key, DEFAULT_SEED};
 use crate::operator::{Operator, OperatorKind};
 use crate::side::SideStore;
-use crate::sort::{sort_by_key, sort_packed};
+use crate::sort::{sort_by_key, sort_packed, try_vec};
 use crate::storage::Words;
 use crate::table::{
     field_len_or_zero, field_matches, value_width, Builder, Probe, Table, MAX_FBITS, MAX_LOAD,
@@ -55,6 +55,13 @@ pub struct Options {
     /// | 1024x, the limit | 0.475 (0.473) |
     ///
     /// Build a fixed-precision maplet for the size it will reach.
+    ///
+    /// With default options growth is bounded the same way, but only by the
+    /// entries written at the initial size (later ones get longer
+    /// fingerprints): a maplet grows `2^(f0 - 1)`-fold for its initial field
+    /// width `f0`, and a small one reserves enough bits up front to reach at
+    /// least [`MIN_REACH`] home slots (about 4 million items). The doubling
+    /// past that is refused with [`MapletError::CapacityExhausted`] as above.
     pub fixed_precision: bool,
 }
 
@@ -263,6 +270,24 @@ fn fbits_for(rate: f64) -> u32 {
     ((MAX_LOAD / rate).log2().ceil().max(1.0) as u32 + 1).min(MAX_FBITS)
 }
 
+/// The home slots every maplet with default options can grow to: a small
+/// one reserves enough fingerprint bits up front that its oldest entries
+/// keep at least one after each doubling up to this size (see
+/// [`Options::fixed_precision`]). At most a few bits per slot on tables
+/// below it, so at most a few hundred KiB in all.
+pub const MIN_REACH: u64 = 1 << 22;
+
+/// The field width a table of `canonical` home slots needs for its entries
+/// to survive doubling to [`MIN_REACH`] slots: one fingerprint bit per
+/// doubling, plus the field's end bit.
+fn reach_bits(canonical: u64) -> u32 {
+    let mut doublings = 0;
+    while canonical << doublings < MIN_REACH {
+        doublings += 1;
+    }
+    doublings + 1
+}
+
 impl<O: Operator> Maplet<O> {
     /// A maplet for about `expected_items` keys with false-positive rate
     /// `false_positive_rate`, merging with `op`.
@@ -310,8 +335,12 @@ impl<O: Operator> Maplet<O> {
             )));
         }
         let canonical = ((expected_items as f64 / MAX_LOAD).ceil() as u64).max(1);
-        let fbits = (fbits_for(false_positive_rate) + if options.fixed_precision { 3 } else { 0 })
-            .min(MAX_FBITS);
+        let fbits = if options.fixed_precision {
+            fbits_for(false_positive_rate) + 3
+        } else {
+            fbits_for(false_positive_rate).max(reach_bits(canonical))
+        }
+        .min(MAX_FBITS);
         let bytes = Table::bytes_for(canonical, fbits, 1);
         if let Some(limit) = options.memory_limit {
             if bytes > limit {
@@ -399,12 +428,14 @@ impl<O: Operator> Maplet<O> {
 
     /// Heap bytes held by the slot table and the side store.
     pub fn memory_usage(&self) -> usize {
-        self.table.heap_bytes() + self.side.heap_bytes()
+        self.table
+            .heap_bytes()
+            .saturating_add(self.side.heap_bytes())
     }
 
     fn check_memory(&self, table_bytes: usize) -> Result<()> {
         if let Some(limit) = self.options.memory_limit {
-            let needed = table_bytes + self.side.heap_bytes();
+            let needed = table_bytes.saturating_add(self.side.heap_bytes());
             if needed > limit {
                 return Err(MapletError::MemoryLimit { needed, limit });
             }
@@ -508,7 +539,7 @@ impl<O: Operator> Maplet<O> {
         if O::PACKED && !self.options.fixed_precision && self.table.len() < self.table.max_len() {
             let bits = self.op.pack(&value);
             if self.table.fits(bits) {
-                self.table.insert_at(q, f, bits, pos, run_end);
+                self.table.insert_at(q, f, bits, pos, run_end)?;
                 self.record(Step::Created(hash));
                 return Ok(());
             }
@@ -578,13 +609,16 @@ impl<O: Operator> Maplet<O> {
             self.check_memory(self.table.heap_bytes().saturating_add(side_extra))?;
             self.side.try_reserve_one()?;
         }
+        // The overflow area grows first, so that a refusal leaves nothing
+        // behind (no side-store value without its entry).
+        self.table.make_room_from(pos)?;
         let bits = if O::PACKED {
             bits
         } else {
             self.side.insert(value, &self.op) as i64
         };
         let field = self.field_for_new(&self.table, f);
-        self.table.insert_at(q, field, bits, pos, run_end);
+        self.table.insert_at(q, field, bits, pos, run_end)?;
         self.record(Step::Created(hash));
         Ok(())
     }
@@ -762,12 +796,20 @@ impl<O: Operator> Maplet<O> {
         Ok(())
     }
 
-    /// `Ok` unless doubling `t` would copy entries into both halves in a
-    /// fixed-precision maplet (entries with no fingerprint bit left).
+    /// `Ok` unless doubling `t` would copy entries into both halves: entries
+    /// with no fingerprint bit left to move into the home slot. With fixed
+    /// precision these are every entry after `2^(f - 1)`-fold growth; by
+    /// default only the entries written at the initial size, whose
+    /// fingerprints are the shortest (see [`Options::fixed_precision`]).
     fn check_can_double(&self, t: &Table) -> Result<()> {
-        if self.options.fixed_precision && t.len_hist()[0] > 0 {
+        if t.len_hist()[0] > 0 {
+            let kind = if self.options.fixed_precision {
+                "a fixed-precision maplet"
+            } else {
+                "a maplet"
+            };
             return Err(MapletError::CapacityExhausted(format!(
-                "a fixed-precision maplet built for {} items has grown {}-fold and its \
+                "{kind} built for {} items has grown {}-fold and its oldest \
                  fingerprints have no bits left; build it for more expected_items",
                 self.expected_items,
                 t.canonical() / self.initial_canonical
@@ -1106,7 +1148,7 @@ impl<O: Operator> Maplet<O> {
         loop {
             let t = grown.as_ref().unwrap_or(&self.table);
             if fits(t, at_least) {
-                let sorted = self.sorted_batch(t, pairs);
+                let sorted = self.sorted_batch(t, pairs)?;
                 if t.uniform() {
                     let distinct = 1
                         + (1..sorted.len())
@@ -1129,8 +1171,9 @@ impl<O: Operator> Maplet<O> {
         }
     }
 
-    /// A batch as `t`'s sort keys and packed values, sorted by key.
-    fn sorted_batch(&self, t: &Table, batch: &Batch<'_, O::Value>) -> SortedBatch {
+    /// A batch as `t`'s sort keys and packed values, sorted by key; an
+    /// error if the memory for it cannot be had.
+    fn sorted_batch(&self, t: &Table, batch: &Batch<'_, O::Value>) -> Result<SortedBatch> {
         let key_bits = t.sort_key_bits();
         let n = batch.len();
         let (lo, hi) = (0..n).fold((0i64, 0i64), |(lo, hi), i| {
@@ -1146,25 +1189,26 @@ impl<O: Operator> Maplet<O> {
                 (t.sort_key(batch.hash(i)) << vbits) | bits
             };
             let entries = if key_bits + vbits <= 32 {
-                let mut e: Vec<u32> = (0..n).map(|i| entry(i) as u32).collect();
-                sort_packed(&mut e, key_bits, vbits);
+                let mut e: Vec<u32> = try_vec(n)?;
+                e.extend((0..n).map(|i| entry(i) as u32));
+                sort_packed(&mut e, key_bits, vbits)?;
                 Entries::Narrow(e)
             } else {
-                let mut e: Vec<u64> = (0..n).map(entry).collect();
-                sort_packed(&mut e, key_bits, vbits);
+                let mut e: Vec<u64> = try_vec(n)?;
+                e.extend((0..n).map(entry));
+                sort_packed(&mut e, key_bits, vbits)?;
                 Entries::Wide(e)
             };
-            return SortedBatch::Packed {
+            return Ok(SortedBatch::Packed {
                 entries,
                 vbits,
                 signed,
-            };
+            });
         }
-        let mut pairs: Vec<(u64, i64)> = (0..n)
-            .map(|i| (t.sort_key(batch.hash(i)), self.op.pack(batch.value(i))))
-            .collect();
-        sort_by_key(&mut pairs, key_bits);
-        SortedBatch::Pairs(pairs)
+        let mut pairs: Vec<(u64, i64)> = try_vec(n)?;
+        pairs.extend((0..n).map(|i| (t.sort_key(batch.hash(i)), self.op.pack(batch.value(i)))));
+        sort_by_key(&mut pairs, key_bits)?;
+        Ok(SortedBatch::Pairs(pairs))
     }
 
     /// `t` with a batch of `(sort key, packed value)` pairs, sorted by key,
@@ -1180,7 +1224,7 @@ impl<O: Operator> Maplet<O> {
                 let (vbits, signed) = widths_for(out.table().vbits(), out.table().signed(), bits);
                 out.widen_values(vbits, signed)?;
             }
-            out.push(q, f, bits);
+            out.push(q, f, bits)?;
             Ok(())
         };
         if t.len() == 0 {
@@ -1464,7 +1508,7 @@ impl<O: Operator> Maplet<O> {
                 let (vbits, signed) = widths_for(out.table().vbits(), out.table().signed(), bits);
                 out.widen_values(vbits, signed)?;
             }
-            out.push(q, f, bits);
+            out.push(q, f, bits)?;
             Ok(())
         };
         let mut ra = a.table.runs().peekable();
@@ -1565,7 +1609,7 @@ impl<O: Operator> Maplet<O> {
                         widths_for(out.table().vbits(), out.table().signed(), bits);
                     out.widen_values(vbits, signed)?;
                 }
-                out.push(q, t.field(s), bits);
+                out.push(q, t.field(s), bits)?;
             }
         }
         Ok(Maplet {
@@ -1777,7 +1821,7 @@ impl<O: Operator> Maplet<O> {
         let mut drained = 0;
         for (i, e) in entries.enumerate() {
             let (q, f, v) = e?;
-            b.push(q, f, v);
+            b.push(q, f, v)?;
             if i % 4096 == 4095 {
                 b.drain_final(&mut drained, &mut write)?;
             }
@@ -2376,6 +2420,26 @@ impl<O: Operator> Maplet<O> {
     pub fn verify(&self) -> Result<()> {
         let r = self.check_everything();
         self.trust.set(if r.is_ok() { TRUSTED } else { DAMAGED });
+        r
+    }
+
+    /// Checks only the checksum of the file a memory-mapped maplet was
+    /// mapped from (nothing for a maplet in memory): a fast check, at the
+    /// speed of reading the file, that it was not truncated or damaged,
+    /// though not that a file made to pass it holds a valid table (which
+    /// [`verify`](Maplet::verify) checks). A failure marks the maplet
+    /// damaged.
+    ///
+    /// # Errors
+    /// [`MapletError::Corrupt`] for a checksum that does not match.
+    pub fn verify_checksum(&self) -> Result<()> {
+        let Some(file) = self.table.file_bytes() else {
+            return Ok(());
+        };
+        let r = format::verified(file).map(drop);
+        if r.is_err() {
+            self.trust.set(DAMAGED);
+        }
         r
     }
 

@@ -8,8 +8,10 @@ use crate::operator::Operator;
 pub(crate) struct SideStore<V> {
     slots: Vec<Option<V>>,
     free: Vec<usize>,
-    /// Heap bytes owned by the stored values themselves.
-    value_bytes: usize,
+    /// Heap bytes owned by the stored values themselves, as the operator
+    /// reports them: wide, so that no report, however large, can wrap the
+    /// sum and unbalance it when the value goes.
+    value_bytes: u128,
     /// While a batch is open: its changes, oldest first, to undo on failure,
     /// and the capacities of `slots` and `free` when it began.
     log: Option<(Vec<Change<V>>, usize, usize)>,
@@ -75,7 +77,7 @@ impl<V: Clone> SideStore<V> {
     }
 
     pub(crate) fn insert<O: Operator<Value = V>>(&mut self, v: V, op: &O) -> usize {
-        self.value_bytes += op.heap_size(&v);
+        self.value_bytes += op.heap_size(&v) as u128;
         let (index, reused) = match self.free.pop() {
             Some(i) => {
                 self.slots[i] = Some(v);
@@ -93,9 +95,9 @@ impl<V: Clone> SideStore<V> {
     }
 
     pub(crate) fn replace<O: Operator<Value = V>>(&mut self, i: usize, v: V, op: &O) {
-        self.value_bytes += op.heap_size(&v);
+        self.value_bytes += op.heap_size(&v) as u128;
         if let Some(old) = self.slots[i].replace(v) {
-            self.value_bytes -= op.heap_size(&old);
+            self.value_bytes -= op.heap_size(&old) as u128;
             if let Some((log, _, _)) = &mut self.log {
                 log.push(Change::Replaced { index: i, old });
             }
@@ -123,7 +125,7 @@ impl<V: Clone> SideStore<V> {
             match change {
                 Change::Inserted { index, reused } => {
                     if let Some(v) = self.slots[index].take() {
-                        self.value_bytes -= op.heap_size(&v);
+                        self.value_bytes -= op.heap_size(&v) as u128;
                     }
                     if reused {
                         self.free.push(index);
@@ -132,9 +134,9 @@ impl<V: Clone> SideStore<V> {
                     }
                 }
                 Change::Replaced { index, old } => {
-                    self.value_bytes += op.heap_size(&old);
+                    self.value_bytes += op.heap_size(&old) as u128;
                     if let Some(v) = self.slots[index].replace(old) {
-                        self.value_bytes -= op.heap_size(&v);
+                        self.value_bytes -= op.heap_size(&v) as u128;
                     }
                 }
             }
@@ -146,7 +148,7 @@ impl<V: Clone> SideStore<V> {
 
     pub(crate) fn remove<O: Operator<Value = V>>(&mut self, i: usize, op: &O) {
         if let Some(old) = self.slots[i].take() {
-            self.value_bytes -= op.heap_size(&old);
+            self.value_bytes -= op.heap_size(&old) as u128;
         }
         self.free.push(i);
     }
@@ -163,7 +165,7 @@ impl<V: Clone> SideStore<V> {
     pub(crate) fn heap_bytes(&self) -> usize {
         (self.slots.capacity() * std::mem::size_of::<Option<V>>())
             .saturating_add(self.free.capacity() * 8)
-            .saturating_add(self.value_bytes)
+            .saturating_add(usize::try_from(self.value_bytes).unwrap_or(usize::MAX))
     }
 
     /// Stored values (for serialization), `None` at free indices.
@@ -177,7 +179,11 @@ impl<V: Clone> SideStore<V> {
             .rev()
             .filter(|&i| slots[i].is_none())
             .collect();
-        let value_bytes = slots.iter().flatten().map(|v| op.heap_size(v)).sum();
+        let value_bytes = slots
+            .iter()
+            .flatten()
+            .map(|v| op.heap_size(v) as u128)
+            .sum();
         SideStore {
             slots,
             free,

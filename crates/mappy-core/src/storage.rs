@@ -24,7 +24,7 @@ fn word_bytes(n: usize) -> Result<usize, AllocError> {
 }
 
 /// Aborts as the standard collections do when `n` words cannot be had
-/// (for the infallible paths: `Clone`, and small bookkeeping growth).
+/// (for the one infallible path, `Clone`: fallible copies use `try_clone`).
 fn abort_alloc(n: usize) -> ! {
     std::alloc::handle_alloc_error(
         std::alloc::Layout::array::<u64>(n).unwrap_or(std::alloc::Layout::new::<u64>()),
@@ -425,15 +425,6 @@ impl Words {
         r
     }
 
-    /// [`try_extend_zeroed`](Words::try_extend_zeroed), aborting as a
-    /// `Vec` does when the memory cannot be had (for the overflow area's
-    /// growth by one pair of blocks: a few hundred bytes).
-    pub(crate) fn extend_zeroed(&mut self, n: usize) {
-        if self.try_extend_zeroed(n).is_err() {
-            abort_alloc(self.len.saturating_add(n));
-        }
-    }
-
     /// A writable copy in memory of its own; an error if the memory cannot
     /// be had.
     pub(crate) fn try_clone(&self) -> Result<Words, AllocError> {
@@ -575,13 +566,13 @@ mod tests {
             for (i, x) in w.iter_mut().enumerate() {
                 *x = i as u64 + 1;
             }
-            w.extend_zeroed(n + 7);
+            w.try_extend_zeroed(n + 7).unwrap();
             assert_eq!(w.len(), 2 * n + 7);
             assert!((0..n).all(|i| w[i] == i as u64 + 1));
             assert!(w[n..].iter().all(|&x| x == 0));
             // Shrinking then growing again never brings old words back.
             w.truncate(n / 2 + 3);
-            w.extend_zeroed(n);
+            w.try_extend_zeroed(n).unwrap();
             assert!((0..n / 2 + 3).all(|i| w[i] == i as u64 + 1));
             assert!(w[n / 2 + 3..].iter().all(|&x| x == 0));
             let c = w.clone();
@@ -593,12 +584,12 @@ mod tests {
                 let mut big = Words::zeroed(HUGE_PAGE / 8 + 1);
                 assert_eq!(big.as_ptr() as usize % HUGE_PAGE, 0);
                 big[5] = 9;
-                big.extend_zeroed(HUGE_PAGE / 8);
+                big.try_extend_zeroed(HUGE_PAGE / 8).unwrap();
                 assert_eq!(big.as_ptr() as usize % HUGE_PAGE, 0);
                 assert_eq!((big[5], big[HUGE_PAGE / 8 + 3]), (9, 0));
                 let mut small = Words::zeroed(ANON_WORDS);
                 small[0] = 1;
-                small.extend_zeroed(HUGE_PAGE / 8);
+                small.try_extend_zeroed(HUGE_PAGE / 8).unwrap();
                 assert_eq!(small.as_ptr() as usize % HUGE_PAGE, 0);
                 assert_eq!(small[0], 1);
             }

@@ -1044,12 +1044,15 @@ impl Table {
         }
     }
 
-    /// Adds a pair of blocks to the overflow area.
-    fn push_block(&mut self) {
+    /// Adds a pair of blocks to the overflow area; an error, changing
+    /// nothing, if the memory cannot be had (the words may have to move, so
+    /// this can need the whole table's size again).
+    fn push_block(&mut self) -> Result<(), AllocError> {
         // Exact: the overflow area grows rarely, and a doubled allocation
         // would cost far more than the blocks.
-        self.words.extend_zeroed(self.stride);
+        self.words.try_extend_zeroed(self.stride)?;
         self.nslots += 2 * SLOTS;
+        Ok(())
     }
 
     // ---- lookup -----------------------------------------------------------
@@ -1143,9 +1146,23 @@ impl Table {
         }
     }
 
+    /// Grows the overflow area until a slot at or after `pos` is empty, so
+    /// that [`insert_at`](Table::insert_at) there cannot fail; an error,
+    /// changing nothing, if the memory cannot be had.
+    pub(crate) fn make_room_from(&mut self, pos: usize) -> Result<(), AllocError> {
+        while self.first_empty_from(pos).is_none() {
+            self.push_block()?;
+        }
+        Ok(())
+    }
+
     /// Adds a new entry with home slot `q`, field `field` and value `v`
     /// (which must fit) where [`probe`](Table::probe) said it goes. The
     /// caller keeps the load below the maximum.
+    ///
+    /// # Errors
+    /// When the overflow area must grow and the memory cannot be had; the
+    /// table is then unchanged.
     #[inline(always)]
     pub(crate) fn insert_at(
         &mut self,
@@ -1154,18 +1171,18 @@ impl Table {
         v: i64,
         pos: usize,
         old_end: Option<usize>,
-    ) {
+    ) -> Result<(), AllocError> {
         let q = q as usize;
         // A new run placed at its own home slot finds that slot unused:
         // earlier runs end before it and later ones start after it.
         if old_end.is_none() && pos == q {
             self.insert_run_at_home(q, field, v);
-            return;
+            return Ok(());
         }
         let empty = loop {
             match self.first_empty_from(pos) {
                 Some(e) => break e,
-                None => self.push_block(),
+                None => self.push_block()?,
             }
         };
         if empty > pos {
@@ -1192,6 +1209,7 @@ impl Table {
         }
         self.len += 1;
         self.len_hist[field_len(field, self.fbits) as usize] += 1;
+        Ok(())
     }
 
     /// [`insert_at`](Table::insert_at) of a new run at its own unused home
@@ -1705,10 +1723,10 @@ impl Table {
             lo.sort_unstable_by_key(|e| e.0);
             hi.sort_unstable_by_key(|e| e.0);
             for &(f, v) in &lo {
-                b.push(2 * q, f, v);
+                b.push(2 * q, f, v)?;
             }
             for &(f, v) in &hi {
-                b.push(2 * q + 1, f, v);
+                b.push(2 * q + 1, f, v)?;
             }
         }
         Ok(b.finish())
@@ -1814,8 +1832,11 @@ impl Builder {
     }
 
     /// Appends an entry; `v` must fit the table's value width.
+    ///
+    /// # Errors
+    /// When the overflow area must grow and the memory cannot be had.
     #[inline]
-    pub(crate) fn push(&mut self, q: u64, field: u64, v: i64) {
+    pub(crate) fn push(&mut self, q: u64, field: u64, v: i64) -> Result<(), AllocError> {
         let home_block = q as usize / SLOTS;
         if home_block >= self.settled {
             self.settle(home_block + 1);
@@ -1828,7 +1849,7 @@ impl Builder {
             (q as usize).max(self.next_free)
         };
         while pos >= self.nslots {
-            self.table.push_block();
+            self.table.push_block()?;
             self.nslots = self.table.nslots();
         }
         let t = &mut self.table;
@@ -1861,6 +1882,7 @@ impl Builder {
         t.len_hist[field_len(field, t.fbits) as usize] += 1;
         self.last_q = Some(q);
         self.next_free = pos + 1;
+        Ok(())
     }
 
     /// The finished table.
@@ -1938,7 +1960,7 @@ mod test_util {
     pub(super) fn insert_new(t: &mut Table, q: u64, f: u64, v: i64) -> bool {
         match t.probe(q, f, f) {
             Probe::Missing { pos, run_end } => {
-                t.insert_at(q, f, v, pos, run_end);
+                t.insert_at(q, f, v, pos, run_end).unwrap();
                 true
             }
             Probe::Found { .. } => false,

@@ -118,7 +118,7 @@ fn a_batch_over_the_memory_limit_changes_nothing() {
             0.01,
             Counter,
             Options {
-                memory_limit: Some(600),
+                memory_limit: Some(1200),
                 ..Options::default()
             },
         )

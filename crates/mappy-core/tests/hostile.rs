@@ -479,6 +479,104 @@ fn fixed_precision_growth_is_bounded() {
     }
 }
 
+/// With default options growth is bounded too: entries written after a
+/// doubling get longer fingerprints, but the entries written at the initial
+/// size lose one bit per doubling, and once they have none left the next
+/// doubling is refused with `CapacityExhausted` rather than copying them
+/// into both halves. Until then nothing is duplicated and no answer is below
+/// the truth; the refusal changes nothing. Prints the growth reached and the
+/// false-positive rate there (see `Options::fixed_precision`).
+#[test]
+fn default_growth_never_duplicates_entries() {
+    // Every size and rate reserves the same reach (checked cheaply by
+    // `every_maplet_reserves_the_minimum_reach`); this grows the smallest.
+    for (start, rate) in [(1usize, 0.01)] {
+        let mut m = Maplet::new(start, rate, Counter).unwrap();
+        let initial = m.capacity();
+        let mut inserted = 0u64;
+        let mut exhausted = false;
+        for i in 0..10_000_000u64 {
+            match m.insert(&i, 1) {
+                Ok(()) => inserted += 1,
+                Err(MapletError::CapacityExhausted(_)) => {
+                    exhausted = true;
+                    break;
+                }
+                Err(e) => panic!("{e}"),
+            }
+            if i % 97 == 0 {
+                assert!(m.len() as u64 <= inserted, "entries duplicated");
+            }
+        }
+        assert!(exhausted, "a maplet from {start} grew without limit");
+        assert!(m.len() as u64 <= inserted);
+        let (len, cap) = (m.len(), m.capacity());
+        let growth = cap / initial;
+        // The bound: 2^(f - 1)-fold for the initial field width f, which is
+        // wide enough to reach MIN_REACH home slots.
+        assert!(growth.is_power_of_two(), "{growth}");
+        assert!(cap >= mappy_core::MIN_REACH, "grew only to {cap} slots");
+        // A new key is refused, or joins an entry its fingerprint matches.
+        let mut joined = Vec::new();
+        let mut refused = 0;
+        for k in 20_000_000..20_000_100u64 {
+            match m.insert(&k, 1) {
+                Ok(()) => joined.push(k),
+                Err(MapletError::CapacityExhausted(_)) => refused += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(refused > 0);
+        assert_eq!((m.len(), m.capacity()), (len, cap));
+        assert!((0..inserted).all(|i| m.query(&i).is_some_and(|v| v >= 1)));
+        // Deleting what was inserted empties it: no copy is left behind.
+        for i in (0..inserted).chain(joined) {
+            m.delete(&i, &1).unwrap();
+        }
+        assert_eq!(m.len(), 0);
+        m.check_invariants();
+        eprintln!(
+            "default options from {start} at {rate}: {inserted} keys, {len} entries, \
+             {growth}x growth when refused"
+        );
+    }
+}
+
+/// A maplet with default options is wide enough for its oldest entries to
+/// keep a fingerprint bit through every doubling up to `MIN_REACH` home
+/// slots, and no wider than its rate needs once it is that large.
+#[test]
+fn every_maplet_reserves_the_minimum_reach() {
+    for rate in [0.5, 0.1, 0.01, 0.001, 1e-6] {
+        for expected in [1usize, 10, 1000, 100_000, 1 << 20, 1 << 22] {
+            let m = Maplet::new(expected, rate, Counter).unwrap();
+            let f = m.stats().fingerprint_bits;
+            let slots = m.capacity();
+            assert!(
+                (slots as u128) << (f - 1) >= mappy_core::MIN_REACH as u128,
+                "{expected} at {rate}: {f} bits on {slots} slots"
+            );
+            if slots >= mappy_core::MIN_REACH {
+                let exact = Maplet::with_options(
+                    expected,
+                    rate,
+                    Counter,
+                    Options {
+                        fixed_precision: true,
+                        ..Options::default()
+                    },
+                )
+                .unwrap();
+                assert_eq!(
+                    f + 3,
+                    exact.stats().fingerprint_bits,
+                    "{expected} at {rate}"
+                );
+            }
+        }
+    }
+}
+
 /// Run in a child process under a 1 GiB address-space limit (see
 /// `huge_tables_fail_cleanly_under_a_memory_cap`); does nothing otherwise.
 #[test]

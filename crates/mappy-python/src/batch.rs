@@ -30,9 +30,9 @@ impl Maplet {
             if let Ok(counts) = v.extract::<PyReadonlyArray1<'_, i64>>() {
                 let counts = counts.as_array();
                 let pairs = if let Ok(a) = pairs_or_keys.extract::<PyReadonlyArray1<'_, u64>>() {
-                    paired(a.as_array(), counts, hash::hash_u64, seed)
+                    paired(a.as_array(), counts, hash::hash_u64, seed)?
                 } else if let Ok(a) = pairs_or_keys.extract::<PyReadonlyArray1<'_, i64>>() {
-                    paired(a.as_array(), counts, hash::hash_i64, seed)
+                    paired(a.as_array(), counts, hash::hash_i64, seed)?
                 } else {
                     None
                 };

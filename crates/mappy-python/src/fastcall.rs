@@ -38,6 +38,21 @@ unsafe fn call(
     slf: *mut ffi::PyObject,
     body: impl FnOnce(Python<'_>, &Maplet) -> PyResult<*mut ffi::PyObject>,
 ) -> *mut ffi::PyObject {
+    // SAFETY: the caller's guarantees, passed on.
+    unsafe { call_or(slf, body, ptr::null_mut()) }
+}
+
+/// Runs `body` on the maplet `slf`, returning what it returns, or `failed`
+/// with its error raised.
+///
+/// # Safety
+/// As [`call`].
+#[inline(always)]
+unsafe fn call_or<T>(
+    slf: *mut ffi::PyObject,
+    body: impl FnOnce(Python<'_>, &Maplet) -> PyResult<T>,
+    failed: T,
+) -> T {
     // SAFETY: the interpreter calls a method only on an attached thread.
     let py = unsafe { Python::assume_attached() };
     // SAFETY: `slf` is a live, borrowed reference to a `Maplet` instance.
@@ -54,7 +69,7 @@ unsafe fn call(
         Ok(obj) => obj,
         Err(e) => {
             Python::attach(|py| e.restore(py));
-            ptr::null_mut()
+            failed
         }
     }
 }
@@ -114,16 +129,18 @@ unsafe extern "C" fn contains(
 unsafe extern "C" fn sq_contains(slf: *mut ffi::PyObject, key: *mut ffi::PyObject) -> c_int {
     // SAFETY: called by the interpreter through the slot `install` set on
     // the `Maplet` type (and inherited by subclasses): `slf` is a `Maplet`,
-    // `key` a borrowed reference.
-    let r = unsafe { contains(slf, key) };
-    if r.is_null() {
-        return -1;
+    // `key` a borrowed reference. The answer is the slot's 1 or 0, with no
+    // `bool` object made; -1 with the error raised.
+    unsafe {
+        call_or(
+            slf,
+            |py, m| {
+                let key = Borrowed::from_ptr(py, key);
+                Ok(c_int::from(m.contains_key(py, &key)?))
+            },
+            -1,
+        )
     }
-    // SAFETY: `contains` returned a new reference to `True` or `False`.
-    let truth = unsafe { r == ffi::Py_True() };
-    // SAFETY: as above; dropping that reference.
-    unsafe { ffi::Py_DECREF(r) };
-    c_int::from(truth)
 }
 
 unsafe extern "C" fn insert(

@@ -5,7 +5,7 @@ use mappy_core as core;
 use mappy_core::hash;
 use mappy_core::Operator;
 use numpy::PyReadonlyArray1;
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyMemoryError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
@@ -154,41 +154,62 @@ impl<'py> CountReader<'py> {
 
 /// The counts of integer keys and counts read in place, if the two arrays
 /// have the same length.
+///
+/// # Errors
+/// `MemoryError` when the batch's memory cannot be had.
 pub(crate) fn paired<T: Copy>(
     keys: numpy::ndarray::ArrayView1<'_, T>,
     counts: numpy::ndarray::ArrayView1<'_, i64>,
     hash: fn(T, u64) -> u64,
     seed: u64,
-) -> Option<Counts> {
-    (keys.len() == counts.len()).then(|| {
-        keys.iter()
-            .zip(counts.iter())
-            .map(|(&k, &c)| (hash(k, seed), c))
-            .collect()
-    })
+) -> PyResult<Option<Counts>> {
+    if keys.len() != counts.len() {
+        return Ok(None);
+    }
+    let n = keys.len();
+    let hashes = keys.iter().map(|&k| hash(k, seed));
+    // The memory first, before the counts are read.
+    let mut same = try_collect(n, std::iter::empty())?;
+    let first = counts.first().copied();
+    Ok(Some(if counts.iter().all(|&c| Some(c) == first) {
+        same.extend(hashes);
+        Counts::Same(same, first)
+    } else {
+        drop(same);
+        Counts::Pairs(try_collect(n, hashes.zip(counts.iter().copied()))?)
+    }))
+}
+
+/// The `n` items of `items` in a vector whose memory is asked for first:
+/// `MemoryError`, not an abort, when an array (perhaps a memory-mapped file
+/// larger than memory) needs more than the system has.
+pub(crate) fn try_collect<T>(n: usize, items: impl Iterator<Item = T>) -> PyResult<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        PyMemoryError::new_err(format!(
+            "cannot allocate {} bytes for a batch of {n} keys",
+            n.saturating_mul(std::mem::size_of::<T>())
+        ))
+    })?;
+    v.extend(items);
+    Ok(v)
 }
 
 /// Hashes of many keys: a NumPy integer array is read in place.
 pub(crate) fn hash_keys(keys: &Bound<'_, PyAny>, seed: u64) -> PyResult<(Vec<u64>, bool)> {
     if let Ok(a) = keys.extract::<PyReadonlyArray1<'_, u64>>() {
+        let n = a.len()?;
         let out = match a.as_slice() {
-            Ok(s) => s.iter().map(|&v| hash::hash_u64(v, seed)).collect(),
-            Err(_) => a
-                .as_array()
-                .iter()
-                .map(|&v| hash::hash_u64(v, seed))
-                .collect(),
+            Ok(s) => try_collect(n, s.iter().map(|&v| hash::hash_u64(v, seed)))?,
+            Err(_) => try_collect(n, a.as_array().iter().map(|&v| hash::hash_u64(v, seed)))?,
         };
         return Ok((out, true));
     }
     if let Ok(a) = keys.extract::<PyReadonlyArray1<'_, i64>>() {
+        let n = a.len()?;
         let out = match a.as_slice() {
-            Ok(s) => s.iter().map(|&v| hash::hash_i64(v, seed)).collect(),
-            Err(_) => a
-                .as_array()
-                .iter()
-                .map(|&v| hash::hash_i64(v, seed))
-                .collect(),
+            Ok(s) => try_collect(n, s.iter().map(|&v| hash::hash_i64(v, seed)))?,
+            Err(_) => try_collect(n, a.as_array().iter().map(|&v| hash::hash_i64(v, seed)))?,
         };
         return Ok((out, true));
     }

@@ -1,10 +1,12 @@
-//! k-mer counting into a counter maplet, in memory or into a file.
+//! k-mer counting into a counter maplet, in memory or into a file, and
+//! k-mer (and key) lookups in batches.
 
 use mappy_core as core;
 use mappy_core::hash;
-use pyo3::exceptions::PyTypeError;
+use numpy::PyArray1;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 use crate::errors::{guarded, map_err};
 use crate::maplet::Maplet;
@@ -242,4 +244,168 @@ pub(crate) fn count_kmers_to_file<'py>(
 #[pyfunction]
 pub(crate) fn canonical_kmer(kmer: &str) -> Option<String> {
     core::kmer::canonical_kmer(kmer)
+}
+
+/// query_kmers(maplet, kmers, canonical=True)
+///
+/// The counts of k-mers (a list of ``str`` or ``bytes``) in a maplet
+/// counted by :func:`count_kmers` or :func:`count_kmers_to_file`, as a NumPy
+/// ``int64`` array (0 for a k-mer never counted): each k-mer is looked up
+/// by its canonical form (by its upper-case form with
+/// ``canonical=False``), all in one batch without the GIL. Raises
+/// ``ValueError`` naming the first item that is not a k-mer of A, C, G
+/// and T (either case) at most 32 long.
+///
+/// >>> m = Maplet(100, 0.001); _ = count_kmers(m, ["ACGTT"], 3)
+/// >>> query_kmers(m, ["acg", b"AAC", "TTT"]).tolist()
+/// [2, 1, 0]
+#[pyfunction]
+#[pyo3(signature = (maplet, kmers, canonical=true))]
+pub(crate) fn query_kmers<'py>(
+    py: Python<'py>,
+    maplet: &Bound<'py, Maplet>,
+    kmers: &Bound<'py, PyList>,
+    canonical: bool,
+) -> PyResult<Bound<'py, PyArray1<i64>>> {
+    guarded(py, || {
+        let m = maplet.get();
+        let mut texts: Vec<&[u8]> = Vec::with_capacity(kmers.len());
+        let items: Vec<Bound<'py, PyAny>> = kmers.iter().collect();
+        for (i, item) in items.iter().enumerate() {
+            if let Ok(b) = item.cast::<PyBytes>() {
+                texts.push(b.as_bytes());
+            } else if let Ok(s) = item.cast::<PyString>() {
+                // A str that is not UTF-8 (a lone surrogate) is no k-mer.
+                texts.push(s.to_str().map(str::as_bytes).unwrap_or(b"-"));
+            } else {
+                return Err(PyTypeError::new_err(format!(
+                    "query_kmers takes k-mers as str or bytes, item {i} is {}",
+                    item.get_type().name()?
+                )));
+            }
+        }
+        let hashes = core::kmer::kmer_key_hashes(texts.iter().copied(), canonical, m.seed)
+            .map_err(|i| {
+                PyValueError::new_err(format!(
+                    "item {i}: {} is not a k-mer of A, C, G and T (at most 32 long)",
+                    items[i].repr().map(|r| r.to_string()).unwrap_or_default()
+                ))
+            })?;
+        let counts = counts_of(py, m, &hashes)?
+            .into_iter()
+            .map(|c| c.unwrap_or(0))
+            .collect();
+        Ok(PyArray1::from_vec(py, counts))
+    })
+}
+
+/// The packed integer answers for `hashes` (counter, integer max/min),
+/// looked up in one batch without the GIL; `TypeError` for other values.
+fn counts_of(py: Python<'_>, m: &Maplet, hashes: &[u64]) -> PyResult<Vec<Option<i64>>> {
+    let state = m.state.lock(py)?;
+    let answers = py.detach(|| match &*state {
+        Inner::Counter(c) => Some(c.query_many_hashes(hashes)),
+        Inner::MaxI64(c) => Some(c.query_many_hashes(hashes)),
+        Inner::MinI64(c) => Some(c.query_many_hashes(hashes)),
+        _ => None,
+    });
+    drop(state);
+    answers.ok_or_else(|| PyTypeError::new_err("the maplet's values are not integers"))
+}
+
+/// _answer_lines(maplet, keys, kmers, canonical)
+///
+/// The ``mappy query`` and ``mappy kmers query`` commands' work on a batch:
+/// ``keys`` is ``bytes`` of newline-separated keys (trailing ``\r``
+/// removed, empty lines skipped) or a list of ``str``, each one key. With
+/// ``kmers``, keys are k-mers, looked up as :func:`query_kmers` does.
+/// Returns the output, ``KEY<TAB>VALUE`` lines (``-`` for an absent key),
+/// and the index (line or item, from 0) of the first key that is not
+/// UTF-8 text or not a k-mer, or -1; the output then covers the keys before
+/// it. ``TypeError`` for a maplet whose values are not integers.
+#[pyfunction]
+pub(crate) fn _answer_lines<'py>(
+    py: Python<'py>,
+    maplet: &Bound<'py, Maplet>,
+    keys: &Bound<'py, PyAny>,
+    kmers: bool,
+    canonical: bool,
+) -> PyResult<(Bound<'py, PyBytes>, i64)> {
+    guarded(py, || {
+        let m = maplet.get();
+        let mut items: Vec<Bound<'py, PyString>> = Vec::new();
+        if !keys.is_instance_of::<PyBytes>() {
+            let list = keys
+                .cast::<PyList>()
+                .map_err(|_| PyTypeError::new_err("_answer_lines takes bytes or a list of str"))?;
+            items = list
+                .iter()
+                .map(|k| k.cast_into::<PyString>().map_err(PyErr::from))
+                .collect::<PyResult<_>>()?;
+        }
+        // Each key's text and hash, up to the first bad one.
+        let seed = m.seed;
+        let mut buf = [0u8; 32];
+        let mut hash_of = |text: &[u8]| -> Option<u64> {
+            if kmers {
+                core::kmer::kmer_key(text, canonical, &mut buf).map(|key| hash::hash_str(key, seed))
+            } else {
+                std::str::from_utf8(text)
+                    .ok()
+                    .map(|key| hash::hash_str(key, seed))
+            }
+        };
+        let mut texts: Vec<&[u8]> = Vec::new();
+        let mut hashes: Vec<u64> = Vec::new();
+        let mut bad = -1i64;
+        if let Ok(data) = keys.cast::<PyBytes>() {
+            for (i, line) in data.as_bytes().split(|&b| b == b'\n').enumerate() {
+                let end = line.iter().rposition(|&b| b != b'\r').map_or(0, |e| e + 1);
+                let line = &line[..end];
+                if line.is_empty() {
+                    continue;
+                }
+                match hash_of(line) {
+                    Some(h) => hashes.push(h),
+                    None => {
+                        bad = i as i64;
+                        break;
+                    }
+                }
+                texts.push(line);
+            }
+        } else {
+            for (i, s) in items.iter().enumerate() {
+                let text = match s.to_str() {
+                    Ok(t) => t.as_bytes(),
+                    // A str that is not UTF-8 (a lone surrogate) is no k-mer.
+                    Err(_) if kmers => b"-",
+                    Err(e) => return Err(e),
+                };
+                match hash_of(text) {
+                    Some(h) => hashes.push(h),
+                    None => {
+                        bad = i as i64;
+                        break;
+                    }
+                }
+                texts.push(text);
+            }
+        }
+        let answers = counts_of(py, m, &hashes)?;
+        let mut out = Vec::with_capacity(texts.iter().map(|t| t.len() + 8).sum());
+        for (text, answer) in texts.iter().zip(&answers) {
+            out.extend_from_slice(text);
+            out.push(b'\t');
+            match answer {
+                Some(v) => {
+                    use std::io::Write;
+                    write!(out, "{v}").expect("writing to memory");
+                }
+                None => out.push(b'-'),
+            }
+            out.push(b'\n');
+        }
+        Ok((PyBytes::new(py, &out), bad))
+    })
 }

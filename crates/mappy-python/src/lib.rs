@@ -46,5 +46,7 @@ fn _mappy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kmers::count_kmers, m)?)?;
     m.add_function(wrap_pyfunction!(kmers::count_kmers_to_file, m)?)?;
     m.add_function(wrap_pyfunction!(kmers::canonical_kmer, m)?)?;
+    m.add_function(wrap_pyfunction!(kmers::query_kmers, m)?)?;
+    m.add_function(wrap_pyfunction!(kmers::_answer_lines, m)?)?;
     Ok(())
 }

@@ -251,27 +251,58 @@ impl Maplet {
 
 #[pymethods]
 impl Maplet {
-    /// Maplet(expected_items, false_positive_rate, operator=CounterOperator(), *, memory_limit_mb=None, seed=None)
+    /// Maplet(expected_items, false_positive_rate, operator=CounterOperator(), *, capacity=None, memory_limit_mb=None, seed=None, fixed_precision=False)
     ///
     /// A maplet sized for ``expected_items`` distinct keys at
-    /// ``false_positive_rate``; it grows past that size when needed.
-    /// ``memory_limit_mb`` caps its memory: an operation that would need more
-    /// raises ``MemoryLimitError`` and changes nothing. ``fixed_precision``
+    /// ``false_positive_rate``; ``capacity=`` is another name for
+    /// ``expected_items`` (give one of the two; the ``capacity`` property is
+    /// the number of home slots). It grows past that size when needed, to at
+    /// least 2**22 home slots (about 4 million keys) or ``2**(f - 1)``-fold
+    /// for ``f`` fingerprint bits, whichever is more; past that an insert
+    /// raises ``MapletOverflowError`` and changes nothing (entries are never
+    /// copied). ``memory_limit_mb`` caps its memory, Python values included
+    /// (as ``sys.getsizeof`` measures them when stored, a set with its
+    /// items): an operation that would need more raises
+    /// ``MemoryLimitError`` and changes nothing. ``fixed_precision``
     /// keeps every fingerprint the same length however the maplet grows (3
     /// more bits per item), so that maplets which grew differently still
     /// merge into exactly what one maplet that saw every insert would hold.
+    ///
+    /// >>> Maplet(capacity=1000, false_positive_rate=0.01).expected_items
+    /// 1000
     #[new]
-    #[pyo3(signature = (expected_items, false_positive_rate, operator=None, *, memory_limit_mb=None, seed=None, fixed_precision=false))]
+    #[pyo3(signature = (expected_items=None, false_positive_rate=None, operator=None, *, capacity=None, memory_limit_mb=None, seed=None, fixed_precision=false))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        expected_items: &Bound<'_, PyAny>,
-        false_positive_rate: f64,
+        expected_items: Option<&Bound<'_, PyAny>>,
+        false_positive_rate: Option<f64>,
         operator: Option<&Bound<'_, PyAny>>,
+        capacity: Option<&Bound<'_, PyAny>>,
         memory_limit_mb: Option<f64>,
         seed: Option<u64>,
         fixed_precision: bool,
     ) -> PyResult<Self> {
         guarded(py, || {
+            let expected_items = match (expected_items, capacity) {
+                (Some(_), Some(_)) => {
+                    return Err(PyTypeError::new_err(
+                        "Maplet() got both expected_items and capacity, which are two names \
+                         for one argument: give one",
+                    ))
+                }
+                (Some(n), None) | (None, Some(n)) => n,
+                (None, None) => {
+                    return Err(PyTypeError::new_err(
+                        "Maplet() missing required argument: 'expected_items' (or 'capacity')",
+                    ))
+                }
+            };
+            let Some(false_positive_rate) = false_positive_rate else {
+                return Err(PyTypeError::new_err(
+                    "Maplet() missing required argument: 'false_positive_rate'",
+                ));
+            };
             let n: i64 = expected_items
                 .extract()
                 .map_err(|_| PyTypeError::new_err("expected_items must be an int"))?;
@@ -538,16 +569,8 @@ impl Maplet {
         guarded(py, || {
             let state = self.state.lock(py)?;
             let s = state.stats();
-            // Python values count with their own (shallow) size.
-            let mut objects = 0usize;
-            if let Inner::Other(m) = &*state {
-                let getsizeof = py.import("sys")?.getattr("getsizeof")?;
-                for v in m.stored_values() {
-                    objects = objects
-                        .saturating_add(getsizeof.call1((v.0.bind(py),))?.extract::<usize>()?);
-                }
-            }
-            let memory_usage = s.memory_usage.saturating_add(objects);
+            // Python values count as they were measured when stored.
+            let memory_usage = s.memory_usage;
             Ok(Stats {
                 item_count: s.items,
                 capacity: s.capacity,
@@ -564,17 +587,28 @@ impl Maplet {
         })
     }
 
-    /// verify()
+    /// verify(*, checksum_only=False)
     ///
     /// Checks the maplet from scratch (every invariant of its table): for a
     /// memory-mapped maplet, whose file is checked only cheaply on opening.
-    /// Raises ``CorruptDataError`` saying what is wrong.
+    /// Raises ``CorruptDataError`` saying what is wrong. With
+    /// ``checksum_only=True``, checks only a mapped maplet's file checksum
+    /// (at the speed of reading the file): it catches a truncated or
+    /// damaged file, not one made to pass it.
     ///
     /// >>> Maplet(100, 0.01).verify()
-    fn verify(&self, py: Python<'_>) -> PyResult<()> {
+    #[pyo3(signature = (*, checksum_only=false))]
+    fn verify(&self, py: Python<'_>, checksum_only: bool) -> PyResult<()> {
         guarded(py, || {
             let state = self.state.lock(py)?;
-            py.detach(|| state.verify()).or_raise(py)
+            py.detach(|| {
+                if checksum_only {
+                    state.verify_checksum()
+                } else {
+                    state.verify()
+                }
+            })
+            .or_raise(py)
         })
     }
 

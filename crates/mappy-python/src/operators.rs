@@ -126,6 +126,8 @@ impl VectorOperator {
 /// and leave the maplet unchanged.
 ///
 /// >>> m = Maplet(100, 0.01, CustomOperator(lambda a, b: a + b * 2))
+/// >>> m.insert("k", 1); m.insert("k", 3); m.query("k")
+/// 7
 #[pyclass(module = "mappy_python", frozen)]
 pub(crate) struct CustomOperator {
     pub(crate) func: Py<PyAny>,

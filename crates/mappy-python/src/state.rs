@@ -118,9 +118,7 @@ impl Storage for Inner {
     fn replace_with_objects(&mut self, py: Python<'_>) -> PyResult<Option<Box<Inner>>> {
         // i64 and f64 both become Python numbers.
         fn obj<'py, T: IntoPyObject<'py>>(py: Python<'py>, v: T) -> core::Result<PyObj> {
-            v.into_bound_py_any(py)
-                .map(|b| PyObj(b.unbind()))
-                .map_err(carried)
+            v.into_bound_py_any(py).map(PyObj::new).map_err(carried)
         }
         let max = PyOp {
             kind: ObjKind::Max,

@@ -11,17 +11,137 @@ use numpy::PyReadonlyArray1;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyBytes, PyFloat, PyFrozenSet, PyInt, PyList, PyString, PyType};
+use pyo3::types::{
+    PyBool, PyBytes, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString, PyTuple, PyType,
+};
 
 use crate::errors::{carried, map_err, raise, Class};
 
-/// A Python object held in a maplet's side store.
-pub(crate) struct PyObj(pub(crate) Py<PyAny>);
+/// A Python object held in a maplet's side store, with the memory it held
+/// when it was stored: measured once, the first time the maplet asks (so
+/// a value that is merged away is never measured), then kept, so that what
+/// the memory limit and `memory_usage` count stays what was added even if
+/// the object is changed later.
+pub(crate) struct PyObj(pub(crate) Py<PyAny>, Measure);
+
+/// [`PyObj`]'s size: `(total, own)` bytes once measured, `own` being the
+/// object's own `sys.getsizeof` without its items.
+#[derive(Default)]
+pub(crate) struct Measure(std::sync::OnceLock<(usize, usize)>);
+
+impl Measure {
+    fn of(total: usize, own: usize) -> Measure {
+        Measure(std::sync::OnceLock::from((total, own)))
+    }
+}
 
 impl Clone for PyObj {
     fn clone(&self) -> Self {
-        Python::attach(|py| PyObj(self.0.clone_ref(py)))
+        let m = self
+            .1
+             .0
+            .get()
+            .map_or_else(Measure::default, |&(t, o)| Measure::of(t, o));
+        Python::attach(|py| PyObj(self.0.clone_ref(py), m))
     }
+}
+
+impl PyObj {
+    /// `v`, to be measured when first stored.
+    pub(crate) fn new(v: Bound<'_, PyAny>) -> PyObj {
+        PyObj(v.unbind(), Measure::default())
+    }
+
+    /// `(total, own)` bytes (see [`Measure`]): `sys.getsizeof` of the
+    /// object, plus that of each item of a set, frozenset, tuple or list (a
+    /// set of strings counts its strings).
+    fn measured(&self) -> (usize, usize) {
+        *self.1 .0.get_or_init(|| {
+            Python::attach(|py| {
+                let v = self.0.bind(py);
+                let own = sizeof(v);
+                let mut total = own;
+                if v.is_instance_of::<PyFrozenSet>()
+                    || v.is_instance_of::<PySet>()
+                    || v.is_instance_of::<PyTuple>()
+                    || v.is_instance_of::<PyList>()
+                {
+                    if let Ok(items) = v.try_iter() {
+                        for item in items.flatten() {
+                            total = total.saturating_add(sizeof(&item));
+                        }
+                    }
+                }
+                (total, own)
+            })
+        })
+    }
+}
+
+/// `sys.getsizeof(v)`: computed here for the common exact types
+/// (`frozenset`, ASCII `str`, `bytes`, `float`, small `int`, from sizes
+/// read once and the object's own fields, as their `__sizeof__` does),
+/// asked of Python otherwise; the smallest object's size if that fails.
+fn sizeof(v: &Bound<'_, PyAny>) -> usize {
+    static GETSIZEOF: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    static BASE: std::sync::OnceLock<[usize; 5]> = std::sync::OnceLock::new();
+    const SMALLEST: usize = 16;
+    let py = v.py();
+    let ask = |x: &Bound<'_, PyAny>| {
+        GETSIZEOF
+            .import(py, "sys", "getsizeof")
+            .and_then(|f| f.call1((x,)))
+            .and_then(|n| n.extract::<usize>())
+            .unwrap_or(SMALLEST)
+    };
+    let base = BASE.get_or_init(|| {
+        [
+            ask(PyString::new(py, "").as_any()),
+            ask(PyBytes::new(py, b"").as_any()),
+            ask(PyFloat::new(py, 0.0).as_any()),
+            ask(1i64.into_pyobject(py).expect("an int").as_any()),
+            PyFrozenSet::empty(py).map_or(SMALLEST, |f| ask(f.as_any())),
+        ]
+    });
+    #[cfg(not(any(Py_LIMITED_API, PyPy, GraalPy)))]
+    if v.is_exact_instance_of::<PyFrozenSet>() {
+        // As `set.__sizeof__` counts: the object, and its hash table when
+        // that outgrew the one inside the object.
+        // SAFETY: `v` is a live, exact frozenset, whose layout is
+        // `PySetObject`; its fields are only read.
+        unsafe {
+            let so = v.as_ptr().cast::<pyo3::ffi::PySetObject>();
+            let table = (*so).table;
+            let small = std::ptr::addr_of_mut!((*so).smalltable).cast::<pyo3::ffi::setentry>();
+            return if table == small {
+                base[4]
+            } else {
+                base[4] + ((*so).mask as usize + 1) * std::mem::size_of::<pyo3::ffi::setentry>()
+            };
+        }
+    }
+    if v.is_exact_instance_of::<PyString>() {
+        #[cfg(not(Py_LIMITED_API))]
+        // SAFETY: `v` is a live `str` object, and the thread is attached.
+        unsafe {
+            let p = v.as_ptr();
+            if pyo3::ffi::PyUnicode_IS_ASCII(p) != 0 {
+                return base[0] + pyo3::ffi::PyUnicode_GET_LENGTH(p) as usize;
+            }
+        }
+    } else if let Ok(b) = v.cast_exact::<PyBytes>() {
+        return base[1] + b.as_bytes().len();
+    } else if v.is_exact_instance_of::<PyFloat>() {
+        return base[2];
+    } else if v.is_exact_instance_of::<PyInt>() {
+        // One 30-bit digit.
+        if v.extract::<i64>()
+            .is_ok_and(|i| i != 0 && i.unsigned_abs() < 1 << 30)
+        {
+            return base[3];
+        }
+    }
+    ask(v)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,25 +178,39 @@ impl Operator for PyOp {
         OperatorKind::Custom(Self::name(self.kind))
     }
 
+    fn heap_size(&self, value: &PyObj) -> usize {
+        value.measured().0
+    }
+
     fn merge(&self, existing: &PyObj, incoming: &PyObj) -> core::Result<PyObj> {
         Python::attach(|py| {
             let (a, b) = (existing.0.bind(py), incoming.0.bind(py));
             let merged = match self.kind {
+                // The winner keeps the size it was measured at.
                 ObjKind::Max => {
-                    if b.gt(a)? {
-                        b.clone()
-                    } else {
-                        a.clone()
-                    }
+                    let winner = if b.gt(a)? { incoming } else { existing };
+                    return Ok(winner.clone());
                 }
                 ObjKind::Min => {
-                    if b.lt(a)? {
-                        b.clone()
-                    } else {
-                        a.clone()
-                    }
+                    let winner = if b.lt(a)? { incoming } else { existing };
+                    return Ok(winner.clone());
                 }
-                ObjKind::Set => a.call_method1("__or__", (b,))?,
+                ObjKind::Set => {
+                    // Measured from the parts: the items already held keep
+                    // their sizes, so a merge costs what the incoming set
+                    // holds, not what the union does.
+                    let union = a.call_method1("__or__", (b,))?;
+                    let own = sizeof(&union);
+                    let (held, held_own) = existing.measured();
+                    let mut total = held.saturating_sub(held_own).saturating_add(own);
+                    for item in b.try_iter()? {
+                        let item = item?;
+                        if !a.contains(&item)? {
+                            total = total.saturating_add(sizeof(&item));
+                        }
+                    }
+                    return Ok(PyObj(union.unbind(), Measure::of(total, own)));
+                }
                 ObjKind::Custom => {
                     let merged = self
                         .func
@@ -90,7 +224,7 @@ impl Operator for PyOp {
                     merged
                 }
             };
-            Ok::<_, PyErr>(PyObj(merged.unbind()))
+            Ok::<_, PyErr>(PyObj::new(merged))
         })
         .map_err(carried)
     }
@@ -180,8 +314,8 @@ pub(crate) fn as_obj(op: &PyOp, v: &Bound<'_, PyAny>) -> PyResult<PyObj> {
     if v.is_none() {
         return Err(no_none(v.py()));
     }
-    Ok(PyObj(match op.kind {
-        ObjKind::Set => to_set(v)?,
+    Ok(PyObj::new(match op.kind {
+        ObjKind::Set => to_set(v)?.into_bound(v.py()),
         ObjKind::Max | ObjKind::Min => {
             if !v.eq(v)? {
                 return Err(raise(
@@ -190,9 +324,9 @@ pub(crate) fn as_obj(op: &PyOp, v: &Bound<'_, PyAny>) -> PyResult<PyObj> {
                     "invalid value: NaN has no order, so max and min refuse it",
                 ));
             }
-            v.clone().unbind()
+            v.clone()
         }
-        ObjKind::Custom => v.clone().unbind(),
+        ObjKind::Custom => v.clone(),
     }))
 }
 
@@ -449,5 +583,5 @@ pub(crate) fn decode_value(py: Python<'_>, b: &[u8], allow_pickle: bool) -> core
             .map_err(carried)?,
         p => from_plain(py, p).map_err(carried)?,
     };
-    Ok(PyObj(obj.unbind()))
+    Ok(PyObj::new(obj))
 }
