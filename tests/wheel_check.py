@@ -113,7 +113,8 @@ def check_sdist(dist):
         top = members[0].split("/")[0]
         names = {m[len(top) + 1 :] for m in members if m.startswith(top + "/")}
         pkg_info = t.extractfile(f"{top}/PKG-INFO").read().decode()
-    needed = {"pyproject.toml", "Cargo.toml", "Cargo.lock", "README.md", "LICENSE"}
+    # .cargo/config.toml holds the build flags (x86-64-v2, for POPCNT).
+    needed = {"pyproject.toml", "Cargo.toml", "Cargo.lock", "README.md", "LICENSE", ".cargo/config.toml"}
     for pattern in (
         "crates/*/Cargo.toml",
         "crates/*/build.rs",
