@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo install test test-deps test-rust test-python lint format bench clean
+.PHONY: demo install test test-deps test-rust test-python test-pythons test-wheel wheel lint format bench clean
 .PHONY: bench-rust bench-python bench-mmap bench-kmers docs docs-deps
 
 $(PY):
@@ -36,6 +36,38 @@ test-rust:
 test-python: test-deps
 	$(PY) -m pytest -q
 	$(PY) tests/test_integration.py
+
+# Every supported CPython (pyproject.toml's requires-python), each found
+# under pyenv (newest patch release) or as pythonX.Y on PATH.
+# `make test-pythons PYTHONS="3.9 3.13"` runs some of them.
+PYTHONS ?= 3.9 3.10 3.11 3.12 3.13
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
+python_for = $(or $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/$(1).[0-9]*/bin/python$(1)))),$(shell command -v python$(1)),$(error no Python $(1): install it with `pyenv install $(1)`, or choose others with PYTHONS="..."))
+MATURIN := $(VENV)/bin/maturin
+
+$(MATURIN): $(PY)
+	$(PY) -m pip install --quiet "maturin>=1.5,<2"
+
+## wheel: one wheel for each supported Python (PYTHONS) and an sdist, into dist/
+wheel: $(MATURIN)
+	rm -rf dist
+	$(MATURIN) build --release --quiet --out dist $(foreach v,$(PYTHONS),--interpreter $(call python_for,$(v)))
+	$(MATURIN) sdist --out dist
+
+## test-wheel: each wheel installs and runs the quick start without Rust; the sdist builds
+test-wheel: wheel
+	$(PY) tests/wheel_check.py dist --build-sdist $(foreach v,$(PYTHONS),--python $(call python_for,$(v)))
+
+## test-pythons: the Python tests on each supported Python, from its wheel, in .venv-X.Y
+test-pythons: $(foreach v,$(PYTHONS),test-on-$(v))
+
+test-on-%: test-wheel
+	test -x .venv-$*/bin/python || $(call python_for,$*) -m venv .venv-$*
+	.venv-$*/bin/python -m pip install --quiet --upgrade pip
+	.venv-$*/bin/python -m pip install --quiet --force-reinstall --no-deps dist/mappy_python-*-cp$(subst .,,$*)-*.whl
+	.venv-$*/bin/python -m pip install --quiet "$$(echo dist/mappy_python-*-cp$(subst .,,$*)-*.whl)[test]"
+	.venv-$*/bin/python -m pytest -q
+	.venv-$*/bin/python tests/test_integration.py
 
 ## lint: formatting and lints, Rust and Python
 lint: test-deps
@@ -73,4 +105,4 @@ docs: docs-deps
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) target site
+	rm -rf $(VENV) $(VENV)-* target dist site

@@ -4,7 +4,7 @@ about the configured rate."""
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import mappy_python as mappy
@@ -117,6 +117,9 @@ def test_failing_batches_are_all_or_nothing(prefill, batch, at, expected):
     m = mappy.Maplet(expected, 0.01)
     m.batch_insert(prefill)
     m.insert(b"\x00big", 2**63 - 1)
+    # A key whose fingerprint is the big key's (a false positive, at the 1%
+    # rate: '\x06.\x8c¨' at capacity 10 is one) rightly overflows too.
+    assume(all((m.query(k) or 0) < 2**62 for k, _ in batch))
     before = m.to_bytes()
     bad = list(batch)
     bad.insert(at % (len(bad) + 1), (b"\x00big", 1))

@@ -7,8 +7,9 @@ use mappy_core::Operator;
 use numpy::PyReadonlyArray1;
 use pyo3::exceptions::{PyMemoryError, PyTypeError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{
-    IntoPyDict, PyByteArray, PyBytes, PyFloat, PyInt, PyList, PyMemoryView, PyString,
+    IntoPyDict, PyByteArray, PyBytes, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyType,
 };
 
 use crate::values::as_count;
@@ -42,7 +43,13 @@ pub(crate) fn hash_key(key: &Bound<'_, PyAny>, seed: u64) -> PyResult<u64> {
         let b = key.py().get_type::<PyBytes>().call1((key,))?;
         return Ok(hash::hash_byte_key(b.cast::<PyBytes>()?.as_bytes(), seed));
     }
-    if key.hasattr("__index__")? && !key.is_instance_of::<PyFloat>() {
+    // NumPy's booleans are no integer keys, though NumPy 2.0 still gives
+    // them a (deprecated) `__index__`, as `bool` is none for NumPy arrays.
+    static NUMPY_BOOL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    let numpy_bool = NUMPY_BOOL
+        .import(key.py(), "numpy", "bool_")
+        .is_ok_and(|t| key.is_instance(t).unwrap_or(false));
+    if !numpy_bool && key.hasattr("__index__")? && !key.is_instance_of::<PyFloat>() {
         // NumPy integer scalars and other integer-like objects, through
         // `operator.index`, which insists on an int (so no recursion).
         let i = key.py().import("operator")?.call_method1("index", (key,))?;

@@ -348,12 +348,19 @@ pub(crate) fn batch_error(py: Python<'_>, index: usize, e: core::MapletError) ->
     at_item(py, index, map_err(py, e))
 }
 
-/// `err`, noting that item `index` of a batch raised it. (Notes show in
-/// tracebacks from Python 3.11; before, `add_note` is absent and skipped.)
+/// `err`, noting that item `index` of a batch raised it. Notes show in
+/// tracebacks from Python 3.11; before, where `add_note` is absent, the
+/// note is put in the exception's `__notes__` list all the same.
 pub(crate) fn at_item(py: Python<'_>, index: usize, err: PyErr) -> PyErr {
-    let _ = err
-        .value(py)
-        .call_method1("add_note", (format!("at item {index} of the batch"),));
+    let note = format!("at item {index} of the batch");
+    let value = err.value(py);
+    if value.hasattr("add_note").unwrap_or(false) {
+        let _ = value.call_method1("add_note", (note,));
+    } else if let Ok(notes) = value.getattr("__notes__") {
+        let _ = notes.call_method1("append", (note,));
+    } else if let Ok(notes) = PyList::new(py, [note]) {
+        let _ = value.setattr("__notes__", notes);
+    }
     err
 }
 
