@@ -643,7 +643,17 @@ def test_options_may_follow_the_keys_file_and_stats_read_as_short_figures(tmp_pa
 
     assert cli.main(["kmers", "count", "-k", "4", "--no-canonical", "-o", str(out), str(reads)]) == 0
     r = subprocess.run(
-        [sys.executable, "-m", "mappy_python.cli", "kmers", "query", str(out), "--no-canonical", "ACGT", "TTGC"],
+        [
+            sys.executable,
+            "-m",
+            "mappy_python.cli",
+            "kmers",
+            "query",
+            str(out),
+            "--no-canonical",
+            "ACGT",
+            "TTGC",
+        ],
         capture_output=True,
         text=True,
     )
@@ -655,7 +665,9 @@ def test_options_may_follow_the_keys_file_and_stats_read_as_short_figures(tmp_pa
         text=True,
     )
     assert r.returncode == 1 and "unrecognized arguments: --bogus" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "mappy_python.cli", "stats", str(out)], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "mappy_python.cli", "stats", str(out)], capture_output=True, text=True
+    )
     figures = dict(line.split("\t") for line in r.stdout.splitlines())
     assert figures["load_factor"] == f"{float(figures['load_factor']):.6g}"
     assert len(figures["load_factor"]) <= 12
