@@ -39,11 +39,15 @@ from ._mappy import (
     VectorOperator,
     __version__,
     canonical_kmer,
+    concat_shards,
     count_kmers,
     count_kmers_to_file,
+    hash_keys,
     merge,
     query_kmers,
+    shard_indices,
 )
+from .sharded import ShardedMaplet, ShardedStats
 
 __all__ = [
     "CorruptDataError",
@@ -60,15 +64,20 @@ __all__ = [
     "MinOperator",
     "ReadOnlyError",
     "SetOperator",
+    "ShardedMaplet",
+    "ShardedStats",
     "Stats",
     "UnsafeDataError",
     "VectorOperator",
     "__version__",
     "canonical_kmer",
+    "concat_shards",
     "count_kmers",
     "count_kmers_to_file",
+    "hash_keys",
     "merge",
     "query_kmers",
+    "shard_indices",
 ]
 
 # `stats()` reads as a mapping too: `stats()["load_factor"]`, `dict(stats())`.

@@ -32,6 +32,12 @@ __all__ = [
     "query_kmers",
     "_answer_lines",
     "_panic_for_tests",
+    "hash_keys",
+    "shard_indices",
+    "concat_shards",
+    "_write_manifest",
+    "_read_manifest",
+    "_file_checksum",
 ]
 
 _Key = Union[str, bytes, bytearray, memoryview, int]
@@ -162,10 +168,12 @@ class Maplet:
         memory_limit_mb: Optional[float] = None,
         seed: Optional[int] = None,
         fixed_precision: bool = False,
+        shard: Optional[tuple[int, int]] = None,
     ) -> Self:
         """A maplet sized for ``expected_items`` distinct keys at ``false_positive_rate``
         (both needed: ``TypeError`` without them); ``capacity=`` is another name for
-        ``expected_items`` (``TypeError`` if both are given)."""
+        ``expected_items`` (``TypeError`` if both are given). ``shard=(index, count)``
+        builds one shard of a ``ShardedMaplet``."""
     def insert(self, key: _Key, value: Any, /) -> None:
         """Merges ``value`` into what ``key``'s fingerprint holds."""
     def query(self, key: _Key, /) -> Any:
@@ -182,6 +190,9 @@ class Maplet:
         """
     def batch_insert(self, pairs_or_keys: Iterable[Any], values: Optional[Iterable[Any]] = None) -> None:
         """Inserts many values at once, all or nothing."""
+    def batch_insert_hashes(self, hashes: Any, values: Optional[Iterable[Any]] = None) -> None:
+        """``batch_insert`` by hashes from ``hash_keys(keys, seed=maplet.seed)``
+        (a NumPy uint64 array); ``values=None`` counts 1 each (counters only)."""
     def batch_query(self, keys: Iterable[_Key]) -> Any:
         """The values of many keys, in order."""
     def batch_contains(self, keys: Iterable[_Key]) -> Any:
@@ -219,6 +230,9 @@ class Maplet:
     @property
     def operator(self) -> _Operator:
         """The merge operator."""
+    @property
+    def shard(self) -> Optional[tuple[int, int]]:
+        """``(index, count)`` for a shard of a sharded maplet, else ``None``."""
     @property
     def read_only(self) -> bool:
         """Whether the maplet is memory-mapped."""
@@ -282,6 +296,15 @@ def count_kmers_to_file(
     """Counts the k-mers of FASTA/FASTQ files into a new counter maplet saved at ``output``."""
 
 def _panic_for_tests() -> None: ...
+def hash_keys(keys: Any, seed: Optional[int] = None) -> Any:
+    """The 64-bit hashes of ``keys`` under ``seed``, as a NumPy uint64 array."""
+def shard_indices(hashes: Any, count: int) -> Any:
+    """The shard of each hash among ``count`` shards, as a NumPy uint32 array."""
+def concat_shards(shards: Iterable[Maplet]) -> Maplet:
+    """The one ordinary maplet every shard of a sharded maplet, in order, holds."""
+def _write_manifest(dir: Union[str, PathLike[str]], count: int) -> None: ...
+def _read_manifest(dir: Union[str, PathLike[str]]) -> list[tuple[str, int]]: ...
+def _file_checksum(path: Union[str, PathLike[str]]) -> int: ...
 def canonical_kmer(kmer: str) -> Optional[str]:
     """The canonical form of a k-mer, or ``None``."""
 

@@ -11,6 +11,7 @@ use crate::error::{MapletError, Result};
 use crate::format;
 use crate::maplet::{Maplet, Options, Stats};
 use crate::operator::{Counter, Max, Min, Operator, VectorAdd};
+use crate::shard::Shard;
 
 /// A maplet of any built-in storage, or of a binding's operator `C`.
 ///
@@ -396,6 +397,71 @@ impl<C: Operator + Clone> AnyMaplet<C> {
     /// As [`Maplet::clear`].
     pub fn clear(&mut self) -> Result<()> {
         each!(self, m => m.clear())
+    }
+
+    /// Which hash range the maplet holds (see [`crate::shard`]).
+    pub fn shard(&self) -> Shard {
+        each!(self, m => m.shard())
+    }
+
+    /// The one ordinary maplet the shards `shards` (all of them, in order)
+    /// hold together (see [`Maplet::concat`]). An empty shard whose storage
+    /// differs from the others' (a max/min shard that never saw a value)
+    /// counts as an empty shard of theirs.
+    ///
+    /// # Errors
+    /// As [`Maplet::concat`]; [`MapletError::Incompatible`] for non-empty
+    /// shards of different storage.
+    pub fn concat(shards: &[&Self]) -> Result<Self>
+    where
+        C: Clone,
+    {
+        use AnyMaplet as A;
+        let pick = *shards
+            .iter()
+            .find(|s| !s.is_empty())
+            .or(shards.first())
+            .ok_or_else(|| MapletError::InvalidParameter("no shards to concatenate".into()))?;
+        macro_rules! gather {
+            ($variant:ident, $m:expr) => {{
+                let mut empty = Vec::new();
+                for s in shards {
+                    if !matches!(s, A::$variant(_)) {
+                        if !s.is_empty() {
+                            return Err(MapletError::Incompatible(
+                                "the shards hold values of different storage".into(),
+                            ));
+                        }
+                        empty.push(Maplet::with_shard(
+                            s.expected_items(),
+                            s.false_positive_rate(),
+                            $m.operator().clone(),
+                            s.options(),
+                            s.shard(),
+                        )?);
+                    }
+                }
+                let mut empty = empty.iter();
+                let refs: Vec<_> = shards
+                    .iter()
+                    .map(|s| match s {
+                        A::$variant(m) => m,
+                        _ => empty.next().expect("one empty shard made for each"),
+                    })
+                    .collect();
+                A::$variant(Maplet::concat(&refs)?)
+            }};
+        }
+        Ok(match pick {
+            A::Counter(m) => gather!(Counter, m),
+            A::MaxI64(m) => gather!(MaxI64, m),
+            A::MinI64(m) => gather!(MinI64, m),
+            A::MaxF64(m) => gather!(MaxF64, m),
+            A::MinF64(m) => gather!(MinF64, m),
+            A::VecF32(m) => gather!(VecF32, m),
+            A::VecF64(m) => gather!(VecF64, m),
+            A::Other(m) => gather!(Other, m),
+        })
     }
 
     /// The parameters two maplets must share to merge.

@@ -35,6 +35,7 @@ pub mod kmer;
 mod maplet;
 pub mod operator;
 pub mod plain;
+pub mod shard;
 mod side;
 mod sort;
 mod storage;

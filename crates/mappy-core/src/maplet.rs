@@ -6,6 +6,7 @@ use crate::error::{MapletError, Result};
 use crate::format::{self, ValueCodec};
 use crate::hash::{Key, DEFAULT_SEED};
 use crate::operator::{Operator, OperatorKind};
+use crate::shard::Shard;
 use crate::side::SideStore;
 use crate::sort::{sort_by_key, sort_packed, try_vec};
 use crate::storage::Words;
@@ -130,12 +131,12 @@ pub struct Entry<V> {
 /// let n = 100_000;
 /// let mut m = Maplet::new(n, 0.01, Counter).unwrap();
 /// for i in 0..n as u64 {
-///     m.insert(&i, 1 + (i % 127) as i64).unwrap();
+///     m.insert(&i, 1 + (i % 85) as i64).unwrap();
 /// }
 /// // No false negatives, and a count is never below the truth.
-/// assert!((0..n as u64).all(|i| m.query(&i).unwrap() >= 1 + (i % 127) as i64));
-/// // Stored counts (colliding keys' sums included) stay below 256, so they
-/// // pack in 8 bits: at most 20 bits per item in all.
+/// assert!((0..n as u64).all(|i| m.query(&i).unwrap() >= 1 + (i % 85) as i64));
+/// // Stored counts (sums of up to three colliding keys included) stay
+/// // below 256, so they pack in 8 bits: at most 20 bits per item in all.
 /// assert!(m.stats().bits_per_item <= 20.0, "{}", m.stats().bits_per_item);
 /// // Keys never inserted are found at about the configured rate.
 /// let fp = (n as u64..2 * n as u64).filter(|i| m.contains(i)).count();
@@ -150,6 +151,8 @@ pub struct Maplet<O: Operator> {
     options: Options,
     initial_canonical: u64,
     initial_fbits: u32,
+    /// Which hash range the maplet holds.
+    shard: Shard,
     /// While a batch is open: how to undo what it did to the table.
     journal: Option<Box<Journal>>,
     /// Whether the table has been checked: a memory map is not, on opening.
@@ -288,6 +291,20 @@ fn reach_bits(canonical: u64) -> u32 {
     doublings + 1
 }
 
+/// Home slots of a maplet for `expected_items`: enough for them at the
+/// maximum load, rounded up from 4,096 to a multiple of 64 and from 2^20
+/// to a multiple of 1,024, so that it splits into that many equal shards
+/// (see [`crate::shard`]). The table is made of 64-slot blocks, so the
+/// first rounding costs no memory and the second at most 0.1%.
+fn whole_canonical(expected_items: usize) -> u64 {
+    let c = ((expected_items as f64 / MAX_LOAD).ceil() as u64).max(1);
+    match c {
+        0..4096 => c,
+        4096..0x10_0000 => c.next_multiple_of(64),
+        _ => c.next_multiple_of(1024),
+    }
+}
+
 impl<O: Operator> Maplet<O> {
     /// A maplet for about `expected_items` keys with false-positive rate
     /// `false_positive_rate`, merging with `op`.
@@ -334,13 +351,69 @@ impl<O: Operator> Maplet<O> {
                 "false_positive_rate must be at least 1e-15, got {false_positive_rate}"
             )));
         }
-        let canonical = ((expected_items as f64 / MAX_LOAD).ceil() as u64).max(1);
+        Self::build(
+            expected_items,
+            false_positive_rate,
+            op,
+            options,
+            Shard::WHOLE,
+        )
+    }
+
+    /// Shard `shard` of a maplet with these parameters (see [`crate::shard`]):
+    /// its part of the home slots of the maplet
+    /// [`with_options`](Maplet::with_options) builds, rounded up to a
+    /// multiple of the number of shards, with that maplet's fingerprints.
+    /// It takes whole hashes, answers those of other shards as absent and
+    /// refuses to insert them.
+    ///
+    /// # Errors
+    /// As [`with_options`](Maplet::with_options).
+    pub fn with_shard(
+        expected_items: usize,
+        false_positive_rate: f64,
+        op: O,
+        options: Options,
+        shard: Shard,
+    ) -> Result<Self> {
+        Self::build(expected_items, false_positive_rate, op, options, shard)
+    }
+
+    fn build(
+        expected_items: usize,
+        false_positive_rate: f64,
+        op: O,
+        options: Options,
+        shard: Shard,
+    ) -> Result<Self> {
+        if expected_items == 0 {
+            return Err(MapletError::InvalidParameter(
+                "expected_items must be at least 1".into(),
+            ));
+        }
+        if expected_items > 1 << 40 {
+            return Err(MapletError::InvalidParameter(format!(
+                "expected_items must be at most 2^40, got {expected_items}"
+            )));
+        }
+        if !(false_positive_rate > 0.0 && false_positive_rate < 1.0) {
+            return Err(MapletError::InvalidParameter(format!(
+                "false_positive_rate must be strictly between 0 and 1, got {false_positive_rate}"
+            )));
+        }
+        if false_positive_rate < 1e-15 {
+            return Err(MapletError::InvalidParameter(format!(
+                "false_positive_rate must be at least 1e-15, got {false_positive_rate}"
+            )));
+        }
+        let whole = whole_canonical(expected_items).next_multiple_of(shard.count() as u64);
         let fbits = if options.fixed_precision {
             fbits_for(false_positive_rate) + 3
         } else {
-            fbits_for(false_positive_rate).max(reach_bits(canonical))
+            fbits_for(false_positive_rate).max(reach_bits(whole))
         }
         .min(MAX_FBITS);
+        let canonical = whole / shard.count() as u64;
         let bytes = Table::bytes_for(canonical, fbits, 1);
         if let Some(limit) = options.memory_limit {
             if bytes > limit {
@@ -359,9 +432,22 @@ impl<O: Operator> Maplet<O> {
             options,
             initial_canonical: canonical,
             initial_fbits: fbits,
+            shard,
             journal: None,
             trust: Trust::trusted(),
         })
+    }
+
+    /// Which hash range the maplet holds ([`Shard::WHOLE`] unless built by
+    /// [`with_shard`](Maplet::with_shard)).
+    pub fn shard(&self) -> Shard {
+        self.shard
+    }
+
+    /// Home slot and query field of a whole hash in this maplet's table.
+    #[inline(always)]
+    fn place(&self, hash: u64) -> (u64, u64) {
+        self.table.locate(self.shard.local(hash))
     }
 
     /// The operator.
@@ -510,8 +596,11 @@ impl<O: Operator> Maplet<O> {
     /// As [`insert`](Maplet::insert).
     pub fn insert_hash(&mut self, hash: u64, value: O::Value) -> Result<()> {
         self.writable()?;
+        if !self.shard.owns(hash) {
+            return Err(self.shard.foreign(hash));
+        }
         self.op.validate(&value)?;
-        let (q, f) = self.table.locate(hash);
+        let (q, f) = self.place(hash);
         // The slots are read or written next to the header: start both loads.
         self.table.prefetch_insert(q);
         let (pos, run_end) = match self.table.probe(q, f, self.field_for_new(&self.table, f)) {
@@ -597,7 +686,7 @@ impl<O: Operator> Maplet<O> {
             if grow {
                 // Doubled and widened in one new table: all or nothing.
                 self.grow_to(fbits, vbits, signed)?;
-                (q, f) = self.table.locate(hash);
+                (q, f) = self.place(hash);
                 match self.table.probe(q, f, self.field_for_new(&self.table, f)) {
                     Probe::Missing { pos: p, run_end: e } => (pos, run_end) = (p, e),
                     Probe::Found { .. } => unreachable!("doubling changed which entries match"),
@@ -682,7 +771,7 @@ impl<O: Operator> Maplet<O> {
         }
         for step in journal.steps.into_iter().rev() {
             let (Step::Created(h) | Step::Replaced(h, _)) = step;
-            let (q, f) = self.table.locate(h);
+            let (q, f) = self.place(h);
             // Undoing newest first, the table is as it was right after this
             // step, so the step's entry is the best match for its hash.
             let s = self
@@ -826,7 +915,10 @@ impl<O: Operator> Maplet<O> {
     /// [`query`](Maplet::query) by a precomputed [`hash`](Maplet::hash).
     #[inline(always)]
     pub fn query_hash(&self, hash: u64) -> Option<O::Value> {
-        let (q, f) = self.table.locate(hash);
+        if !self.shard.owns(hash) {
+            return None;
+        }
+        let (q, f) = self.place(hash);
         self.table.prefetch_home(q);
         if self.table.uniform() {
             // Every fingerprint has full length: at most one entry matches.
@@ -868,7 +960,10 @@ impl<O: Operator> Maplet<O> {
     /// [`contains`](Maplet::contains) by a precomputed [`hash`](Maplet::hash).
     #[inline]
     pub fn contains_hash(&self, hash: u64) -> bool {
-        let (q, f) = self.table.locate(hash);
+        if !self.shard.owns(hash) {
+            return false;
+        }
+        let (q, f) = self.place(hash);
         self.table.prefetch_home(q);
         self.table.find(q, f).is_some()
     }
@@ -896,7 +991,10 @@ impl<O: Operator> Maplet<O> {
     /// As [`delete`](Maplet::delete).
     pub fn delete_hash(&mut self, hash: u64, value: &O::Value) -> Result<bool> {
         self.writable()?;
-        let (q, f) = self.table.locate(hash);
+        if !self.shard.owns(hash) {
+            return Ok(false);
+        }
+        let (q, f) = self.place(hash);
         let Some(mut s) = self.table.best_match(q, f) else {
             return Ok(false);
         };
@@ -940,7 +1038,10 @@ impl<O: Operator> Maplet<O> {
     /// As [`remove`](Maplet::remove).
     pub fn remove_hash(&mut self, hash: u64) -> Result<bool> {
         self.writable()?;
-        let (q, f) = self.table.locate(hash);
+        if !self.shard.owns(hash) {
+            return Ok(false);
+        }
+        let (q, f) = self.place(hash);
         // Every entry of the key: it has several after a merge of maplets
         // that grew differently.
         let mut found = false;
@@ -1033,7 +1134,10 @@ impl<O: Operator> Maplet<O> {
         pairs: Vec<(u64, O::Value)>,
     ) -> std::result::Result<(), (usize, MapletError)> {
         self.writable().map_err(|e| (0, e))?;
-        for (i, (_, v)) in pairs.iter().enumerate() {
+        for (i, (h, v)) in pairs.iter().enumerate() {
+            if !self.shard.owns(*h) {
+                return Err((i, self.shard.foreign(*h)));
+            }
             self.op.validate(v).map_err(|e| (i, e))?;
         }
         // A batch is merged in one pass over the table when that beats
@@ -1067,6 +1171,9 @@ impl<O: Operator> Maplet<O> {
             return Ok(());
         }
         self.op.validate(&value).map_err(|e| (0, e))?;
+        if let Some(i) = hashes.iter().position(|&h| !self.shard.owns(h)) {
+            return Err((i, self.shard.foreign(hashes[i])));
+        }
         if O::PACKED && hashes.len() >= 1024 && hashes.len() * 32 >= self.len() {
             if let Ok(table) = self.merge_batch(&Batch::Same(hashes, &value)) {
                 self.replace_table(table);
@@ -1096,7 +1203,7 @@ impl<O: Operator> Maplet<O> {
         self.set_table_aside();
         for (i, &h) in hashes.iter().enumerate() {
             if let Some(&next) = hashes.get(i + AHEAD) {
-                self.table.prefetch(self.table.locate(next).0);
+                self.table.prefetch(self.place(next).0);
             }
             self.insert_hash(h, value.clone()).map_err(|e| (i, e))?;
         }
@@ -1186,7 +1293,7 @@ impl<O: Operator> Maplet<O> {
             let vmask = (1u64 << vbits) - 1;
             let entry = |i: usize| {
                 let bits = self.op.pack(batch.value(i)) as u64 & vmask;
-                (t.sort_key(batch.hash(i)) << vbits) | bits
+                (t.sort_key(self.shard.local(batch.hash(i))) << vbits) | bits
             };
             let entries = if key_bits + vbits <= 32 {
                 let mut e: Vec<u32> = try_vec(n)?;
@@ -1206,7 +1313,12 @@ impl<O: Operator> Maplet<O> {
             });
         }
         let mut pairs: Vec<(u64, i64)> = try_vec(n)?;
-        pairs.extend((0..n).map(|i| (t.sort_key(batch.hash(i)), self.op.pack(batch.value(i)))));
+        pairs.extend((0..n).map(|i| {
+            (
+                t.sort_key(self.shard.local(batch.hash(i))),
+                self.op.pack(batch.value(i)),
+            )
+        }));
         sort_by_key(&mut pairs, key_bits)?;
         Ok(SortedBatch::Pairs(pairs))
     }
@@ -1352,7 +1464,7 @@ impl<O: Operator> Maplet<O> {
         let mut out = Vec::with_capacity(hashes.len());
         for (i, &h) in hashes.iter().enumerate() {
             if let Some(&next) = hashes.get(i + AHEAD) {
-                self.table.prefetch(self.table.locate(next).0);
+                self.table.prefetch(self.place(next).0);
             }
             out.push(lookup(h));
         }
@@ -1432,7 +1544,16 @@ impl<O: Operator> Maplet<O> {
     /// # Errors
     /// [`MapletError::Incompatible`], saying what differs.
     pub fn check_compatible(&self, other: &Self) -> Result<()> {
-        let what = if self.op.kind() != other.op.kind() {
+        match self.differences(other, true) {
+            Some(m) => Err(MapletError::Incompatible(m)),
+            None => Ok(()),
+        }
+    }
+
+    /// What differs between the parameters of `self` and `other` (their
+    /// shards too if `shards`), if anything.
+    fn differences(&self, other: &Self, shards: bool) -> Option<String> {
+        if self.op.kind() != other.op.kind() {
             Some(format!(
                 "operators differ ({} and {})",
                 self.op.kind(),
@@ -1440,6 +1561,11 @@ impl<O: Operator> Maplet<O> {
             ))
         } else if self.options.seed != other.options.seed {
             Some("hash seeds differ".to_string())
+        } else if shards && self.shard != other.shard {
+            Some(format!(
+                "they hold different hash ranges ({} and {})",
+                self.shard, other.shard
+            ))
         } else if self.options.fixed_precision != other.options.fixed_precision {
             Some("one keeps fixed-precision fingerprints, the other does not".to_string())
         } else if self.expected_items != other.expected_items {
@@ -1454,10 +1580,6 @@ impl<O: Operator> Maplet<O> {
             ))
         } else {
             None
-        };
-        match what {
-            Some(m) => Err(MapletError::Incompatible(m)),
-            None => Ok(()),
         }
     }
 
@@ -1621,9 +1743,105 @@ impl<O: Operator> Maplet<O> {
             options: self.options,
             initial_canonical: self.initial_canonical,
             initial_fbits: self.initial_fbits,
+            shard: self.shard,
             journal: None,
             trust: Trust::trusted(),
         })
+    }
+
+    /// The one ordinary maplet that `shards`, all the shards of a sharded
+    /// maplet in order (see [`crate::shard`]), hold together: the same
+    /// entries, each in the home slot it has in one maplet of all the home
+    /// slots. A shard that grew less than the others is doubled (in a
+    /// copy) to their size first, which keeps every entry's answers.
+    ///
+    /// # Errors
+    /// [`MapletError::InvalidParameter`] unless `shards` are shards 0 to
+    /// `S - 1` of `S`; [`MapletError::Incompatible`] for shards built with
+    /// different parameters or seeds; [`MapletError::Corrupt`] for a damaged
+    /// memory-mapped shard; [`MapletError::OutOfMemory`],
+    /// [`MapletError::MemoryLimit`] (the first shard's limit, for the whole).
+    pub fn concat(shards: &[&Maplet<O>]) -> Result<Maplet<O>>
+    where
+        O: Clone,
+    {
+        let first = *shards
+            .first()
+            .ok_or_else(|| MapletError::InvalidParameter("no shards to concatenate".into()))?;
+        let count = first.shard.count();
+        if shards.len() != count as usize {
+            return Err(MapletError::InvalidParameter(format!(
+                "{} shards given, but they are shards of {count}",
+                shards.len()
+            )));
+        }
+        for (i, s) in shards.iter().enumerate() {
+            if s.shard != Shard::new(i as u32, count)? {
+                return Err(MapletError::InvalidParameter(format!(
+                    "shards must come in order: found {} where shard {i} of {count} belongs",
+                    s.shard
+                )));
+            }
+            first
+                .differences(s, false)
+                .map_or(Ok(()), |m| Err(MapletError::Incompatible(m)))?;
+            s.ensure_verified()?;
+        }
+        // Every shard at the size of the largest.
+        let target = shards.iter().map(|s| s.capacity()).max().unwrap_or(1);
+        let mut grown = Vec::with_capacity(shards.len());
+        for &s in shards {
+            grown.push(if s.capacity() < target {
+                let mut m = s.try_clone()?;
+                while m.capacity() < target {
+                    let f = m.fbits_after_doubling();
+                    let (v, sg) = (m.table.vbits(), m.table.signed());
+                    m.grow_to(f, v, sg)?;
+                }
+                std::borrow::Cow::Owned(m)
+            } else {
+                std::borrow::Cow::Borrowed(s)
+            });
+        }
+        let fbits = grown.iter().map(|s| s.table.fbits()).max().unwrap_or(2);
+        let (vbits, signed) = grown.iter().fold((1, false), |(v, sg), s| {
+            (v.max(s.table.vbits()), sg | s.table.signed())
+        });
+        let whole = target
+            .checked_mul(count as u64)
+            .ok_or(MapletError::OutOfMemory { bytes: usize::MAX })?;
+        let mut out = Builder::new(whole, fbits, vbits, signed)?;
+        let mut side = SideStore::default();
+        for (i, s) in grown.iter().enumerate() {
+            let t = &s.table;
+            let (offset, widen) = (i as u64 * target, fbits - t.fbits());
+            for (q, start, end) in t.runs() {
+                for slot in start..=end {
+                    let bits = if O::PACKED {
+                        t.value(slot)
+                    } else {
+                        side.try_reserve_one()?;
+                        side.insert(s.value_ref(slot).into_owned(), &s.op) as i64
+                    };
+                    out.push(offset + q, t.field(slot) << widen, bits)?;
+                }
+            }
+        }
+        let m = Maplet {
+            op: first.op.clone(),
+            table: out.finish(),
+            side,
+            expected_items: first.expected_items,
+            false_positive_rate: first.false_positive_rate,
+            options: first.options,
+            initial_canonical: first.initial_canonical * count as u64,
+            initial_fbits: first.initial_fbits,
+            shard: Shard::WHOLE,
+            journal: None,
+            trust: Trust::trusted(),
+        };
+        first.check_memory_of(&m)?;
+        Ok(m)
     }
 
     // ---- persistence ---------------------------------------------------------
@@ -1756,13 +1974,14 @@ impl<O: Operator> Maplet<O> {
         head.extend_from_slice(&format::VERSION.to_le_bytes());
         let flags = t.signed() as u32
             | ((!O::PACKED) as u32) << 1
-            | (self.options.fixed_precision as u32) << 2;
+            | (self.options.fixed_precision as u32) << 2
+            | self.shard.index() << 8;
         head.extend_from_slice(&flags.to_le_bytes());
         head.extend_from_slice(&[
             format::kind_code(self.op.kind()),
             t.fbits() as u8,
             t.vbits() as u8,
-            0,
+            self.shard.bits() as u8,
         ]);
         head.extend_from_slice(&(name.len() as u32).to_le_bytes());
         for x in [
@@ -2052,6 +2271,7 @@ struct Header {
     canonical: u64,
     initial_canonical: u64,
     initial_fbits: u32,
+    shard: Shard,
     len: usize,
     side_len: usize,
     len_hist: [u64; 64],
@@ -2087,9 +2307,11 @@ impl Header {
                 codes[0]
             )));
         }
-        if flags >> 3 != 0 || codes[3] != 0 || ((flags >> 1) & 1 == 1) == O::PACKED {
+        if (flags >> 3) & 0x1f != 0 || ((flags >> 1) & 1 == 1) == O::PACKED {
             return Err(corrupt("unknown flags".into()));
         }
+        let shard = Shard::from_stored(codes[3] as u32, flags >> 8)
+            .ok_or_else(|| corrupt("shard out of range".into()))?;
         let [seed, expected, rate, limit, canonical, initial_canonical, initial_fbits, len, words_len, side_len] =
             nums;
         let rate = f64::from_bits(rate);
@@ -2129,6 +2351,7 @@ impl Header {
             canonical,
             initial_canonical,
             initial_fbits: initial_fbits as u32,
+            shard,
             len: len as usize,
             side_len: side_len as usize,
             len_hist,
@@ -2273,6 +2496,7 @@ impl Header {
             },
             initial_canonical: self.initial_canonical,
             initial_fbits: self.initial_fbits,
+            shard: self.shard,
             journal: None,
             trust: Trust::trusted(),
         })
@@ -2474,6 +2698,7 @@ impl<O: Operator> Maplet<O> {
             },
             initial_canonical: header.initial_canonical,
             initial_fbits: header.initial_fbits,
+            shard: header.shard,
             journal: None,
             trust: Trust::unverified(),
         })
@@ -2574,6 +2799,7 @@ impl<O: Operator + Clone> Maplet<O> {
             options: self.options,
             initial_canonical: self.initial_canonical,
             initial_fbits: self.initial_fbits,
+            shard: self.shard,
             journal: self.journal.clone(),
             trust: self.trust.clone(),
         }

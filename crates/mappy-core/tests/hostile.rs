@@ -108,7 +108,9 @@ fn claimed_sizes_are_checked_against_the_input() {
         (18, 0),
         (18, 65),
         (18, 255),
-        (19, 1),
+        // Shard bits above 16, and a shard index past the count.
+        (19, 17),
+        (13, 1),
         (12, 0xf8),
     ] {
         let mut b = good.clone();

@@ -9,7 +9,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use crate::keys::{hash_key, hash_keys, paired, CountReader, Counts};
+use crate::keys::{hash_key, hash_keys, paired, try_collect, CountReader, Counts};
 use crate::maplet::Maplet;
 use crate::operators::Spec;
 use crate::state::{Inner, Storage};
@@ -89,7 +89,39 @@ impl Maplet {
                 return self.insert_converted(py, keys, ValuesIn::Objects(vals));
             }
         };
-        let v = numpy_vals.unwrap();
+        self.insert_hashes_values(py, hashes, numpy_vals.expect("values given"))
+    }
+
+    /// Inserts precomputed hashes (see `hash_keys`), with `values` (one per
+    /// hash) or, given `None`, a count of 1 each (counters only).
+    pub(crate) fn batch_insert_hashes_impl(
+        &self,
+        py: Python<'_>,
+        hashes: &Bound<'_, PyAny>,
+        values: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let hashes = hashes
+            .extract::<PyReadonlyArray1<'_, u64>>()
+            .map_err(|_| PyTypeError::new_err("hashes must be a NumPy uint64 array"))?;
+        let hashes = try_collect(hashes.len(), hashes.as_array().iter().copied())?;
+        match values {
+            Some(v) => self.insert_hashes_values(py, hashes, v),
+            None if self.spec == Spec::Counter => {
+                self.insert_counts(py, Counts::Same(hashes, Some(1)))
+            }
+            None => Err(PyTypeError::new_err(
+                "batch_insert_hashes needs values for a maplet that is not a counter",
+            )),
+        }
+    }
+
+    /// Inserts `hashes` with their values `v`, all or nothing.
+    fn insert_hashes_values(
+        &self,
+        py: Python<'_>,
+        hashes: Vec<u64>,
+        v: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let n = hashes.len();
         // Counts as a NumPy int64 array are read in place.
         if self.spec == Spec::Counter {

@@ -195,7 +195,7 @@ impl Maplet {
     }
 
     /// A copy of the state (of a mapped maplet, verified first).
-    fn cloned_state(&self, py: Python<'_>) -> PyResult<Inner> {
+    pub(crate) fn cloned_state(&self, py: Python<'_>) -> PyResult<Inner> {
         let state = self.state.lock(py)?;
         if matches!(&*state, Inner::Other(_)) {
             state.try_clone()
@@ -251,7 +251,7 @@ impl Maplet {
 
 #[pymethods]
 impl Maplet {
-    /// Maplet(expected_items, false_positive_rate, operator=CounterOperator(), *, capacity=None, memory_limit_mb=None, seed=None, fixed_precision=False)
+    /// Maplet(expected_items, false_positive_rate, operator=CounterOperator(), *, capacity=None, memory_limit_mb=None, seed=None, fixed_precision=False, shard=None)
     ///
     /// A maplet sized for ``expected_items`` distinct keys at
     /// ``false_positive_rate``; ``capacity=`` is another name for
@@ -267,11 +267,12 @@ impl Maplet {
     /// keeps every fingerprint the same length however the maplet grows (3
     /// more bits per item), so that maplets which grew differently still
     /// merge into exactly what one maplet that saw every insert would hold.
+    /// ``shard=(index, count)`` builds one shard of a ``ShardedMaplet``.
     ///
     /// >>> Maplet(capacity=1000, false_positive_rate=0.01).expected_items
     /// 1000
     #[new]
-    #[pyo3(signature = (expected_items=None, false_positive_rate=None, operator=None, *, capacity=None, memory_limit_mb=None, seed=None, fixed_precision=false))]
+    #[pyo3(signature = (expected_items=None, false_positive_rate=None, operator=None, *, capacity=None, memory_limit_mb=None, seed=None, fixed_precision=false, shard=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -282,8 +283,13 @@ impl Maplet {
         memory_limit_mb: Option<f64>,
         seed: Option<u64>,
         fixed_precision: bool,
+        shard: Option<(u32, u32)>,
     ) -> PyResult<Self> {
         guarded(py, || {
+            let shard = match shard {
+                None => core::shard::Shard::WHOLE,
+                Some((index, count)) => core::shard::Shard::new(index, count).or_raise(py)?,
+            };
             let expected_items = match (expected_items, capacity) {
                 (Some(_), Some(_)) => {
                     return Err(PyTypeError::new_err(
@@ -337,6 +343,7 @@ impl Maplet {
                 n as usize,
                 false_positive_rate,
                 opts,
+                shard,
             )
             .or_raise(py)?;
             Ok(Maplet::from_inner(inner, func, signed))
@@ -436,6 +443,27 @@ impl Maplet {
         values: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         guarded(py, || self.batch_insert_impl(py, pairs_or_keys, values))
+    }
+
+    /// batch_insert_hashes(hashes, values=None)
+    ///
+    /// ``batch_insert`` by precomputed hashes: ``hashes`` a NumPy uint64
+    /// array from ``hash_keys(keys, seed=maplet.seed)``, ``values`` one per
+    /// hash (``None``: a count of 1 each, counters only). Hashes move
+    /// between processes at 8 bytes a key whatever the keys are (see
+    /// ``mappy.dask``). All or nothing.
+    ///
+    /// >>> m = Maplet(100, 0.01); m.batch_insert_hashes(hash_keys(["a", "b", "a"], seed=m.seed))
+    /// >>> m.query("a")
+    /// 2
+    #[pyo3(signature = (hashes, values=None))]
+    fn batch_insert_hashes(
+        &self,
+        py: Python<'_>,
+        hashes: &Bound<'_, PyAny>,
+        values: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        guarded(py, || self.batch_insert_hashes_impl(py, hashes, values))
     }
 
     /// batch_query(keys)
@@ -640,6 +668,21 @@ impl Maplet {
     #[getter]
     fn operator<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         guarded(py, || self.operator_object(py))
+    }
+
+    /// ``(index, count)`` if the maplet is shard ``index`` of a maplet
+    /// split into ``count`` shards (see ``ShardedMaplet``), else ``None``.
+    /// A shard answers keys of other shards as absent and refuses to
+    /// insert them.
+    ///
+    /// >>> Maplet(1000, 0.01, shard=(1, 4)).shard
+    /// (1, 4)
+    #[getter]
+    fn shard(&self, py: Python<'_>) -> PyResult<Option<(u32, u32)>> {
+        guarded(py, || {
+            let s = self.state.lock(py)?.shard();
+            Ok((!s.is_whole()).then_some((s.index(), s.count())))
+        })
     }
 
     /// Whether the maplet is memory-mapped, and so read-only.

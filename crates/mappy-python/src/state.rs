@@ -33,6 +33,7 @@ pub(crate) trait Storage: Sized {
         n: usize,
         rate: f64,
         opts: core::Options,
+        shard: core::shard::Shard,
     ) -> core::Result<Self>;
     /// Moves a numeric max/min maplet to Python-object storage.
     fn convert_to_objects(&mut self, py: Python<'_>) -> PyResult<()>;
@@ -81,13 +82,14 @@ impl Storage for Inner {
         n: usize,
         rate: f64,
         opts: core::Options,
+        shard: core::shard::Shard,
     ) -> core::Result<Inner> {
         Ok(match spec {
-            Spec::Counter => Inner::Counter(M::with_options(n, rate, Counter, opts)?),
-            Spec::Max => Inner::MaxI64(M::with_options(n, rate, Max::new(), opts)?),
-            Spec::Min => Inner::MinI64(M::with_options(n, rate, Min::new(), opts)?),
-            Spec::Vector => Inner::VecF64(M::with_options(n, rate, VectorAdd::new(), opts)?),
-            Spec::Set => Inner::Other(M::with_options(
+            Spec::Counter => Inner::Counter(M::with_shard(n, rate, Counter, opts, shard)?),
+            Spec::Max => Inner::MaxI64(M::with_shard(n, rate, Max::new(), opts, shard)?),
+            Spec::Min => Inner::MinI64(M::with_shard(n, rate, Min::new(), opts, shard)?),
+            Spec::Vector => Inner::VecF64(M::with_shard(n, rate, VectorAdd::new(), opts, shard)?),
+            Spec::Set => Inner::Other(M::with_shard(
                 n,
                 rate,
                 PyOp {
@@ -95,8 +97,9 @@ impl Storage for Inner {
                     func: None,
                 },
                 opts,
+                shard,
             )?),
-            Spec::Custom => Inner::Other(M::with_options(
+            Spec::Custom => Inner::Other(M::with_shard(
                 n,
                 rate,
                 PyOp {
@@ -104,6 +107,7 @@ impl Storage for Inner {
                     func: func.map(|f| Arc::new(f.clone_ref(py))),
                 },
                 opts,
+                shard,
             )?),
         })
     }

@@ -1,0 +1,174 @@
+//! Shards: hashing keys for routing, the shard of each hash, stitching
+//! shards into one maplet, and a sharded directory's manifest. The
+//! `ShardedMaplet` class itself is Python (`mappy_python/sharded.py`).
+
+use std::path::PathBuf;
+
+use mappy_core as core;
+use mappy_core::shard::{self, Manifest, Shard};
+use numpy::{PyArray1, PyReadonlyArray1, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+
+use crate::errors::{guarded, with_filename, OrRaise};
+use crate::keys::{hash_keys as hashes_of, try_collect};
+use crate::maplet::Maplet;
+use crate::operators::Spec;
+use crate::state::Storage;
+
+/// hash_keys(keys, seed=None)
+///
+/// The 64-bit hashes of ``keys`` (a sequence of ``str``, bytes or ``int``,
+/// or a NumPy integer array) under ``seed`` (default: a maplet's default),
+/// as a NumPy uint64 array: what ``Maplet.batch_insert_hashes`` takes.
+///
+/// >>> hash_keys(["a", "b"]).dtype
+/// dtype('uint64')
+#[pyfunction]
+#[pyo3(signature = (keys, seed=None))]
+pub(crate) fn hash_keys<'py>(
+    py: Python<'py>,
+    keys: &Bound<'py, PyAny>,
+    seed: Option<u64>,
+) -> PyResult<Bound<'py, PyArray1<u64>>> {
+    guarded(py, || {
+        let (h, _) = hashes_of(keys, seed.unwrap_or(core::hash::DEFAULT_SEED))?;
+        Ok(PyArray1::from_vec(py, h))
+    })
+}
+
+/// shard_indices(hashes, count)
+///
+/// The shard of each hash among ``count`` shards (a power of two), as a
+/// NumPy uint32 array.
+///
+/// >>> list(shard_indices(hash_keys(["a", "b", "c"]), 1))
+/// [0, 0, 0]
+#[pyfunction]
+pub(crate) fn shard_indices<'py>(
+    py: Python<'py>,
+    hashes: &Bound<'py, PyAny>,
+    count: u32,
+) -> PyResult<Bound<'py, PyArray1<u32>>> {
+    guarded(py, || {
+        Shard::new(0, count).or_raise(py)?;
+        let hashes = hashes
+            .extract::<PyReadonlyArray1<'_, u64>>()
+            .map_err(|_| PyTypeError::new_err("hashes must be a NumPy uint64 array"))?;
+        let out = try_collect(
+            hashes.len(),
+            hashes.as_array().iter().map(|&h| Shard::of(h, count)),
+        )?;
+        Ok(PyArray1::from_vec(py, out))
+    })
+}
+
+/// concat_shards(shards)
+///
+/// The one ordinary ``Maplet`` that ``shards`` (every shard of a sharded
+/// maplet, in order) hold together: it answers every key exactly as its
+/// shard does.
+///
+/// >>> parts = [Maplet(1000, 0.01, shard=(i, 2)) for i in range(2)]
+/// >>> concat_shards(parts).shard is None
+/// True
+#[pyfunction]
+pub(crate) fn concat_shards(py: Python<'_>, shards: &Bound<'_, PyAny>) -> PyResult<Maplet> {
+    guarded(py, || {
+        let mut parts = Vec::new();
+        let mut first: Option<Bound<'_, Maplet>> = None;
+        for s in shards.try_iter()? {
+            let s = s?;
+            let m = s
+                .cast::<Maplet>()
+                .map_err(|_| PyTypeError::new_err("concat_shards() takes maplets"))?;
+            if let Some(f) = &first {
+                if f.get().spec != m.get().spec {
+                    return Err(PyValueError::new_err(
+                        "concat_shards(): the shards have different operators",
+                    ));
+                }
+            } else {
+                first = Some(m.clone());
+            }
+            // Copies, so that no two maplets are ever locked at once.
+            parts.push(m.get().cloned_state(py)?);
+        }
+        let first = first
+            .ok_or_else(|| PyValueError::new_err("concat_shards() needs at least one shard"))?;
+        let first = first.get();
+        let refs: Vec<_> = parts.iter().collect();
+        let whole = match core::AnyMaplet::concat(&refs) {
+            Err(core::MapletError::Incompatible(_))
+                if matches!(first.spec, Spec::Max | Spec::Min) =>
+            {
+                // Numeric and object storage among the shards: all objects.
+                for p in parts.iter_mut() {
+                    p.convert_to_objects(py)?;
+                }
+                let refs: Vec<_> = parts.iter().collect();
+                core::AnyMaplet::concat(&refs)
+            }
+            r => r,
+        }
+        .or_raise(py)?;
+        Ok(Maplet::from_inner(
+            whole,
+            first.func.as_ref().map(|f| f.clone_ref(py)),
+            first.signed,
+        ))
+    })
+}
+
+/// _write_manifest(dir, count)
+///
+/// Writes the manifest of the ``count`` shard files already saved in
+/// ``dir`` (each file's own checksum, read from its end).
+#[pyfunction]
+pub(crate) fn _write_manifest(py: Python<'_>, dir: PathBuf, count: u32) -> PyResult<()> {
+    guarded(py, || {
+        Shard::new(0, count).or_raise(py)?;
+        let checksums = (0..count as usize)
+            .map(|i| {
+                let path = Manifest::shard_path(&dir, i);
+                shard::file_checksum(&path)
+                    .or_raise(py)
+                    .map_err(|e| with_filename(py, e, &path))
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        Manifest { checksums }
+            .write(&dir)
+            .or_raise(py)
+            .map_err(|e| with_filename(py, e, &dir.join(shard::MANIFEST)))
+    })
+}
+
+/// _read_manifest(dir)
+///
+/// The shard files of the sharded maplet saved in ``dir``: a list of
+/// ``(path, checksum)`` in shard order.
+#[pyfunction]
+pub(crate) fn _read_manifest(py: Python<'_>, dir: PathBuf) -> PyResult<Vec<(PathBuf, u64)>> {
+    guarded(py, || {
+        let m = Manifest::read(&dir)
+            .or_raise(py)
+            .map_err(|e| with_filename(py, e, &dir.join(shard::MANIFEST)))?;
+        Ok(m.checksums
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| (Manifest::shard_path(&dir, i), c))
+            .collect())
+    })
+}
+
+/// _file_checksum(path)
+///
+/// The checksum a saved maplet's file ends with.
+#[pyfunction]
+pub(crate) fn _file_checksum(py: Python<'_>, path: PathBuf) -> PyResult<u64> {
+    guarded(py, || {
+        shard::file_checksum(&path)
+            .or_raise(py)
+            .map_err(|e| with_filename(py, e, &path))
+    })
+}
