@@ -298,10 +298,13 @@ def count_kmers_to_file(
 def _panic_for_tests() -> None: ...
 def hash_keys(keys: Any, seed: Optional[int] = None) -> Any:
     """The 64-bit hashes of ``keys`` under ``seed``, as a NumPy uint64 array."""
+
 def shard_indices(hashes: Any, count: int) -> Any:
     """The shard of each hash among ``count`` shards, as a NumPy uint32 array."""
+
 def concat_shards(shards: Iterable[Maplet]) -> Maplet:
     """The one ordinary maplet every shard of a sharded maplet, in order, holds."""
+
 def _write_manifest(dir: Union[str, PathLike[str]], count: int) -> None: ...
 def _read_manifest(dir: Union[str, PathLike[str]]) -> list[tuple[str, int]]: ...
 def _file_checksum(path: Union[str, PathLike[str]]) -> int: ...

@@ -1,9 +1,22 @@
-"""Build one maplet from a Dask collection larger than one machine.
+"""Build a maplet from a Dask collection larger than one machine, and query
+one from Dask.
 
-Every partition builds its own maplet on a worker, with the same parameters
-and seed, and the maplets are merged pairwise in a tree (each merge is a
-linear pass over two sorted tables). Maplets travel between processes
-pickled, which costs about their ``stats().memory_usage`` in bytes.
+Two ways to build, chosen by ``build(..., shards=...)``:
+
+- **Sharded** (``shards=S``): workers hash the records (8 bytes a key
+  whatever the keys are), Dask's own shuffle routes each hash to its shard
+  by the hash's top bits, and each shard is built on one worker and saved
+  there (``path=``) or sent back. No worker ever holds more than its
+  shards, and the result answers exactly as one maplet of the same
+  parameters would (see ``mappy.ShardedMaplet``).
+- **Tree merge** (``shards=None``): every partition builds a maplet of the
+  whole size, and the maplets merge pairwise in a tree. Each maplet travels
+  pickled, about ``stats().memory_usage`` bytes, once per partition: fine
+  while the whole fits one worker easily, and what ``shards="auto"`` (the
+  default) picks then.
+
+``query`` answers every record of a Bag or DataFrame from a sharded maplet
+saved in a directory, each worker memory-mapping the shards it needs.
 
 Example::
 
@@ -23,15 +36,42 @@ the merged maplet answers exactly as one maplet that saw every record.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence, Union
 
 if TYPE_CHECKING:
     from ._mappy import Maplet
+    from .sharded import ShardedMaplet
 
-__all__ = ["build"]
+__all__ = ["build", "query"]
 
 KeyFn = Union[None, str, Callable[[Any], Any]]
 ValueFn = Union[None, str, int, float, Callable[[Any], Any]]
+
+
+def _keys_values(records: Any, key: KeyFn, value: ValueFn) -> tuple:
+    """A partition's keys, and its values (``None``: a count of 1 each)."""
+    values: Optional[Sequence[Any]]
+    if hasattr(records, "columns"):  # a pandas DataFrame partition
+        keys = records[key].tolist() if isinstance(key, str) else records.index.tolist()
+        if value is None:
+            values = None
+        elif isinstance(value, str):
+            values = records[value].tolist()
+        elif callable(value):
+            values = [value(row) for row in records.itertuples(index=False)]
+        else:
+            values = [value] * len(keys)
+    else:
+        records = list(records)
+        keys = [key(r) for r in records] if callable(key) else records
+        if value is None:
+            values = None
+        elif callable(value):
+            values = [value(r) for r in records]
+        else:
+            values = [value] * len(keys)
+    return keys, values
 
 
 def _partition_maplet(
@@ -49,28 +89,199 @@ def _partition_maplet(
         seed=params["seed"],
         fixed_precision=params["fixed_precision"],
     )
-    if hasattr(records, "columns"):  # a pandas DataFrame partition
-        keys = records[key].tolist() if isinstance(key, str) else records.index.tolist()
-        if value is None:
-            values: Sequence[Any] = [1] * len(keys)
-        elif isinstance(value, str):
-            values = records[value].tolist()
-        elif callable(value):
-            values = [value(row) for row in records.itertuples(index=False)]
-        else:
-            values = [value] * len(keys)
-    else:
-        records = list(records)
-        keys = [key(r) for r in records] if callable(key) else records
-        if value is None:
-            values = [1] * len(keys)
-        elif callable(value):
-            values = [value(r) for r in records]
-        else:
-            values = [value] * len(keys)
+    keys, values = _keys_values(records, key, value)
     if keys:
-        maplet.batch_insert(keys, values)
+        maplet.batch_insert(keys, [1] * len(keys) if values is None else values)
     return maplet
+
+
+# ---- the sharded build ------------------------------------------------------
+
+#: Hashes kept by each partition's sketch of the distinct count: the
+#: estimate is within about 1/sqrt(_SKETCH) = 1.6% of the truth.
+_SKETCH = 4096
+
+
+def _hashed(records: Any, key: KeyFn, value: ValueFn, seed: int, shards: int, values: Any) -> Any:
+    """A partition as a frame of its keys' shards and hashes, and values:
+    none (``values`` false), counts (``"counts"``) or Python objects."""
+    import numpy as np
+    import pandas as pd
+
+    import mappy_python as mappy
+
+    keys, vals = _keys_values(records, key, value)
+    hashes = mappy.hash_keys(keys, seed=seed)
+    frame = pd.DataFrame({"shard": mappy.shard_indices(hashes, shards).astype(np.int64), "h": hashes})
+    if values:
+        vals = [1] * len(keys) if vals is None else vals
+        frame["v"] = pd.Series(vals, dtype=np.int64 if values == "counts" else object)
+    return frame
+
+
+def _sketch(frame: Any) -> Any:
+    """The smallest distinct hashes of a partition."""
+    import numpy as np
+
+    return np.unique(frame["h"].to_numpy(dtype=np.uint64))[:_SKETCH]
+
+
+def _distinct_estimate(sketches: Sequence[Any]) -> int:
+    """The distinct count of all partitions' hashes, from their sketches:
+    exact below ``_SKETCH`` distinct hashes, else ``(k - 1) / x`` for the
+    ``k``-th smallest hash ``x`` as a fraction of the hash range."""
+    import numpy as np
+
+    smallest = np.unique(np.concatenate([np.asarray(s, dtype=np.uint64) for s in sketches] or [[]]))
+    if len(smallest) < _SKETCH:
+        return len(smallest)
+    return int((_SKETCH - 1) / (float(smallest[_SKETCH - 1]) / 2.0**64))
+
+
+def _build_shards(frame: Any, expected_items: Any, params: dict, shards: int, path: Optional[str]) -> list:
+    """Builds every shard whose hashes ``frame`` holds (the shuffle put all
+    of a shard's hashes in one partition): ``(index, maplet)``, or
+    ``(index, None)`` once saved under ``path``."""
+    import os
+
+    import numpy as np
+
+    import mappy_python as mappy
+
+    out = []
+    for index, part in frame.groupby("shard", sort=True):
+        m = mappy.Maplet(
+            expected_items,
+            params["false_positive_rate"],
+            params["operator"],
+            seed=params["seed"],
+            fixed_precision=params["fixed_precision"],
+            shard=(int(index), shards),
+        )
+        hashes = part["h"].to_numpy(dtype=np.uint64)
+        values = part["v"].tolist() if "v" in part.columns else None
+        m.batch_insert_hashes(hashes, values)
+        if path is None:
+            out.append((int(index), m))
+        else:
+            m.save(os.path.join(path, f"shard-{int(index):05d}.maplet"))
+            out.append((int(index), None))
+    return out
+
+
+def _build_sharded(
+    collection: Any, key: KeyFn, value: ValueFn, params: dict, shards: int, path: Optional[str]
+) -> Any:
+    import os
+
+    import dask
+    import numpy as np
+    import pandas as pd
+    from dask import delayed
+
+    import mappy_python as mappy
+
+    seed = params["seed"] if params["seed"] is not None else mappy.Maplet(1, 0.5).seed
+    # Counting ones needs no value column: 8 bytes a record cross the
+    # network. Counts travel as int64, through Dask's fast (Arrow) shuffle;
+    # other values are Python objects, shuffled pickled, as they are.
+    counter = isinstance(params["operator"], mappy.CounterOperator)
+    values: Any = "counts" if counter else "objects"
+    if counter and value is None:
+        values = None
+    meta = pd.DataFrame({"shard": pd.Series(dtype=np.int64), "h": pd.Series(dtype=np.uint64)})
+    if values:
+        meta["v"] = pd.Series(dtype=np.int64 if values == "counts" else object)
+    hash_part = delayed(_hashed, pure=True)
+    parts = [hash_part(p, key, value, seed, shards, values) for p in collection.to_delayed()]
+    if path is not None:
+        path = os.fspath(path)
+        os.makedirs(path, exist_ok=True)
+    if not parts:
+        empty = mappy.ShardedMaplet(
+            params["expected_items"] or 1,
+            params["false_positive_rate"],
+            params["operator"],
+            shards=shards,
+            seed=seed,
+            fixed_precision=params["fixed_precision"],
+        )
+        if path is None:
+            return empty
+        empty.save(path)
+        return mappy.ShardedMaplet.load(path, params["operator"], mmap=True, allow_pickle=True)
+    with dask.config.set({"dataframe.convert-string": False}):
+        return _shuffle_and_build(parts, meta, values, params, shards, path, seed)
+
+
+def _shuffle_and_build(
+    parts: list, meta: Any, values: Any, params: dict, shards: int, path: Optional[str], seed: int
+) -> Any:
+    import os
+
+    import dask
+    import dask.dataframe as dd
+    from dask import delayed
+
+    import mappy_python as mappy
+
+    hashed = dd.from_delayed(parts, meta=meta, verify_meta=False)
+    expected: Any = params["expected_items"]
+    if expected is None:
+        # Sized from the distinct count, estimated from small sketches of
+        # every partition, with room for the estimate's error.
+        estimate = delayed(_distinct_estimate)([delayed(_sketch)(p) for p in hashed.to_delayed()])
+        expected = delayed(lambda n: max(1, int(n * 1.05) + 16))(estimate)
+    method = "tasks" if values == "objects" else None
+    shuffled = hashed.shuffle("shard", npartitions=min(shards, max(1, hashed.npartitions)), method=method)
+    build_part = delayed(_build_shards, pure=True)
+    built = [build_part(p, expected, params, shards, path) for p in shuffled.to_delayed()]
+    results, expected = dask.compute(built, expected)
+    found = {i: m for part in results for i, m in part}
+    maplets = []
+    for i in range(shards):
+        if i in found:
+            maplets.append(found[i])
+            continue
+        # A shard no record hashed to.
+        m = mappy.Maplet(
+            expected,
+            params["false_positive_rate"],
+            params["operator"],
+            seed=seed,
+            fixed_precision=params["fixed_precision"],
+            shard=(i, shards),
+        )
+        if path is not None:
+            m.save(os.path.join(path, f"shard-{i:05d}.maplet"))
+        maplets.append(m)
+    if path is None:
+        return mappy.ShardedMaplet.from_shards(maplets)
+    mappy._mappy._write_manifest(path, shards)
+    return mappy.ShardedMaplet.load(path, params["operator"], mmap=True, allow_pickle=True)
+
+
+#: The largest table ``shards="auto"`` builds by tree merge.
+_TREE_MERGE_BYTES = 64 << 20
+
+
+def _auto_shards(params: dict) -> Optional[int]:
+    """``None`` (tree merge) when the whole table is small, else a number of
+    shards of about a quarter of ``_TREE_MERGE_BYTES`` each."""
+    import mappy_python as mappy
+
+    n = params["expected_items"]
+    if n is None:
+        return 64
+    whole = mappy.Maplet(
+        n, params["false_positive_rate"], params["operator"], fixed_precision=params["fixed_precision"]
+    ).stats()
+    if whole.memory_usage <= _TREE_MERGE_BYTES:
+        return None
+    shards = 2
+    while shards < 1 << 16 and whole.memory_usage / shards > _TREE_MERGE_BYTES / 4:
+        shards *= 2
+    return shards
 
 
 def _merge_all(maplets: Sequence[Any]) -> Any:
@@ -84,13 +295,15 @@ def build(
     *,
     key: KeyFn = None,
     value: ValueFn = None,
-    expected_items: int,
+    expected_items: Optional[int] = None,
     false_positive_rate: float,
     operator: Optional[Any] = None,
     seed: Optional[int] = None,
     fixed_precision: bool = False,
     split_every: int = 8,
-) -> Maplet:
+    shards: Union[None, int, str] = "auto",
+    path: Optional[Any] = None,
+) -> Union[Maplet, ShardedMaplet]:
     """Build a maplet from a ``dask.bag.Bag`` or ``dask.dataframe.DataFrame``.
 
     Args:
@@ -100,22 +313,35 @@ def build(
         key: for a Bag, a function of a record; for a DataFrame, a column name.
         value: what each record inserts: a column name (DataFrame), a function
             of a record (or of a row namedtuple), a constant, or None for 1.
-        expected_items: distinct keys expected in the whole collection.
+        expected_items: distinct keys expected in the whole collection. A
+            sharded build may leave it out: the distinct count is then
+            estimated from a 32 KiB sketch of each partition's hashes.
         false_positive_rate: as for ``Maplet``.
         operator: as for ``Maplet`` (default ``CounterOperator()``).
         seed: hash seed; every partition uses the same one.
         fixed_precision: as for ``Maplet``: merges stay exact even if the
             partitions' maplets grow.
-        split_every: how many maplets each merge step combines.
+        split_every: how many maplets each merge step of a tree merge
+            combines.
+        shards: a power of two: build a ``ShardedMaplet`` of that many
+            shards by shuffling hashes; ``None``: tree merge into one
+            ``Maplet``; ``"auto"``: tree merge when the whole table takes at
+            most 64 MiB, else shards of about 16 MiB each.
+        path: a sharded build saves its shards there (a directory every
+            worker can write, created if missing) and returns them
+            memory-mapped; without it the shards come back to the client.
 
     Returns:
-        The merged ``Maplet``, computed on the current Dask scheduler (a
-            ``dask.distributed.Client`` if one is active).
+        The merged ``Maplet`` or the ``ShardedMaplet``, computed on the
+            current Dask scheduler (a ``dask.distributed.Client`` if one is
+            active).
 
     Examples:
         >>> import dask.bag as db, mappy_python as mappy
         >>> bag = db.from_sequence(["x", "y", "x"], npartitions=2)
         >>> mappy.dask.build(bag, expected_items=10, false_positive_rate=0.01).query("x")
+        2
+        >>> mappy.dask.build(bag, false_positive_rate=0.01, shards=4).query("x")
         2
     """
     import dask
@@ -134,11 +360,27 @@ def build(
     }
     # Fail here, not on a worker, for bad parameters.
     mappy.Maplet(
-        expected_items, false_positive_rate, params["operator"], seed=seed, fixed_precision=fixed_precision
+        expected_items if expected_items is not None else 1,
+        false_positive_rate,
+        params["operator"],
+        seed=seed,
+        fixed_precision=fixed_precision,
     )
+    if shards == "auto":
+        shards = _auto_shards(params)
+    elif shards is not None and (
+        isinstance(shards, bool) or not isinstance(shards, int) or shards < 1 or shards & (shards - 1)
+    ):
+        raise ValueError(f"shards must be a power of two, None or 'auto', got {shards!r}")
+    if shards is None and expected_items is None:
+        raise TypeError("a tree-merge build needs expected_items; give it, or shards=")
+    if shards is None and path is not None:
+        raise ValueError("path= is for a sharded build: give shards= too")
 
     if isinstance(key, str) and not hasattr(collection, "columns"):
         raise TypeError("a column name as key needs a DataFrame; pass a function for a Bag")
+    if shards is not None:
+        return _build_sharded(collection, key, value, params, shards, path)
     parts: Iterable[Any] = collection.to_delayed()
     if hasattr(collection, "columns"):
         parts = list(parts)
@@ -157,3 +399,91 @@ def build(
         level = [merge(level[i : i + split_every]) for i in range(0, len(level), split_every)]
     (result,) = dask.compute(level[0])
     return result
+
+
+# ---- querying on Dask ---------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def _opened(path: str, stamp: int, operator: Any) -> Any:
+    """The sharded maplet saved at ``path``, memory-mapped once per worker
+    process (``stamp``, the manifest's modification time, opens a newer
+    save anew)."""
+    import mappy_python as mappy
+
+    return mappy.ShardedMaplet.load(path, operator, mmap=True, allow_pickle=True)
+
+
+def _source(src: Any, operator: Any) -> Any:
+    if isinstance(src, str):
+        import os
+
+        return _opened(src, os.stat(os.path.join(src, "manifest.txt")).st_mtime_ns, operator)
+    return src
+
+
+def _answer(records: Any, key: KeyFn, src: Any, operator: Any, column: Optional[str]) -> Any:
+    keys, _ = _keys_values(records, key, None)
+    answers = _source(src, operator).batch_query(keys)
+    if column is None:
+        return list(answers)
+    out = records.copy()
+    out[column] = list(answers)
+    return out
+
+
+def query(
+    collection: Any,
+    maplet: Any,
+    *,
+    key: KeyFn = None,
+    column: str = "answer",
+    operator: Optional[Any] = None,
+) -> Any:
+    """Answers every record of a Bag or DataFrame from a maplet.
+
+    Args:
+        collection: a ``dask.bag.Bag`` (records are keys unless ``key`` is a
+            function of one) or a ``dask.dataframe.DataFrame`` (keys from the
+            column ``key``, or the index).
+        maplet: the directory of a saved ``ShardedMaplet`` (each worker
+            memory-maps it, once per process: nothing is shipped), or a
+            ``Maplet`` / ``ShardedMaplet`` object (shipped to the workers).
+        key: as for ``build``.
+        column: the new column of a DataFrame that holds the answers.
+        operator: the operator a saved custom-operator maplet needs.
+
+    Returns:
+        A lazy Bag of answers in record order, or the DataFrame with the
+        answers in ``column``.
+
+    Examples:
+        >>> import dask.bag as db, mappy_python as mappy
+        >>> counts = mappy.ShardedMaplet(100, 0.01, shards=2)
+        >>> counts.batch_insert(["x", "x", "y"])
+        >>> mappy.dask.query(db.from_sequence(["x", "y", "z"]), counts).compute()
+        [2, 1, None]
+    """
+    import os
+
+    from dask import delayed
+
+    if isinstance(key, str) and not hasattr(collection, "columns"):
+        raise TypeError("a column name as key needs a DataFrame; pass a function for a Bag")
+    src: Any = maplet
+    if isinstance(maplet, (str, os.PathLike)):
+        src = os.path.abspath(os.fspath(maplet))
+        _source(src, operator)  # a bad directory fails here, not on a worker
+    else:
+        src = delayed(maplet)  # one copy in the graph, not one per partition
+    if hasattr(collection, "columns"):
+        meta = collection._meta.copy()
+        meta[column] = _object_series()
+        return collection.map_partitions(_answer, key, src, operator, column, meta=meta)
+    return collection.map_partitions(_answer, key, src, operator, None)
+
+
+def _object_series() -> Any:
+    import pandas as pd
+
+    return pd.Series(dtype=object)

@@ -1823,6 +1823,11 @@ impl<O: Operator> Maplet<O> {
                         side.try_reserve_one()?;
                         side.insert(s.value_ref(slot).into_owned(), &s.op) as i64
                     };
+                    if !out.table().fits(bits) {
+                        // Side-store indices run past any one shard's.
+                        let (v, sg) = widths_for(out.table().vbits(), out.table().signed(), bits);
+                        out.widen_values(v, sg)?;
+                    }
                     out.push(offset + q, t.field(slot) << widen, bits)?;
                 }
             }

@@ -169,16 +169,17 @@ impl Storage for Inner {
             _ if numeric_max_min => match (&*self, classify(value)) {
                 (Inner::MaxI64(_) | Inner::MinI64(_), Num::Int(_)) => return Ok(None),
                 (Inner::MaxI64(_) | Inner::MinI64(_), Num::Float(_)) if first => {
-                    let (opts, n, rate) = (
+                    let (opts, n, rate, shard) = (
                         self.options(),
                         self.expected_items(),
                         self.false_positive_rate(),
+                        self.shard(),
                     );
                     let new = match self {
                         Inner::MaxI64(_) => {
-                            M::with_options(n, rate, Max::new(), opts).map(Inner::MaxF64)
+                            M::with_shard(n, rate, Max::new(), opts, shard).map(Inner::MaxF64)
                         }
-                        _ => M::with_options(n, rate, Min::new(), opts).map(Inner::MinF64),
+                        _ => M::with_shard(n, rate, Min::new(), opts, shard).map(Inner::MinF64),
                     };
                     new.map_err(|e| map_err(py, e))?
                 }
@@ -191,7 +192,8 @@ impl Storage for Inner {
             Inner::VecF64(m) if first && f32_array(value) => {
                 let (opts, n, rate) = (m.options(), m.expected_items(), m.false_positive_rate());
                 Inner::VecF32(
-                    M::with_options(n, rate, VectorAdd::new(), opts).map_err(|e| map_err(py, e))?,
+                    M::with_shard(n, rate, VectorAdd::new(), opts, m.shard())
+                        .map_err(|e| map_err(py, e))?,
                 )
             }
             _ => return Ok(None),

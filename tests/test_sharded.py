@@ -1,0 +1,178 @@
+"""Sharded maplets: shards split by hash range answer exactly as one maplet
+of the same parameters, save to a directory with a manifest, and refuse
+damaged, missing or misplaced shards by name."""
+
+import os
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+
+import mappy_python as mappy
+
+
+def filled(maplet, keys, values=None):
+    maplet.batch_insert(keys, [1] * len(keys) if values is None else values)
+    return maplet
+
+
+KEYS = [f"key{(i * 7919) % 20_000}" for i in range(60_000)]
+ABSENT = [f"absent{i}" for i in range(20_000)]
+
+
+@pytest.mark.parametrize("shards", [1, 2, 8, 64])
+def test_shards_answer_every_key_as_one_maplet(shards):
+    one = filled(mappy.Maplet(24_000, 0.01, seed=7), KEYS)
+    sharded = filled(mappy.ShardedMaplet(24_000, 0.01, shards=shards, seed=7), KEYS)
+    assert sharded.stats().capacity == one.capacity
+    probes = sorted(set(KEYS)) + ABSENT
+    assert sharded.batch_query(probes) == one.batch_query(probes)
+    assert sharded.batch_contains(probes) == one.batch_contains(probes)
+    assert all(sharded.query(k) == one.query(k) for k in probes[:: 97])
+    assert len(sharded) == len(one)
+    # Stitched together, the shards are byte for byte that one maplet.
+    assert sharded.to_maplet().to_bytes() == one.to_bytes()
+
+
+@pytest.mark.parametrize(
+    "operator, values",
+    [
+        (mappy.MaxOperator(), lambda i: i % 1000),
+        (mappy.MinOperator(), lambda i: float(i % 333) / 3),
+        (mappy.SetOperator(), lambda i: {i % 5, f"t{i % 3}"}),
+    ],
+)
+def test_shards_of_every_operator_answer_as_one_maplet(operator, values):
+    keys = KEYS[:10_000]
+    vals = [values(i) for i in range(len(keys))]
+    one = filled(mappy.Maplet(12_000, 0.01, operator), keys, vals)
+    sharded = filled(mappy.ShardedMaplet(12_000, 0.01, operator, shards=4), keys, vals)
+    probes = sorted(set(keys)) + ABSENT[:5000]
+    assert sharded.batch_query(probes) == one.batch_query(probes)
+    assert sharded.to_maplet().batch_query(probes) == one.batch_query(probes)
+
+
+def test_numpy_keys_answer_numpy_arrays():
+    keys = np.arange(50_000, dtype=np.uint64)
+    one = mappy.Maplet(60_000, 0.01)
+    one.batch_insert(keys, np.ones(len(keys), dtype=np.int64))
+    sharded = mappy.ShardedMaplet(60_000, 0.01, shards=16)
+    sharded.batch_insert(keys, np.ones(len(keys), dtype=np.int64))
+    probes = np.arange(100_000, dtype=np.uint64)
+    got = sharded.batch_query(probes)
+    assert isinstance(got, np.ndarray) and np.array_equal(got, one.batch_query(probes))
+    assert np.array_equal(sharded.batch_contains(probes), one.batch_contains(probes))
+
+
+def test_a_shard_refuses_keys_of_other_shards_and_answers_them_absent():
+    s = mappy.ShardedMaplet(1000, 0.01, shards=4)
+    key = "k"
+    home = s.shard_of(key)
+    other = s.shards[(home + 1) % 4]
+    with pytest.raises(mappy.InvalidParameterError, match="belongs to shard"):
+        other.insert(key, 1)
+    with pytest.raises(mappy.InvalidParameterError, match="belongs to shard"):
+        other.batch_insert([key], [1])
+    s.insert(key, 3)
+    assert s.query(key) == 3 and other.query(key) is None and key not in other
+    assert len(other) == 0
+    # Shards of different ranges do not merge.
+    with pytest.raises(mappy.IncompatibleMapletsError, match="hash ranges"):
+        other.merge(s.shards[home])
+
+
+def test_bad_shard_counts_are_refused():
+    for bad in (0, 3, 1 << 17):
+        with pytest.raises(ValueError):
+            mappy.ShardedMaplet(100, 0.01, shards=bad)
+    with pytest.raises(mappy.InvalidParameterError):
+        mappy.Maplet(100, 0.01, shard=(4, 4))
+    with pytest.raises(mappy.InvalidParameterError):
+        mappy.Maplet(100, 0.01, shard=(0, 6))
+    with pytest.raises(ValueError, match="shard 1 of 2 expected"):
+        mappy.ShardedMaplet.from_shards([mappy.Maplet(100, 0.01, shard=(0, 2))] * 2)
+    with pytest.raises(mappy.InvalidParameterError, match="shards must come in order"):
+        mappy.concat_shards([mappy.Maplet(100, 0.01, shard=(1, 2)), mappy.Maplet(100, 0.01, shard=(0, 2))])
+
+
+def test_save_load_and_mmap_round_trip(tmp_path):
+    s = filled(mappy.ShardedMaplet(24_000, 0.01, shards=8), KEYS)
+    s.save(tmp_path / "s")
+    names = sorted(os.listdir(tmp_path / "s"))
+    assert names == ["manifest.txt"] + [f"shard-{i:05d}.maplet" for i in range(8)]
+    probes = sorted(set(KEYS)) + ABSENT
+    for mmap in (False, True):
+        back = mappy.ShardedMaplet.load(tmp_path / "s", mmap=mmap)
+        assert back.read_only == mmap
+        assert back.batch_query(probes) == s.batch_query(probes)
+        back.verify()
+    # Each shard file is an ordinary maplet, answering its own keys alone.
+    alone = mappy.Maplet.load(tmp_path / "s" / "shard-00003.maplet", mmap=True)
+    assert alone.shard == (3, 8)
+    for k in sorted(set(KEYS))[:500]:
+        assert alone.query(k) == (s.query(k) if s.shard_of(k) == 3 else None)
+    assert pickle.loads(pickle.dumps(s)).batch_query(probes) == s.batch_query(probes)
+
+
+def test_damaged_missing_and_misplaced_shards_are_named(tmp_path):
+    s = filled(mappy.ShardedMaplet(24_000, 0.01, shards=4), KEYS)
+    d = tmp_path / "s"
+    s.save(d)
+    good = (d / "shard-00002.maplet").read_bytes()
+
+    # A flipped byte in the table: the file's own checksum fails.
+    bad = bytearray(good)
+    bad[len(bad) // 2] ^= 0xFF
+    (d / "shard-00002.maplet").write_bytes(bytes(bad))
+    with pytest.raises(mappy.CorruptDataError, match="shard 2"):
+        mappy.ShardedMaplet.load(d)
+    with pytest.raises(mappy.CorruptDataError, match="shard 2"):
+        mappy.ShardedMaplet.load(d, mmap=True).verify()
+
+    # Another shard's file in its place.
+    shutil.copy(d / "shard-00001.maplet", d / "shard-00002.maplet")
+    with pytest.raises(mappy.CorruptDataError, match="shard 2 .*not the file the manifest names"):
+        mappy.ShardedMaplet.load(d)
+
+    # Missing.
+    os.remove(d / "shard-00002.maplet")
+    with pytest.raises(mappy.CorruptDataError, match="shard 2 .*missing"):
+        mappy.ShardedMaplet.load(d)
+
+    # A damaged manifest.
+    (d / "shard-00002.maplet").write_bytes(good)
+    mappy.ShardedMaplet.load(d)
+    text = (d / "manifest.txt").read_text()
+    (d / "manifest.txt").write_text(text.replace("shards 4", "shards 3"))
+    with pytest.raises(mappy.CorruptDataError, match="manifest.txt: line 2"):
+        mappy.ShardedMaplet.load(d)
+    with pytest.raises(FileNotFoundError):
+        mappy.ShardedMaplet.load(tmp_path / "nowhere")
+
+
+def test_a_shard_that_grew_alone_still_concatenates_one_sidedly():
+    s = mappy.ShardedMaplet(1000, 0.01, shards=4)
+    keys = [f"g{i}" for i in range(6000)]
+    filled(s, keys)
+    caps = {m.capacity for m in s.shards}
+    whole = s.to_maplet()
+    assert whole.capacity == max(caps) * 4
+    assert all(whole.query(k) >= 1 for k in keys)
+    assert len(whole) == len(s)
+
+
+def test_merge_copy_and_stats():
+    a = filled(mappy.ShardedMaplet(24_000, 0.01, shards=4), KEYS[:30_000])
+    b = filled(mappy.ShardedMaplet(24_000, 0.01, shards=4), KEYS[30_000:])
+    c = a.copy()
+    c.merge(b)
+    one = filled(mappy.Maplet(24_000, 0.01), KEYS)
+    probes = sorted(set(KEYS)) + ABSENT
+    assert c.batch_query(probes) == one.batch_query(probes)
+    assert a.batch_query(["key0"]) != c.batch_query(["key0"]) or a.query("key0") == one.query("key0")
+    st = c.stats()
+    assert st.shards == 4 and st["item_count"] == len(c) == len(one)
+    assert st.capacity == one.capacity and len(st.per_shard) == 4
+    with pytest.raises(ValueError, match="shard counts differ"):
+        a.merge(mappy.ShardedMaplet(24_000, 0.01, shards=2))
