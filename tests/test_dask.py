@@ -1,6 +1,7 @@
 """Scale-out on Dask: partitions build maplets on worker processes and the
 maplets merge in a tree; the result answers as a single-process build."""
 
+import dask
 import dask.bag as db
 import dask.dataframe as dd
 import pandas as pd
@@ -102,3 +103,125 @@ def test_fixed_precision_partitions_that_grow_still_merge_exactly(client):
     for w in words:
         single.insert(w, 1)
     assert built.to_bytes() == single.to_bytes()
+
+
+# ---- the sharded build ---------------------------------------------------------
+
+WORDS = [f"w{(i * 7919) % 20_000}" for i in range(120_000)]
+PROBES = sorted(set(WORDS)) + [f"absent{i}" for i in range(20_000)]
+
+
+@pytest.mark.parametrize(
+    "operator, value",
+    [
+        (None, None),
+        (mappy.MaxOperator(), lambda w: len(w) * 3 + int(w[1:]) % 11),
+        (mappy.SetOperator(), lambda w: {int(w[1:]) % 4, "s"}),
+    ],
+)
+def test_sharded_build_answers_exactly_as_one_process(client, operator, value):
+    bag = db.from_sequence(WORDS, npartitions=10)
+    built = mappy.dask.build(
+        bag, value=value, expected_items=24_000, false_positive_rate=0.01, operator=operator, shards=8
+    )
+    assert isinstance(built, mappy.ShardedMaplet) and len(built.shards) == 8
+    single = mappy.Maplet(24_000, 0.01, operator)
+    single.batch_insert(WORDS, [1 if value is None else value(w) for w in WORDS])
+    assert built.batch_query(PROBES) == single.batch_query(PROBES)
+    assert built.to_maplet().batch_query(PROBES) == single.batch_query(PROBES)
+
+
+def test_sharded_build_without_a_size_hint_is_sized_from_the_data(client):
+    bag = db.from_sequence(WORDS, npartitions=10)
+    built = mappy.dask.build(bag, false_positive_rate=0.01, shards=8)
+    # The sketch's estimate of 20,000 distinct keys, with 5% room.
+    assert 19_000 * 1.05 < built.expected_items < 21_000 * 1.05
+    assert all(s.capacity == built.shards[0].capacity for s in built.shards)  # none grew
+    single = mappy.Maplet(built.expected_items, 0.01)
+    single.batch_insert(WORDS, [1] * len(WORDS))
+    assert built.batch_query(PROBES) == single.batch_query(PROBES)
+
+
+def test_sharded_build_with_empty_partitions_and_skewed_keys(client, tmp_path):
+    # 90% of the records are one key; half the partitions are empty.
+    records = ["hot"] * 90_000 + WORDS[:10_000]
+    bag = db.from_sequence(records, npartitions=20).filter(lambda w: True)
+    parts = [[] for _ in range(10)] + [records[i::10] for i in range(10)]
+    bag = db.from_delayed([dask.delayed(p) for p in parts])
+    built = mappy.dask.build(
+        bag, expected_items=12_000, false_positive_rate=0.01, shards=16, path=tmp_path / "skew"
+    )
+    assert built.read_only  # saved by the workers, memory-mapped back
+    assert built.query("hot") >= 90_000
+    single = mappy.Maplet(12_000, 0.01)
+    single.batch_insert(records, [1] * len(records))
+    probes = sorted(set(records)) + PROBES[-5000:]
+    assert built.batch_query(probes) == single.batch_query(probes)
+    again = mappy.ShardedMaplet.load(tmp_path / "skew")
+    assert again.batch_query(probes) == single.batch_query(probes)
+    # All partitions empty: every shard empty, still a whole sharded maplet.
+    nothing = db.from_delayed([dask.delayed([]) for _ in range(3)])
+    empty = mappy.dask.build(nothing, expected_items=100, false_positive_rate=0.01, shards=4)
+    assert len(empty) == 0 and len(empty.shards) == 4
+
+
+def test_a_shard_damaged_after_saving_is_named(client, tmp_path):
+    bag = db.from_sequence(WORDS[:20_000], npartitions=4)
+    mappy.dask.build(bag, expected_items=24_000, false_positive_rate=0.01, shards=4, path=tmp_path / "d")
+    f = tmp_path / "d" / "shard-00001.maplet"
+    b = bytearray(f.read_bytes())
+    b[len(b) // 3] ^= 0x40
+    f.write_bytes(bytes(b))
+    with pytest.raises(mappy.CorruptDataError, match="shard 1"):
+        mappy.ShardedMaplet.load(tmp_path / "d")
+
+
+def test_sharded_build_survives_a_worker_killed_mid_build(client, tmp_path):
+    import os
+    import threading
+
+    def slow(words):
+        import time
+
+        time.sleep(0.3)
+        return words
+
+    bag = db.from_sequence(WORDS, npartitions=16).map_partitions(slow)
+    done = {}
+
+    def kill_one_worker():
+        import time
+
+        time.sleep(1.0)
+        workers = list(client.scheduler_info()["workers"])
+        done["killed"] = workers[0]
+        try:
+            client.run(os._exit, 1, workers=[workers[0]])
+        except Exception:  # the worker dies before it can answer
+            pass
+
+    killer = threading.Thread(target=kill_one_worker)
+    killer.start()
+    built = mappy.dask.build(bag, expected_items=24_000, false_positive_rate=0.01, shards=8)
+    killer.join()
+    assert "killed" in done
+    single = mappy.Maplet(24_000, 0.01)
+    single.batch_insert(WORDS, [1] * len(WORDS))
+    assert built.batch_query(PROBES) == single.batch_query(PROBES)
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_query_on_dask_from_a_saved_sharded_maplet(client, tmp_path):
+    counts = mappy.ShardedMaplet(24_000, 0.01, shards=4)
+    counts.batch_insert(WORDS)
+    counts.save(tmp_path / "q")
+    probes = WORDS[:3000] + ["nobody"]
+    bag = db.from_sequence(probes, npartitions=5)
+    answers = mappy.dask.query(bag, tmp_path / "q").compute()
+    assert answers == counts.batch_query(probes)
+    frame = pd.DataFrame({"word": probes, "n": range(len(probes))})
+    out = mappy.dask.query(dd.from_pandas(frame, npartitions=3), str(tmp_path / "q"), key="word").compute()
+    assert out["answer"].tolist() == counts.batch_query(probes)
+    assert out["n"].tolist() == list(range(len(probes)))
+    with pytest.raises(FileNotFoundError):
+        mappy.dask.query(bag, tmp_path / "nowhere")

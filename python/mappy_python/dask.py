@@ -233,7 +233,9 @@ def _shuffle_and_build(
         estimate = delayed(_distinct_estimate)([delayed(_sketch)(p) for p in hashed.to_delayed()])
         expected = delayed(lambda n: max(1, int(n * 1.05) + 16))(estimate)
     method = "tasks" if values == "objects" else None
-    shuffled = hashed.shuffle("shard", npartitions=min(shards, max(1, hashed.npartitions)), method=method)
+    shuffled = hashed.shuffle(
+        "shard", npartitions=min(shards, max(1, hashed.npartitions)), shuffle_method=method
+    )
     build_part = delayed(_build_shards, pure=True)
     built = [build_part(p, expected, params, shards, path) for p in shuffled.to_delayed()]
     results, expected = dask.compute(built, expected)
@@ -427,8 +429,10 @@ def _answer(records: Any, key: KeyFn, src: Any, operator: Any, column: Optional[
     answers = _source(src, operator).batch_query(keys)
     if column is None:
         return list(answers)
+    import pandas as pd
+
     out = records.copy()
-    out[column] = list(answers)
+    out[column] = pd.Series(list(answers), index=records.index, dtype=object)
     return out
 
 
