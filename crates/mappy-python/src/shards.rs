@@ -42,7 +42,7 @@ pub(crate) fn hash_keys<'py>(
 /// The shard of each hash among ``count`` shards (a power of two), as a
 /// NumPy uint32 array.
 ///
-/// >>> list(shard_indices(hash_keys(["a", "b", "c"]), 1))
+/// >>> shard_indices(hash_keys(["a", "b", "c"]), 1).tolist()
 /// [0, 0, 0]
 #[pyfunction]
 pub(crate) fn shard_indices<'py>(
