@@ -215,6 +215,8 @@ class Maplet:
     def __ror__(self, value: Any, /) -> Any: ...
     def stats(self) -> Stats:
         """Size and accuracy figures."""
+    def __sizeof__(self) -> int:
+        """``stats().memory_usage`` plus the object's own bytes."""
     @property
     def expected_items(self) -> int:
         """The number of distinct keys the maplet was sized for."""

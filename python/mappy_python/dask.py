@@ -51,9 +51,18 @@ ValueFn = Union[None, str, int, float, Callable[[Any], Any]]
 
 def _keys_values(records: Any, key: KeyFn, value: ValueFn) -> tuple:
     """A partition's keys, and its values (``None``: a count of 1 each)."""
+    import numpy as np
+
     values: Optional[Sequence[Any]]
+    if isinstance(records, np.ndarray) and key is None:
+        # A Bag whose partitions are NumPy integer arrays of keys: hashed in place.
+        return records, None if value is None else [value] * len(records)
     if hasattr(records, "columns"):  # a pandas DataFrame partition
-        keys = records[key].tolist() if isinstance(key, str) else records.index.tolist()
+        column = records[key] if isinstance(key, str) else records.index
+        if column.dtype in (np.int64, np.uint64):
+            keys = column.to_numpy()
+        else:
+            keys = column.tolist()
         if value is None:
             values = None
         elif isinstance(value, str):
@@ -90,8 +99,12 @@ def _partition_maplet(
         fixed_precision=params["fixed_precision"],
     )
     keys, values = _keys_values(records, key, value)
-    if keys:
-        maplet.batch_insert(keys, [1] * len(keys) if values is None else values)
+    if len(keys):
+        if values is None:
+            import numpy as np
+
+            values = np.ones(len(keys), dtype=np.int64) if isinstance(keys, np.ndarray) else [1] * len(keys)
+        maplet.batch_insert(keys, values)
     return maplet
 
 
@@ -112,7 +125,7 @@ def _hashed(records: Any, key: KeyFn, value: ValueFn, seed: int, shards: int, va
 
     keys, vals = _keys_values(records, key, value)
     hashes = mappy.hash_keys(keys, seed=seed)
-    frame = pd.DataFrame({"shard": mappy.shard_indices(hashes, shards).astype(np.int64), "h": hashes})
+    frame = pd.DataFrame({"shard": mappy.shard_indices(hashes, shards).astype(np.uint16), "h": hashes})
     if values:
         vals = [1] * len(keys) if vals is None else vals
         frame["v"] = pd.Series(vals, dtype=np.int64 if values == "counts" else object)
@@ -189,7 +202,7 @@ def _build_sharded(
     values: Any = "counts" if counter else "objects"
     if counter and value is None:
         values = None
-    meta = pd.DataFrame({"shard": pd.Series(dtype=np.int64), "h": pd.Series(dtype=np.uint64)})
+    meta = pd.DataFrame({"shard": pd.Series(dtype=np.uint16), "h": pd.Series(dtype=np.uint64)})
     if values:
         meta["v"] = pd.Series(dtype=np.int64 if values == "counts" else object)
     hash_part = delayed(_hashed, pure=True)

@@ -865,22 +865,14 @@ impl<O: Operator> Maplet<O> {
     /// (`signed`).
     ///
     /// # Errors
-    /// [`MapletError::CapacityExhausted`] when a fixed-precision table's
-    /// fingerprints have no bit left to move into the home slot (see
+    /// [`MapletError::CapacityExhausted`] when some entry's fingerprint
+    /// has no bit left to move into the home slot (see
     /// [`Options::fixed_precision`]); [`MapletError::OutOfMemory`]. The
-    /// maplet is then unchanged (the new table is allocated before any
-    /// side-store value is copied).
+    /// maplet is then unchanged. Side-store values stay where they are:
+    /// each entry moves to one half, keeping its value's index.
     fn grow_to(&mut self, fbits: u32, vbits: u32, signed: bool) -> Result<()> {
         self.check_can_double(&self.table)?;
-        let side = &mut self.side;
-        let op = &self.op;
-        let doubled = self.table.doubled(fbits, vbits, signed, |v| {
-            if O::PACKED {
-                v
-            } else {
-                side.duplicate(v as usize, op) as i64
-            }
-        })?;
+        let doubled = self.table.doubled(fbits, vbits, signed)?;
         self.replace_table(doubled);
         Ok(())
     }
@@ -1274,7 +1266,7 @@ impl<O: Operator> Maplet<O> {
             let f = self.fbits_after_doubling_of(t);
             self.check_memory(t.bytes_after(2 * t.canonical(), f, t.vbits()))?;
             self.check_can_double(t)?;
-            grown = Some(t.doubled(f, t.vbits(), t.signed(), |v| v)?);
+            grown = Some(t.doubled(f, t.vbits(), t.signed())?);
         }
     }
 

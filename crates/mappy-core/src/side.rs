@@ -153,12 +153,6 @@ impl<V: Clone> SideStore<V> {
         self.free.push(i);
     }
 
-    /// A copy of value `i` under a new index.
-    pub(crate) fn duplicate<O: Operator<Value = V>>(&mut self, i: usize, op: &O) -> usize {
-        let v = self.get(i).clone();
-        self.insert(v, op)
-    }
-
     /// Heap bytes held: the index, the free list, and what the stored
     /// values own as the operator's [`heap_size`](Operator::heap_size)
     /// counts it.

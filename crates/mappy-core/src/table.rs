@@ -1688,17 +1688,17 @@ impl Table {
     }
 
     /// The table with twice the home slots. Each entry moves to home slot
-    /// `2q` or `2q + 1` by its first fingerprint bit; an entry with no
-    /// fingerprint bits left is copied to both, its value passed through
-    /// `dup` for the second copy. `fbits`, `vbits` and `signed` may be
-    /// wider than now. The new table's memory is allocated first: an error,
-    /// before `dup` is ever called, if it cannot be had.
+    /// `2q` or `2q + 1` by its first fingerprint bit, which it loses.
+    /// `fbits`, `vbits` and `signed` may be wider than now. Every entry must
+    /// have a fingerprint bit left (`len_hist()[0] == 0`: the maplet refuses
+    /// to grow otherwise, rather than copy such an entry into both halves).
+    /// The new table's memory is allocated first: an error if it cannot be
+    /// had.
     pub(crate) fn doubled(
         &self,
         fbits: u32,
         vbits: u32,
         signed: bool,
-        mut dup: impl FnMut(i64) -> i64,
     ) -> Result<Table, AllocError> {
         assert!(fbits >= self.fbits && vbits >= self.vbits && (signed || !self.signed));
         let canonical = self
@@ -1717,16 +1717,12 @@ impl Table {
             for s in start..=end {
                 let f = self.field(s);
                 let v = self.value(s);
-                if f == top {
-                    lo.push((f << widen, v));
-                    hi.push((f << widen, dup(v)));
+                debug_assert!(f != top, "an entry with no fingerprint bit left to move");
+                let nf = ((f << 1) & fmask) << widen;
+                if f & top == 0 {
+                    lo.push((nf, v));
                 } else {
-                    let nf = ((f << 1) & fmask) << widen;
-                    if f & top == 0 {
-                        lo.push((nf, v));
-                    } else {
-                        hi.push((nf, v));
-                    }
+                    hi.push((nf, v));
                 }
             }
             lo.sort_unstable_by_key(|e| e.0);

@@ -427,6 +427,47 @@ fn memory_limit_counts_side_values_and_survives_clone_and_merge() {
 /// the next doubling is refused with `CapacityExhausted`, changing nothing.
 /// Prints the false-positive rates after 16x, 64x and 1000x growth (see
 /// `Options::fixed_precision`).
+/// Inserts keys `0..limit` with count 1 until growth is refused with
+/// `CapacityExhausted`, checking that entries never outnumber the keys
+/// inserted and calling `each` after every insert; the number inserted.
+/// Panics if the maplet grew without limit.
+fn fill_until_refused(
+    m: &mut Maplet<Counter>,
+    limit: u64,
+    mut each: impl FnMut(&Maplet<Counter>),
+) -> u64 {
+    let mut inserted = 0u64;
+    for i in 0..limit {
+        match m.insert(&i, 1) {
+            Ok(()) => inserted += 1,
+            Err(MapletError::CapacityExhausted(_)) => return inserted,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(m.len() as u64 <= inserted, "entries duplicated");
+        each(m);
+    }
+    panic!("a maplet grew past {limit} keys without limit");
+}
+
+/// After a refusal, 100 new keys from `from`: each joins an entry it
+/// matches or is refused (some are), and no entry is added; the keys that
+/// joined.
+fn refusals_change_nothing(m: &mut Maplet<Counter>, from: u64) -> Vec<u64> {
+    let (len, cap) = (m.len(), m.capacity());
+    let mut joined = Vec::new();
+    let mut refused = 0;
+    for k in from..from + 100 {
+        match m.insert(&k, 1) {
+            Ok(()) => joined.push(k),
+            Err(MapletError::CapacityExhausted(_)) => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(refused > 0);
+    assert_eq!((m.len(), m.capacity()), (len, cap));
+    joined
+}
+
 #[test]
 fn fixed_precision_growth_is_bounded() {
     for start in [1usize, 8] {
@@ -436,19 +477,8 @@ fn fixed_precision_growth_is_bounded() {
         };
         let mut m = Maplet::with_options(start, 0.01, Counter, opts).unwrap();
         let initial = m.capacity();
-        let mut inserted = 0u64;
-        let mut measured = Vec::new();
-        let mut exhausted = false;
-        for i in 0..1_000_000u64 {
-            match m.insert(&i, 1) {
-                Ok(()) => inserted += 1,
-                Err(MapletError::CapacityExhausted(_)) => {
-                    exhausted = true;
-                    break;
-                }
-                Err(e) => panic!("{e}"),
-            }
-            assert!(m.len() as u64 <= inserted);
+        let mut measured: Vec<(u64, f64)> = Vec::new();
+        let inserted = fill_until_refused(&mut m, 1_000_000, |m| {
             let growth = m.capacity() / initial;
             if [16, 64, 1024].contains(&growth) && measured.last().is_none_or(|&(g, _)| g != growth)
             {
@@ -457,19 +487,9 @@ fn fixed_precision_growth_is_bounded() {
                     .count();
                 measured.push((growth, fp as f64 / 100_000.0));
             }
-        }
-        assert!(
-            exhausted,
-            "a fixed-precision maplet from {start} grew without limit"
-        );
+        });
         let (len, cap) = (m.len(), m.capacity());
-        // The refusal changed nothing, and repeats: a new key either joins
-        // an entry it matches or is refused; no entry is added.
-        let refused = (2_000_000..2_000_100u64)
-            .filter(|k| matches!(m.insert(k, 1), Err(MapletError::CapacityExhausted(_))))
-            .count();
-        assert!(refused > 0);
-        assert_eq!((m.len(), m.capacity()), (len, cap));
+        refusals_change_nothing(&mut m, 2_000_000);
         // Present keys still answer at least their count.
         assert!((0..inserted).all(|i| m.query(&i).is_some_and(|v| v >= 1)));
         m.check_invariants();
@@ -495,41 +515,14 @@ fn default_growth_never_duplicates_entries() {
     for (start, rate) in [(1usize, 0.01)] {
         let mut m = Maplet::new(start, rate, Counter).unwrap();
         let initial = m.capacity();
-        let mut inserted = 0u64;
-        let mut exhausted = false;
-        for i in 0..10_000_000u64 {
-            match m.insert(&i, 1) {
-                Ok(()) => inserted += 1,
-                Err(MapletError::CapacityExhausted(_)) => {
-                    exhausted = true;
-                    break;
-                }
-                Err(e) => panic!("{e}"),
-            }
-            if i % 97 == 0 {
-                assert!(m.len() as u64 <= inserted, "entries duplicated");
-            }
-        }
-        assert!(exhausted, "a maplet from {start} grew without limit");
-        assert!(m.len() as u64 <= inserted);
+        let inserted = fill_until_refused(&mut m, 10_000_000, |_| ());
         let (len, cap) = (m.len(), m.capacity());
         let growth = cap / initial;
         // The bound: 2^(f - 1)-fold for the initial field width f, which is
         // wide enough to reach MIN_REACH home slots.
         assert!(growth.is_power_of_two(), "{growth}");
         assert!(cap >= mappy_core::MIN_REACH, "grew only to {cap} slots");
-        // A new key is refused, or joins an entry its fingerprint matches.
-        let mut joined = Vec::new();
-        let mut refused = 0;
-        for k in 20_000_000..20_000_100u64 {
-            match m.insert(&k, 1) {
-                Ok(()) => joined.push(k),
-                Err(MapletError::CapacityExhausted(_)) => refused += 1,
-                Err(e) => panic!("{e}"),
-            }
-        }
-        assert!(refused > 0);
-        assert_eq!((m.len(), m.capacity()), (len, cap));
+        let joined = refusals_change_nothing(&mut m, 20_000_000);
         assert!((0..inserted).all(|i| m.query(&i).is_some_and(|v| v >= 1)));
         // Deleting what was inserted empties it: no copy is left behind.
         for i in (0..inserted).chain(joined) {

@@ -365,6 +365,16 @@ impl Maplet {
         guarded(py, || Ok(self.state.lock(py)?.len()))
     }
 
+    /// The maplet's memory in bytes (``stats().memory_usage``) plus the
+    /// object's own: what ``sys.getsizeof`` reports, and what Dask counts
+    /// when it keeps or sends a maplet.
+    fn __sizeof__(&self, py: Python<'_>) -> PyResult<usize> {
+        guarded(py, || {
+            let used = self.state.lock(py)?.stats().memory_usage;
+            Ok(std::mem::size_of::<Self>().saturating_add(used))
+        })
+    }
+
     fn __hash__(&self) -> PyResult<isize> {
         Err(PyTypeError::new_err(
             "unhashable type: 'Maplet' (it is mutable)",
