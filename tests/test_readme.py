@@ -33,6 +33,7 @@ EXPECTED = {
     "except mappy.MapletError as e:": [(r"Result: (\d+)", lambda n: int(n) == 42)],
     'm.save("users.maplet")': [],
     "mappy.dask.build(words": [(r"rose: (\d+)", lambda n: int(n) >= 3000)],
+    "mappy.dask.build(users": [(r"(\d+) \[\d+, \d+, \d+\]", lambda n: int(n) >= 20)],
     "def benchmark_maplet():": [
         (r"Insert rate: (\d+) ops/sec", lambda n: int(n) > 0),
         (r"Query rate: (\d+) ops/sec", lambda n: int(n) > 0),
