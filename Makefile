@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 
 .PHONY: demo install test test-deps test-rust test-python test-pythons test-wheel wheel lint format bench clean
-.PHONY: bench-rust bench-python bench-mmap bench-load bench-kmers bench-kmers-query docs docs-deps
+.PHONY: bench-rust bench-python bench-mmap bench-load bench-kmers bench-kmers-query bench-dask docs docs-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -81,7 +81,7 @@ format: test-deps
 	$(PY) -m ruff format .
 
 ## bench: every benchmark (long); each script writes its results file in benchmarks/
-bench: bench-rust bench-python bench-mmap bench-load bench-kmers bench-kmers-query
+bench: bench-rust bench-python bench-mmap bench-load bench-kmers bench-kmers-query bench-dask
 
 bench-rust: test-deps
 	$(PY) benchmarks/rust_bench.py
@@ -95,6 +95,10 @@ bench-mmap: test-deps
 # Needs Jellyfish 2 (Debian: apt-get install jellyfish).
 bench-load: test-deps
 	$(PY) benchmarks/load.py
+
+## bench-dask: the sharded Dask build against the tree merge and one process (50M keys)
+bench-dask: test-deps
+	$(PY) benchmarks/dask/build.py
 
 bench-kmers-query: test-deps
 	@command -v jellyfish > /dev/null || { echo "bench-kmers-query needs jellyfish (Debian: apt-get install jellyfish)"; exit 1; }

@@ -162,7 +162,12 @@ def _build_shards(frame: Any, expected_items: Any, params: dict, shards: int, pa
     import mappy_python as mappy
 
     out = []
-    for index, part in frame.groupby("shard", sort=True):
+    which = frame["shard"].to_numpy()
+    every = frame["h"].to_numpy(dtype=np.uint64)
+    # One shard at a time, so that only one shard's copy of its hashes is
+    # alive beside the partition.
+    for index in np.unique(which).tolist():
+        mine = which == index
         m = mappy.Maplet(
             expected_items,
             params["false_positive_rate"],
@@ -171,9 +176,9 @@ def _build_shards(frame: Any, expected_items: Any, params: dict, shards: int, pa
             fixed_precision=params["fixed_precision"],
             shard=(int(index), shards),
         )
-        hashes = part["h"].to_numpy(dtype=np.uint64)
-        values = part["v"].tolist() if "v" in part.columns else None
-        m.batch_insert_hashes(hashes, values)
+        values = frame["v"][mine].tolist() if "v" in frame.columns else None
+        m.batch_insert_hashes(every[mine], values)
+        del mine, values
         if path is None:
             out.append((int(index), m))
         else:
@@ -245,9 +250,12 @@ def _shuffle_and_build(
         # every partition, with room for the estimate's error.
         estimate = delayed(_distinct_estimate)([delayed(_sketch)(p) for p in hashed.to_delayed()])
         expected = delayed(lambda n: max(1, int(n * 1.05) + 16))(estimate)
-    method = "tasks" if values == "objects" else None
+    method = "tasks" if values == "objects" else params["shuffle_method"]
     shuffled = hashed.shuffle(
-        "shard", npartitions=min(shards, max(1, hashed.npartitions)), shuffle_method=method
+        "shard",
+        npartitions=min(shards, max(1, hashed.npartitions)),
+        ignore_index=True,
+        shuffle_method=method,
     )
     build_part = delayed(_build_shards, pure=True)
     built = [build_part(p, expected, params, shards, path) for p in shuffled.to_delayed()]
@@ -318,6 +326,7 @@ def build(
     split_every: int = 8,
     shards: Union[None, int, str] = "auto",
     path: Optional[Any] = None,
+    shuffle_method: Optional[str] = None,
 ) -> Union[Maplet, ShardedMaplet]:
     """Build a maplet from a ``dask.bag.Bag`` or ``dask.dataframe.DataFrame``.
 
@@ -345,6 +354,10 @@ def build(
         path: a sharded build saves its shards there (a directory every
             worker can write, created if missing) and returns them
             memory-mapped; without it the shards come back to the client.
+        shuffle_method: how a sharded build shuffles its hashes: Dask's
+            ``"p2p"`` or ``"tasks"`` (None: Dask's default, P2P on a
+            distributed cluster). Values that are Python objects always
+            shuffle as tasks (pickled).
 
     Returns:
         The merged ``Maplet`` or the ``ShardedMaplet``, computed on the
@@ -372,6 +385,7 @@ def build(
         "operator": operator if operator is not None else mappy.CounterOperator(),
         "seed": seed,
         "fixed_precision": fixed_precision,
+        "shuffle_method": shuffle_method,
     }
     # Fail here, not on a worker, for bad parameters.
     mappy.Maplet(
