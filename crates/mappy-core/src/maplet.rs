@@ -331,26 +331,6 @@ impl<O: Operator> Maplet<O> {
         op: O,
         options: Options,
     ) -> Result<Self> {
-        if expected_items == 0 {
-            return Err(MapletError::InvalidParameter(
-                "expected_items must be at least 1".into(),
-            ));
-        }
-        if expected_items > 1 << 40 {
-            return Err(MapletError::InvalidParameter(format!(
-                "expected_items must be at most 2^40, got {expected_items}"
-            )));
-        }
-        if !(false_positive_rate > 0.0 && false_positive_rate < 1.0) {
-            return Err(MapletError::InvalidParameter(format!(
-                "false_positive_rate must be strictly between 0 and 1, got {false_positive_rate}"
-            )));
-        }
-        if false_positive_rate < 1e-15 {
-            return Err(MapletError::InvalidParameter(format!(
-                "false_positive_rate must be at least 1e-15, got {false_positive_rate}"
-            )));
-        }
         Self::build(
             expected_items,
             false_positive_rate,
