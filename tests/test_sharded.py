@@ -176,3 +176,34 @@ def test_merge_copy_and_stats():
     assert st.capacity == one.capacity and len(st.per_shard) == 4
     with pytest.raises(ValueError, match="shard counts differ"):
         a.merge(mappy.ShardedMaplet(24_000, 0.01, shards=2))
+
+
+def test_fifos_and_devices_in_a_sharded_directory_are_refused_not_waited_on(tmp_path):
+    import subprocess
+    import sys
+
+    s = filled(mappy.ShardedMaplet(24_000, 0.01, shards=2), KEYS[:1000])
+    fifo_manifest = tmp_path / "m"
+    s.save(fifo_manifest)
+    os.remove(fifo_manifest / "manifest.txt")
+    os.mkfifo(fifo_manifest / "manifest.txt")
+    fifo_shard = tmp_path / "s"
+    s.save(fifo_shard)
+    os.remove(fifo_shard / "shard-00001.maplet")
+    os.mkfifo(fifo_shard / "shard-00001.maplet")
+    code = f"""
+import mappy_python as mappy
+for d, what in [({str(fifo_manifest)!r}, "not a regular file"), ({str(fifo_shard)!r}, "shard 1")]:
+    for mmap in (False, True):
+        try:
+            mappy.ShardedMaplet.load(d, mmap=mmap)
+        except mappy.CorruptDataError as e:
+            assert what in str(e), e
+        else:
+            raise SystemExit("loaded " + d)
+print("refused")
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "refused" in r.stdout, r.stderr
+    with pytest.raises(OSError):
+        s.save(tmp_path / "m" / "manifest.txt")  # not a directory

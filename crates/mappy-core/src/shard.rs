@@ -90,7 +90,8 @@ impl Shard {
     /// two.
     #[inline]
     pub fn of(hash: u64, count: u32) -> u32 {
-        let bits = count.next_power_of_two().trailing_zeros();
+        // ceil(log2(count)), 0 for 0 and 1: never overflows.
+        let bits = 32 - count.saturating_sub(1).leading_zeros();
         (((hash as u128) << bits) >> 64) as u32
     }
 
@@ -235,14 +236,8 @@ impl Manifest {
     /// manifest: not found); [`MapletError::Corrupt`] if it is not one.
     pub fn read(dir: &Path) -> Result<Manifest> {
         use std::io::Read;
-        let path = dir.join(MANIFEST);
-        let file = std::fs::File::open(&path)?;
-        if !file.metadata()?.is_file() {
-            return Err(MapletError::Corrupt(format!(
-                "{} is not a regular file",
-                path.display()
-            )));
-        }
+        // Never waits on a FIFO, never reads a device.
+        let (file, _) = crate::format::open_regular(&dir.join(MANIFEST))?;
         let mut text = String::new();
         file.take(MANIFEST_MAX + 1)
             .read_to_string(&mut text)
@@ -271,8 +266,7 @@ impl Manifest {
 /// be a maplet.
 pub fn file_checksum(path: &Path) -> Result<u64> {
     use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(path)?;
-    let len = f.metadata()?.len();
+    let (mut f, len) = crate::format::open_regular(path)?;
     if len < crate::format::FIXED_HEADER as u64 + 8 {
         return Err(MapletError::Corrupt(format!(
             "{} is too short to be a maplet",
@@ -295,6 +289,9 @@ mod tests {
         assert!(s.owns(5 << 61) && s.owns((6 << 61) - 1) && !s.owns(6 << 61));
         assert_eq!(Shard::of(u64::MAX, 8), 7);
         assert_eq!(Shard::of(u64::MAX, 1), 0);
+        assert_eq!(Shard::of(u64::MAX, 0), 0);
+        assert_eq!(Shard::of(u64::MAX, 6), 7);
+        assert_eq!(Shard::of(u64::MAX, u32::MAX), u32::MAX);
         assert!(Shard::WHOLE.owns(u64::MAX) && Shard::WHOLE.is_whole());
         assert!(Shard::new(3, 6).is_err() && Shard::new(8, 8).is_err());
         assert!(Shard::new(0, 1 << 17).is_err());
