@@ -491,20 +491,24 @@ def test_the_memory_limit_counts_python_values(op, value):
 
 
 def test_a_value_changed_after_it_was_stored_keeps_the_accounts_straight():
-    """A stored object keeps the size it was measured at: growing it after
-    the insert neither lets the maplet pass its limit nor unbalances the
-    figures when the value is replaced or removed."""
-    m = mappy.Maplet(1000, 0.01, mappy.MaxOperator())
-    empty = m.stats().memory_usage
-    m.insert("k", [1])
-    held = m.query("k")
-    held.extend(range(100_000))  # the caller's own object, changed in place
-    grown = m.stats().memory_usage
-    assert grown - empty < 10_000
-    m.insert("k", [2])  # replaces it: the old figure is taken off
-    assert m.stats().memory_usage - empty < 10_000
-    assert m.delete("k")
-    assert m.stats().memory_usage <= grown
+    """A stored object keeps the size it was first measured at (at the
+    insert under a memory limit; without one, when the figure is first asked
+    for): growing it afterwards neither lets the maplet pass its limit nor
+    unbalances the figures when the value is replaced or removed."""
+    for limit in (64.0, None):
+        m = mappy.Maplet(1000, 0.01, mappy.MaxOperator(), memory_limit_mb=limit)
+        empty = m.stats().memory_usage
+        m.insert("k", [1])
+        if limit is None:
+            m.stats()  # measured here
+        held = m.query("k")
+        held.extend(range(100_000))  # the caller's own object, changed in place
+        grown = m.stats().memory_usage
+        assert grown - empty < 10_000
+        m.insert("k", [2])  # replaces it: the old figure is taken off
+        assert m.stats().memory_usage - empty < 10_000
+        assert m.delete("k")
+        assert m.stats().memory_usage <= grown
 
 
 def test_a_set_value_counts_what_sys_getsizeof_says_it_holds():

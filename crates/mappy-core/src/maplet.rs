@@ -403,10 +403,12 @@ impl<O: Operator> Maplet<O> {
                 });
             }
         }
+        let mut side = SideStore::default();
+        side.count_values(&op, options.memory_limit.is_some());
         Ok(Maplet {
             op,
             table: Table::try_new(canonical, fbits, 1, false)?,
-            side: SideStore::default(),
+            side,
             expected_items,
             false_positive_rate,
             options,
@@ -462,6 +464,7 @@ impl<O: Operator> Maplet<O> {
             return Err(MapletError::MemoryLimit { needed, limit });
         }
         self.options.memory_limit = limit;
+        self.side.count_values(&self.op, limit.is_some());
         Ok(())
     }
     /// The number of items the maplet was sized for.
@@ -496,12 +499,12 @@ impl<O: Operator> Maplet<O> {
     pub fn memory_usage(&self) -> usize {
         self.table
             .heap_bytes()
-            .saturating_add(self.side.heap_bytes())
+            .saturating_add(self.side.heap_bytes(&self.op))
     }
 
     fn check_memory(&self, table_bytes: usize) -> Result<()> {
         if let Some(limit) = self.options.memory_limit {
-            let needed = table_bytes.saturating_add(self.side.heap_bytes());
+            let needed = table_bytes.saturating_add(self.side.heap_bytes(&self.op));
             if needed > limit {
                 return Err(MapletError::MemoryLimit { needed, limit });
             }
@@ -646,8 +649,8 @@ impl<O: Operator> Maplet<O> {
         let canonical = self.table.canonical() * if grow { 2 } else { 1 };
         let (mut q, mut f, mut pos, mut run_end) = (q, f, pos, run_end);
         // A side-stored value counts what it owns, as the operator reports
-        // it, against the memory limit.
-        let side_extra = if O::PACKED {
+        // it, against the memory limit (and is measured only if there is one).
+        let side_extra = if O::PACKED || self.options.memory_limit.is_none() {
             0
         } else {
             self.side
@@ -801,12 +804,14 @@ impl<O: Operator> Maplet<O> {
             // A merged value that owns more than the old one (a longer set)
             // counts the difference against the limit.
             let i = self.table.value(s) as usize;
-            let (old, new) = (
-                self.side.value_heap_size(i, &self.op),
-                self.op.heap_size(&value),
-            );
-            if new > old {
-                self.check_memory(self.table.heap_bytes().saturating_add(new - old))?;
+            if self.options.memory_limit.is_some() {
+                let (old, new) = (
+                    self.side.value_heap_size(i, &self.op),
+                    self.op.heap_size(&value),
+                );
+                if new > old {
+                    self.check_memory(self.table.heap_bytes().saturating_add(new - old))?;
+                }
             }
             self.side.replace(i, value, &self.op);
         }
@@ -1079,6 +1084,8 @@ impl<O: Operator> Maplet<O> {
         self.writable()?;
         self.table = Table::try_new(self.initial_canonical, self.initial_fbits, 1, false)?;
         self.side = SideStore::default();
+        self.side
+            .count_values(&self.op, self.options.memory_limit.is_some());
         Ok(())
     }
 
@@ -1653,6 +1660,9 @@ impl<O: Operator> Maplet<O> {
             side,
             ..a
         };
+        merged
+            .side
+            .count_values(&merged.op, merged.options.memory_limit.is_some());
         while merged.len() > merged.table.max_len() {
             let f = merged.fbits_after_doubling();
             let (v, s) = (merged.table.vbits(), merged.table.signed());
@@ -1706,6 +1716,7 @@ impl<O: Operator> Maplet<O> {
                 out.push(q, t.field(s), bits)?;
             }
         }
+        side.count_values(&op, self.options.memory_limit.is_some());
         Ok(Maplet {
             op,
             table: out.finish(),
@@ -1804,6 +1815,7 @@ impl<O: Operator> Maplet<O> {
                 }
             }
         }
+        side.count_values(&first.op, first.options.memory_limit.is_some());
         let m = Maplet {
             op: first.op.clone(),
             table: out.finish(),
@@ -2450,7 +2462,7 @@ impl Header {
                     "a side-store value no slot refers to".into(),
                 ));
             }
-            SideStore::from_slots(slots, &op)
+            SideStore::from_slots(slots, &op, self.memory_limit.is_some())
         };
         if O::PACKED && !O::ACCEPTS_EVERY_VALUE {
             for (_, start, end) in table.runs() {

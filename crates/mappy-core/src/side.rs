@@ -9,9 +9,14 @@ pub(crate) struct SideStore<V> {
     slots: Vec<Option<V>>,
     free: Vec<usize>,
     /// Heap bytes owned by the stored values themselves, as the operator
-    /// reports them: wide, so that no report, however large, can wrap the
-    /// sum and unbalance it when the value goes.
+    /// reports them, while `counted`: wide, so that no report, however
+    /// large, can wrap the sum and unbalance it when the value goes.
     value_bytes: u128,
+    /// Whether `value_bytes` is kept as values come and go (a maplet with a
+    /// memory limit needs the sum at every insert). Otherwise values are
+    /// measured only when the sum is asked for: measuring a value (a set's
+    /// every item) can cost more than storing it.
+    counted: bool,
     /// While a batch is open: its changes, oldest first, to undo on failure,
     /// and the capacities of `slots` and `free` when it began.
     log: Option<(Vec<Change<V>>, usize, usize)>,
@@ -32,6 +37,7 @@ impl<V> Default for SideStore<V> {
             slots: Vec::new(),
             free: Vec::new(),
             value_bytes: 0,
+            counted: false,
             log: None,
         }
     }
@@ -77,7 +83,9 @@ impl<V: Clone> SideStore<V> {
     }
 
     pub(crate) fn insert<O: Operator<Value = V>>(&mut self, v: V, op: &O) -> usize {
-        self.value_bytes += op.heap_size(&v) as u128;
+        if self.counted {
+            self.value_bytes += op.heap_size(&v) as u128;
+        }
         let (index, reused) = match self.free.pop() {
             Some(i) => {
                 self.slots[i] = Some(v);
@@ -95,9 +103,13 @@ impl<V: Clone> SideStore<V> {
     }
 
     pub(crate) fn replace<O: Operator<Value = V>>(&mut self, i: usize, v: V, op: &O) {
-        self.value_bytes += op.heap_size(&v) as u128;
+        if self.counted {
+            self.value_bytes += op.heap_size(&v) as u128;
+        }
         if let Some(old) = self.slots[i].replace(v) {
-            self.value_bytes -= op.heap_size(&old) as u128;
+            if self.counted {
+                self.value_bytes -= op.heap_size(&old) as u128;
+            }
             if let Some((log, _, _)) = &mut self.log {
                 log.push(Change::Replaced { index: i, old });
             }
@@ -125,7 +137,9 @@ impl<V: Clone> SideStore<V> {
             match change {
                 Change::Inserted { index, reused } => {
                     if let Some(v) = self.slots[index].take() {
-                        self.value_bytes -= op.heap_size(&v) as u128;
+                        if self.counted {
+                            self.value_bytes -= op.heap_size(&v) as u128;
+                        }
                     }
                     if reused {
                         self.free.push(index);
@@ -134,9 +148,13 @@ impl<V: Clone> SideStore<V> {
                     }
                 }
                 Change::Replaced { index, old } => {
-                    self.value_bytes += op.heap_size(&old) as u128;
+                    if self.counted {
+                        self.value_bytes += op.heap_size(&old) as u128;
+                    }
                     if let Some(v) = self.slots[index].replace(old) {
-                        self.value_bytes -= op.heap_size(&v) as u128;
+                        if self.counted {
+                            self.value_bytes -= op.heap_size(&v) as u128;
+                        }
                     }
                 }
             }
@@ -148,7 +166,9 @@ impl<V: Clone> SideStore<V> {
 
     pub(crate) fn remove<O: Operator<Value = V>>(&mut self, i: usize, op: &O) {
         if let Some(old) = self.slots[i].take() {
-            self.value_bytes -= op.heap_size(&old) as u128;
+            if self.counted {
+                self.value_bytes -= op.heap_size(&old) as u128;
+            }
         }
         self.free.push(i);
     }
@@ -156,10 +176,35 @@ impl<V: Clone> SideStore<V> {
     /// Heap bytes held: the index, the free list, and what the stored
     /// values own as the operator's [`heap_size`](Operator::heap_size)
     /// counts it.
-    pub(crate) fn heap_bytes(&self) -> usize {
+    pub(crate) fn heap_bytes<O: Operator<Value = V>>(&self, op: &O) -> usize {
+        let values = if self.counted {
+            self.value_bytes
+        } else {
+            self.sum_of_values(op)
+        };
         (self.slots.capacity() * std::mem::size_of::<Option<V>>())
             .saturating_add(self.free.capacity() * 8)
-            .saturating_add(usize::try_from(self.value_bytes).unwrap_or(usize::MAX))
+            .saturating_add(usize::try_from(values).unwrap_or(usize::MAX))
+    }
+
+    fn sum_of_values<O: Operator<Value = V>>(&self, op: &O) -> u128 {
+        self.slots
+            .iter()
+            .flatten()
+            .map(|v| op.heap_size(v) as u128)
+            .sum()
+    }
+
+    /// Keeps the values' sum from now on (`on`), or stops and measures them
+    /// only when asked (see `counted`).
+    pub(crate) fn count_values<O: Operator<Value = V>>(&mut self, op: &O, on: bool) {
+        if on && !self.counted {
+            self.value_bytes = self.sum_of_values(op);
+        }
+        if !on {
+            self.value_bytes = 0;
+        }
+        self.counted = on;
     }
 
     /// Stored values (for serialization), `None` at free indices.
@@ -168,21 +213,24 @@ impl<V: Clone> SideStore<V> {
     }
 
     /// A store holding `slots`; free indices are those that are `None`.
-    pub(crate) fn from_slots<O: Operator<Value = V>>(slots: Vec<Option<V>>, op: &O) -> Self {
+    /// Counted (see `counted`) if `counted`.
+    pub(crate) fn from_slots<O: Operator<Value = V>>(
+        slots: Vec<Option<V>>,
+        op: &O,
+        counted: bool,
+    ) -> Self {
         let free = (0..slots.len())
             .rev()
             .filter(|&i| slots[i].is_none())
             .collect();
-        let value_bytes = slots
-            .iter()
-            .flatten()
-            .map(|v| op.heap_size(v) as u128)
-            .sum();
-        SideStore {
+        let mut store = SideStore {
             slots,
             free,
-            value_bytes,
+            value_bytes: 0,
+            counted: false,
             log: None,
-        }
+        };
+        store.count_values(op, counted);
+        store
     }
 }

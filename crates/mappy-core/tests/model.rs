@@ -559,3 +559,53 @@ fn batches_that_outgrow_the_table_merge_whole() {
         assert!(load > 0.3 && load <= 0.95, "load {load}");
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A maplet with a memory limit keeps the sum of its side-stored values'
+    /// sizes as they come and go; one without measures them when asked. The
+    /// two always agree, through inserts, merges into stored sets, deletes,
+    /// failed batches, merges of maplets and limits set and lifted.
+    #[test]
+    fn counted_and_measured_memory_agree(
+        ops in prop::collection::vec((0u64..300, prop::collection::btree_set(0u32..50, 0..6), 0u8..10), 1..200),
+    ) {
+        let limited = Options { memory_limit: Some(1 << 40), ..Options::default() };
+        let mut counted = Maplet::with_options(EXPECTED, 0.01, SetUnion::<u32>::new(), limited).unwrap();
+        let mut measured = Maplet::new(EXPECTED, 0.01, SetUnion::<u32>::new()).unwrap();
+        for (k, set, what) in ops {
+            for m in [&mut counted, &mut measured] {
+                match what {
+                    0 => { m.remove(&k).unwrap(); }
+                    1 => {
+                        // A batch that fails at its last pair changes nothing.
+                        let h = m.hash(&k);
+                        let pairs = vec![(h, set.clone()), (h, set.clone())];
+                        let _ = m.insert_many_hashes(pairs);
+                    }
+                    2 => {
+                        let mut other = Maplet::new(EXPECTED, 0.01, SetUnion::<u32>::new()).unwrap();
+                        other.insert(&k, set.clone()).unwrap();
+                        other.insert(&(k + 1000), set.clone()).unwrap();
+                        let before = m.options().memory_limit;
+                        m.merge(&other).unwrap();
+                        prop_assert_eq!(m.options().memory_limit, before);
+                    }
+                    _ => m.insert(&k, set.clone()).unwrap(),
+                }
+            }
+            prop_assert_eq!(counted.memory_usage(), measured.memory_usage());
+        }
+        // Lifting the limit, and setting one again, keeps the figure.
+        let before = counted.memory_usage();
+        counted.set_memory_limit(None).unwrap();
+        prop_assert_eq!(counted.memory_usage(), before);
+        measured.set_memory_limit(Some(1 << 40)).unwrap();
+        prop_assert_eq!(measured.memory_usage(), before);
+        // A copy holds the same values (its index may have less spare room).
+        let copy = measured.clone();
+        let spare = measured.memory_usage() - copy.memory_usage();
+        prop_assert!(spare < 64 * 1024, "{spare}");
+    }
+}
