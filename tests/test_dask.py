@@ -225,3 +225,17 @@ def test_query_on_dask_from_a_saved_sharded_maplet(client, tmp_path):
     assert out["n"].tolist() == list(range(len(probes)))
     with pytest.raises(FileNotFoundError):
         mappy.dask.query(bag, tmp_path / "nowhere")
+
+
+def test_sharded_build_and_query_through_an_fsspec_url(client, tmp_path):
+    url = f"file://{tmp_path}/remote"
+    bag = db.from_sequence(WORDS[:30_000], npartitions=4)
+    built = mappy.dask.build(bag, expected_items=24_000, false_positive_rate=0.01, shards=4, path=url)
+    single = mappy.Maplet(24_000, 0.01)
+    single.batch_insert(WORDS[:30_000], [1] * 30_000)
+    probes = PROBES[:5000]
+    assert built.batch_query(probes) == single.batch_query(probes)
+    assert mappy.dask.query(db.from_sequence(probes, npartitions=3), url).compute() == single.batch_query(
+        probes
+    )
+    assert mappy.ShardedMaplet.load(url).batch_query(probes) == single.batch_query(probes)

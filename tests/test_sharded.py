@@ -207,3 +207,25 @@ print("refused")
     assert r.returncode == 0 and "refused" in r.stdout, r.stderr
     with pytest.raises(OSError):
         s.save(tmp_path / "m" / "manifest.txt")  # not a directory
+
+
+def test_save_and_load_through_an_fsspec_filesystem():
+    # fsspec's in-memory filesystem: what a remote store goes through.
+    s = filled(mappy.ShardedMaplet(24_000, 0.01, shards=4), KEYS)
+    s.save("memory://counts")
+    back = mappy.ShardedMaplet.load("memory://counts")
+    probes = sorted(set(KEYS))[:3000] + ABSENT[:3000]
+    assert back.batch_query(probes) == s.batch_query(probes)
+    with pytest.raises(ValueError, match="mmap"):
+        mappy.ShardedMaplet.load("memory://counts", mmap=True)
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    data = bytearray(fs.cat_file("/counts/shard-00001.maplet"))
+    data[100] ^= 1
+    fs.pipe_file("/counts/shard-00001.maplet", bytes(data))
+    with pytest.raises(mappy.CorruptDataError, match="shard 1"):
+        mappy.ShardedMaplet.load("memory://counts")
+    fs.rm("/counts/shard-00001.maplet")
+    with pytest.raises(mappy.CorruptDataError, match="shard 1 .*missing"):
+        mappy.ShardedMaplet.load("memory://counts")

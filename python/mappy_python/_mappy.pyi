@@ -38,6 +38,8 @@ __all__ = [
     "_write_manifest",
     "_read_manifest",
     "_file_checksum",
+    "_manifest_text",
+    "_parse_manifest",
 ]
 
 _Key = Union[str, bytes, bytearray, memoryview, int]
@@ -310,6 +312,8 @@ def concat_shards(shards: Iterable[Maplet]) -> Maplet:
 def _write_manifest(dir: Union[str, PathLike[str]], count: int) -> None: ...
 def _read_manifest(dir: Union[str, PathLike[str]]) -> list[tuple[str, int]]: ...
 def _file_checksum(path: Union[str, PathLike[str]]) -> int: ...
+def _manifest_text(checksums: list[int]) -> str: ...
+def _parse_manifest(text: str) -> list[int]: ...
 def canonical_kmer(kmer: str) -> Optional[str]:
     """The canonical form of a k-mer, or ``None``."""
 

@@ -155,7 +155,6 @@ def _build_shards(frame: Any, expected_items: Any, params: dict, shards: int, pa
     """Builds every shard whose hashes ``frame`` holds (the shuffle put all
     of a shard's hashes in one partition): ``(index, maplet)``, or
     ``(index, None)`` once saved under ``path``."""
-    import os
 
     import numpy as np
 
@@ -179,12 +178,24 @@ def _build_shards(frame: Any, expected_items: Any, params: dict, shards: int, pa
         values = frame["v"][mine].tolist() if "v" in frame.columns else None
         m.batch_insert_hashes(every[mine], values)
         del mine, values
-        if path is None:
-            out.append((int(index), m))
-        else:
-            m.save(os.path.join(path, f"shard-{int(index):05d}.maplet"))
-            out.append((int(index), None))
+        out.append((int(index), m if path is None else _save_shard(m, int(index), path)))
     return out
+
+
+def _save_shard(m: Any, index: int, path: str) -> None:
+    """Saves shard ``index`` under ``path`` (a local directory or an fsspec
+    URL)."""
+    import os
+
+    from .sharded import _local, _url, shard_file
+
+    remote = _url(path)
+    if remote is None:
+        m.save(os.path.join(_local(path), shard_file(index)))
+        return
+    fs, root = remote
+    with fs.open(f"{root}/{shard_file(index)}", "wb") as f:
+        f.write(m.to_bytes())
 
 
 def _build_sharded(
@@ -213,8 +224,14 @@ def _build_sharded(
     hash_part = delayed(_hashed, pure=True)
     parts = [hash_part(p, key, value, seed, shards, values) for p in collection.to_delayed()]
     if path is not None:
+        from .sharded import _local, _url
+
         path = os.fspath(path)
-        os.makedirs(path, exist_ok=True)
+        remote = _url(path)
+        if remote is None:
+            os.makedirs(_local(path), exist_ok=True)
+        else:
+            remote[0].makedirs(remote[1], exist_ok=True)
     if not parts:
         empty = mappy.ShardedMaplet(
             params["expected_items"] or 1,
@@ -227,7 +244,7 @@ def _build_sharded(
         if path is None:
             return empty
         empty.save(path)
-        return mappy.ShardedMaplet.load(path, params["operator"], mmap=True, allow_pickle=True)
+        return _open_saved(path, params["operator"])
     with dask.config.set({"dataframe.convert-string": False}):
         return _shuffle_and_build(parts, meta, values, params, shards, path, seed)
 
@@ -235,7 +252,6 @@ def _build_sharded(
 def _shuffle_and_build(
     parts: list, meta: Any, values: Any, params: dict, shards: int, path: Optional[str], seed: int
 ) -> Any:
-    import os
 
     import dask
     import dask.dataframe as dd
@@ -276,12 +292,42 @@ def _shuffle_and_build(
             shard=(i, shards),
         )
         if path is not None:
-            m.save(os.path.join(path, f"shard-{i:05d}.maplet"))
+            _save_shard(m, i, path)
         maplets.append(m)
     if path is None:
         return mappy.ShardedMaplet.from_shards(maplets)
-    mappy._mappy._write_manifest(path, shards)
-    return mappy.ShardedMaplet.load(path, params["operator"], mmap=True, allow_pickle=True)
+    _write_manifest(path, shards)
+    return _open_saved(path, params["operator"])
+
+
+def _write_manifest(path: str, shards: int) -> None:
+    """The manifest of the shards the workers saved under ``path``."""
+    import mappy_python as mappy
+
+    from .sharded import _local, _url, checksum_of, shard_file
+
+    remote = _url(path)
+    if remote is None:
+        mappy._mappy._write_manifest(_local(path), shards)
+        return
+    fs, root = remote
+    sums = []
+    for i in range(shards):
+        with fs.open(f"{root}/{shard_file(i)}", "rb") as f:
+            f.seek(-8, 2)
+            sums.append(checksum_of(f.read(8)))
+    with fs.open(f"{root}/manifest.txt", "w") as f:
+        f.write(mappy._mappy._manifest_text(sums))
+
+
+def _open_saved(path: str, operator: Any) -> Any:
+    """The sharded maplet saved under ``path``: memory-mapped if local."""
+    import mappy_python as mappy
+
+    from .sharded import _url
+
+    mmap = _url(path) is None
+    return mappy.ShardedMaplet.load(path, operator, mmap=mmap, allow_pickle=True)
 
 
 #: The largest table ``shards="auto"`` builds by tree merge.
@@ -352,8 +398,9 @@ def build(
             ``Maplet``; ``"auto"``: tree merge when the whole table takes at
             most 64 MiB, else shards of about 16 MiB each.
         path: a sharded build saves its shards there (a directory every
-            worker can write, created if missing) and returns them
-            memory-mapped; without it the shards come back to the client.
+            worker can write, created if missing, or an fsspec URL such as
+            ``s3://bucket/counts``) and returns them (memory-mapped if
+            local); without it the shards come back to the client.
         shuffle_method: how a sharded build shuffles its hashes: Dask's
             ``"p2p"`` or ``"tasks"`` (None: Dask's default, P2P on a
             distributed cluster). Values that are Python objects always
@@ -434,20 +481,25 @@ def build(
 
 
 @functools.lru_cache(maxsize=8)
-def _opened(path: str, stamp: int, operator: Any) -> Any:
-    """The sharded maplet saved at ``path``, memory-mapped once per worker
-    process (``stamp``, the manifest's modification time, opens a newer
-    save anew)."""
-    import mappy_python as mappy
-
-    return mappy.ShardedMaplet.load(path, operator, mmap=True, allow_pickle=True)
+def _opened(path: str, stamp: Any, operator: Any) -> Any:
+    """The sharded maplet saved at ``path``, opened once per worker process
+    (memory-mapped if local); ``stamp``, the manifest as it is now, opens a
+    newer save anew."""
+    return _open_saved(path, operator)
 
 
 def _source(src: Any, operator: Any) -> Any:
     if isinstance(src, str):
         import os
 
-        return _opened(src, os.stat(os.path.join(src, "manifest.txt")).st_mtime_ns, operator)
+        from .sharded import _local, _url
+
+        remote = _url(src)
+        if remote is None:
+            stamp: Any = os.stat(os.path.join(_local(src), "manifest.txt")).st_mtime_ns
+        else:
+            stamp = remote[0].cat_file(f"{remote[1]}/manifest.txt")
+        return _opened(src, stamp, operator)
     return src
 
 
@@ -478,8 +530,9 @@ def query(
             function of one) or a ``dask.dataframe.DataFrame`` (keys from the
             column ``key``, or the index).
         maplet: the directory of a saved ``ShardedMaplet`` (each worker
-            memory-maps it, once per process: nothing is shipped), or a
-            ``Maplet`` / ``ShardedMaplet`` object (shipped to the workers).
+            memory-maps it, once per process: nothing is shipped), an fsspec
+            URL of one (each worker reads it once), or a ``Maplet`` /
+            ``ShardedMaplet`` object (shipped to the workers).
         key: as for ``build``.
         column: the new column of a DataFrame that holds the answers.
         operator: the operator a saved custom-operator maplet needs.
@@ -501,9 +554,13 @@ def query(
 
     if isinstance(key, str) and not hasattr(collection, "columns"):
         raise TypeError("a column name as key needs a DataFrame; pass a function for a Bag")
+    from .sharded import _url
+
     src: Any = maplet
     if isinstance(maplet, (str, os.PathLike)):
-        src = os.path.abspath(os.fspath(maplet))
+        src = os.fspath(maplet)
+        if _url(src) is None:
+            src = os.path.abspath(src[len("file://") :] if src.startswith("file://") else src)
         _source(src, operator)  # a bad directory fails here, not on a worker
     else:
         src = delayed(maplet)  # one copy in the graph, not one per partition

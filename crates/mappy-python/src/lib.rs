@@ -50,6 +50,8 @@ fn _mappy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shards::_write_manifest, m)?)?;
     m.add_function(wrap_pyfunction!(shards::_read_manifest, m)?)?;
     m.add_function(wrap_pyfunction!(shards::_file_checksum, m)?)?;
+    m.add_function(wrap_pyfunction!(shards::_manifest_text, m)?)?;
+    m.add_function(wrap_pyfunction!(shards::_parse_manifest, m)?)?;
     m.add_function(wrap_pyfunction!(kmers::count_kmers, m)?)?;
     m.add_function(wrap_pyfunction!(kmers::count_kmers_to_file, m)?)?;
     m.add_function(wrap_pyfunction!(kmers::canonical_kmer, m)?)?;

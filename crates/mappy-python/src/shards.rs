@@ -172,3 +172,24 @@ pub(crate) fn _file_checksum(py: Python<'_>, path: PathBuf) -> PyResult<u64> {
             .map_err(|e| with_filename(py, e, &path))
     })
 }
+
+/// _manifest_text(checksums)
+///
+/// The manifest of a sharded maplet whose shard files end with
+/// ``checksums`` (for a directory written through fsspec).
+#[pyfunction]
+pub(crate) fn _manifest_text(py: Python<'_>, checksums: Vec<u64>) -> PyResult<String> {
+    guarded(py, || {
+        let count = u32::try_from(checksums.len()).unwrap_or(u32::MAX);
+        Shard::new(0, count).or_raise(py)?;
+        Ok(Manifest { checksums }.to_text())
+    })
+}
+
+/// _parse_manifest(text)
+///
+/// The shard files' checksums a manifest's text names, in shard order.
+#[pyfunction]
+pub(crate) fn _parse_manifest(py: Python<'_>, text: &str) -> PyResult<Vec<u64>> {
+    guarded(py, || Ok(Manifest::parse(text).or_raise(py)?.checksums))
+}
