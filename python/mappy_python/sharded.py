@@ -26,10 +26,10 @@ checksum (see ``docs/FORMAT.md``).
 
 from __future__ import annotations
 
+# NumPy is imported where batches need it, so that importing the package
+# does not.
 import os
 from typing import Any, Iterable, Iterator, List, Optional, Sequence, Union
-
-import numpy as np
 
 from ._mappy import (
     CorruptDataError,
@@ -189,13 +189,17 @@ class ShardedMaplet:
 
     def _split(self, keys: Any) -> tuple:
         """``keys`` as a list or array, their hashes, and each one's shard."""
+        import numpy as np
+
         if not isinstance(keys, (list, np.ndarray)):
             keys = list(keys)
         hashes = hash_keys(keys, seed=self._seed)
         return keys, hashes, shard_indices(hashes, self._count)
 
     @staticmethod
-    def _pick(items: Any, where: np.ndarray) -> Any:
+    def _pick(items: Any, where: Any) -> Any:
+        import numpy as np
+
         if isinstance(items, np.ndarray):
             return items[where]
         return [items[i] for i in where.tolist()]
@@ -237,6 +241,8 @@ class ShardedMaplet:
         of 1 each for a counter), split by shard. Each shard's part is all
         or nothing; if one shard refuses, the shards before it keep theirs.
         """
+        import numpy as np
+
         keys, hashes, where = self._split(keys)
         if values is not None:
             if not isinstance(values, (list, np.ndarray)):
@@ -258,6 +264,8 @@ class ShardedMaplet:
         return self._gather(keys, "batch_contains")
 
     def _gather(self, keys: Any, method: str) -> Any:
+        import numpy as np
+
         keys, _, where = self._split(keys)
         out: Any = None
         for i in np.unique(where).tolist():

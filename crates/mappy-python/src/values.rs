@@ -200,8 +200,12 @@ impl Operator for PyOp {
                     // their sizes, so a merge costs what the incoming set
                     // holds, not what the union does.
                     let union = a.call_method1("__or__", (b,))?;
+                    let Some(&(held, held_own)) = existing.1 .0.get() else {
+                        // Not measured yet (no memory limit asked for it):
+                        // neither is the union, until something asks.
+                        return Ok(PyObj::new(union));
+                    };
                     let own = sizeof(&union);
-                    let (held, held_own) = existing.measured();
                     let mut total = held.saturating_sub(held_own).saturating_add(own);
                     for item in b.try_iter()? {
                         let item = item?;
