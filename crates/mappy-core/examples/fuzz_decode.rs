@@ -77,7 +77,7 @@ fn cap_memory() {
 fn cap_memory() {}
 
 /// The operators of the corpus, in the order of [`corpus`].
-const NAMES: [&str; 12] = [
+const NAMES: [&str; 13] = [
     "counter",
     "counter-fixed",
     "max-i64",
@@ -90,6 +90,7 @@ const NAMES: [&str; 12] = [
     "set-u64",
     "custom-i64",
     "custom-string",
+    "counter-shard",
 ];
 
 fn sum_i64(a: &i64, b: &i64) -> mappy_core::Result<i64> {
@@ -199,6 +200,21 @@ fn corpus() -> Vec<Vec<u8>> {
     setu.remove(&3u64).unwrap();
     let sum = filled(20, sum_op(), Options::default(), 30, |i| i as i64);
     let cat = filled(20, concat_op(), Options::default(), 30, |i| format!("s{i}"));
+    // Shard 1 of 4 of a counter, with the keys of its hash range.
+    let mut shard = Maplet::with_shard(
+        400,
+        0.01,
+        Counter,
+        Options::default(),
+        mappy_core::shard::Shard::new(1, 4).unwrap(),
+    )
+    .unwrap();
+    for i in 0..600u64 {
+        let h = shard.hash(&i);
+        if shard.shard().owns(h) {
+            shard.insert_hash(h, i as i64 % 7 + 1).unwrap();
+        }
+    }
     vec![
         counter.to_bytes(),
         fixed.to_bytes(),
@@ -212,6 +228,7 @@ fn corpus() -> Vec<Vec<u8>> {
         setu.to_bytes(),
         sum.to_bytes(),
         cat.to_bytes(),
+        shard.to_bytes(),
     ]
 }
 
@@ -535,7 +552,7 @@ where
 
 fn run_case(op: usize, input: &[u8], mode: Mode, file: &Path) -> Result<bool, String> {
     match op {
-        0 | 1 => exercise(input, Counter, mode, file),
+        0 | 1 | 12 => exercise(input, Counter, mode, file),
         2 => exercise(input, Max::<i64>::new(), mode, file),
         3 => exercise(input, Min::<i64>::new(), mode, file),
         4 => exercise(input, Max::<f64>::new(), mode, file),
@@ -545,7 +562,8 @@ fn run_case(op: usize, input: &[u8], mode: Mode, file: &Path) -> Result<bool, St
         8 => exercise(input, SetUnion::<String>::new(), mode, file),
         9 => exercise(input, SetUnion::<u64>::new(), mode, file),
         10 => exercise(input, sum_op(), mode, file),
-        _ => exercise(input, concat_op(), mode, file),
+        11 => exercise(input, concat_op(), mode, file),
+        _ => exercise(input, Counter, mode, file),
     }
 }
 
