@@ -22,7 +22,15 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 BLOCK = re.compile(r"^```(python|console)\n(.*?)^```", re.S | re.M)
 # Pages of reference that hold no runnable guide code.
-NOT_GUIDE = {"FORMAT.md", "FUZZING.md", "perf-notes.md", "api.md", "benchmarks.md", "RELEASING.md"}
+NOT_GUIDE = {
+    "FORMAT.md",
+    "FUZZING.md",
+    "perf-notes.md",
+    "api.md",
+    "benchmarks.md",
+    "RELEASING.md",
+    "SCALE.md",
+}
 PAGES = sorted(p.name for p in DOCS.glob("*.md") if p.name not in NOT_GUIDE)
 
 
