@@ -335,12 +335,33 @@ impl<O: Operator> Maplet<O> {
             )));
         }
         let canonical = ((expected_items as f64 / MAX_LOAD).ceil() as u64).max(1);
-        let fbits = if options.fixed_precision {
-            fbits_for(false_positive_rate) + 3
+        Self::with_shape(expected_items, false_positive_rate, op, options, canonical, 0)
+    }
+
+    /// The field width (with its marker) a new maplet of `canonical` home
+    /// slots gets at `rate` with `options`.
+    pub(crate) fn fbits_for_shape(rate: f64, options: Options, canonical: u64) -> u32 {
+        if options.fixed_precision {
+            fbits_for(rate) + 3
         } else {
-            fbits_for(false_positive_rate).max(reach_bits(canonical))
+            fbits_for(rate).max(reach_bits(canonical))
         }
-        .min(MAX_FBITS);
+        .min(MAX_FBITS)
+    }
+
+    /// Like [`with_options`](Maplet::with_options) once its parameters are
+    /// checked, with `canonical` home slots and fields `extra_fbits` wider
+    /// than such a maplet would have.
+    pub(crate) fn with_shape(
+        expected_items: usize,
+        false_positive_rate: f64,
+        op: O,
+        options: Options,
+        canonical: u64,
+        extra_fbits: u32,
+    ) -> Result<Self> {
+        let fbits = (Self::fbits_for_shape(false_positive_rate, options, canonical) + extra_fbits)
+            .min(MAX_FBITS);
         let bytes = Table::bytes_for(canonical, fbits, 1);
         if let Some(limit) = options.memory_limit {
             if bytes > limit {
@@ -1856,19 +1877,9 @@ impl<O: Operator> Maplet<O> {
     }
 
     #[cfg(feature = "kmers")]
-    /// Width and signedness of the table's values.
-    pub(crate) fn value_bits(&self) -> (u32, bool) {
-        (self.table.vbits(), self.table.signed())
-    }
-
-    #[cfg(feature = "kmers")]
-    /// An empty maplet whose values start `vbits` wide (`signed`), where a
-    /// caller knows that they will need that many bits.
-    pub(crate) fn with_value_bits(mut self, (vbits, signed): (u32, bool)) -> Self {
-        assert!(self.is_empty() && O::PACKED);
-        let t = &self.table;
-        self.table = Table::new(t.canonical(), t.fbits(), vbits.max(t.vbits()), signed);
-        self
+    /// The width of the table's fields (fingerprint and marker).
+    pub(crate) fn fbits(&self) -> u32 {
+        self.table.fbits()
     }
 
     #[cfg(feature = "kmers")]

@@ -267,10 +267,11 @@ fn counting_in_parts_saves_what_counting_in_memory_saves() {
                 21,
                 true,
                 Some(2),
-                truth.len(),
+                Some(truth.len()),
                 rate,
                 Options::default(),
                 parts,
+                None,
                 &|_| Ok(()),
             )
             .unwrap();
@@ -302,10 +303,11 @@ fn counting_in_parts_beyond_the_expected_items_starts_over_larger() {
         21,
         true,
         None,
-        truth.len() / 5,
+        Some(truth.len() / 5),
         0.001,
         Options::default(),
         4,
+        None,
         &|_| Ok(()),
     )
     .unwrap();
@@ -342,10 +344,11 @@ fn counting_in_parts_fails_cleanly() {
         5,
         true,
         None,
-        100,
+        Some(100),
         0.01,
         Options::default(),
         3,
+        None,
         &|_| Ok(()),
     )
     .unwrap_err();
@@ -360,10 +363,11 @@ fn counting_in_parts_fails_cleanly() {
             k,
             true,
             None,
-            100,
+            Some(100),
             rate,
             Options::default(),
             3,
+            None,
             &|_| Ok(()),
         )
         .is_err());
@@ -398,10 +402,11 @@ fn a_count_summed_across_parts_gets_the_bits_it_needs() {
             12,
             false,
             Some(2),
-            40,
+            Some(40),
             0.5,
             Options::default(),
             256,
+            None,
             &|_| Ok(()),
         )
         .unwrap();
@@ -430,10 +435,11 @@ fn counting_reports_progress_and_stops_when_told() {
             21,
             true,
             Some(2),
-            500_000,
+            Some(500_000),
             0.01,
             Options::default(),
             3,
+            None,
             progress,
         )
     };
