@@ -869,7 +869,8 @@ fn merge_at(
     })
 }
 
-/// An upper bound on the distinct k-mers of the input: its bytes (64 times
+/// An upper bound on the distinct k-mers of the input: its bytes (half of
+/// them for FASTQ, whose qualities are as long as the bases; 64 times them
 /// for gzip), or 2^40 for what is not a plain file.
 fn distinct_bound(paths: &[PathBuf], scale: u64) -> f64 {
     let mut bound = 0u64;
@@ -885,7 +886,13 @@ fn distinct_bound(paths: &[PathBuf], scale: u64) -> f64 {
             .and_then(|mut f| f.read_exact(&mut magic))
             .is_ok()
             && magic == [0x1f, 0x8b];
-        let n = meta.len().saturating_mul(if gz { 64 } else { 1 });
+        let n = if gz {
+            meta.len().saturating_mul(64)
+        } else if magic[0] == b'@' {
+            meta.len() / 2
+        } else {
+            meta.len()
+        };
         bound = bound.saturating_add(n.saturating_mul(scale));
     }
     bound.clamp(1, 1 << 40) as f64
@@ -947,13 +954,97 @@ fn count_in_parts(
     }
 }
 
-/// Keys a worker sorts and writes at a time (8 bytes each), all workers
-/// together.
-const SPLIT_BUFFER: usize = 1 << 23;
+/// Keys the workers hold before they sort and write them, all together (4
+/// bytes each).
+const SPLIT_BUFFER: usize = 12 << 20;
+
+/// A worker's keys before they are sorted and written: in buckets by the
+/// top bits of their hash (so by key range), each as its offset from the
+/// smallest key its bucket can hold, in 32 bits.
+struct Buckets {
+    /// The hash's bits below the bucket number.
+    shift: u32,
+    /// The smallest key of each bucket.
+    start: Vec<u64>,
+    keys: Vec<Vec<u32>>,
+    /// Keys a bucket takes before they are written.
+    room: usize,
+}
+
+impl Buckets {
+    /// Buckets for keys below `range`, at least `parts` of them, for about
+    /// `cap` keys in all.
+    fn new(range: u128, parts: usize, cap: usize) -> Result<Buckets> {
+        let mut nb = parts.next_power_of_two().max(256);
+        while range / nb as u128 >= 1 << 31 {
+            nb *= 2;
+        }
+        if nb > 1 << 16 {
+            return Err(MapletError::InvalidParameter(
+                "the false-positive rate is too small to count in parts: count in memory".into(),
+            ));
+        }
+        let each = cap / nb;
+        let room = each + 4 * (each as f64).sqrt() as usize + 16;
+        Ok(Buckets {
+            shift: 64 - nb.trailing_zeros(),
+            start: (0..nb)
+                .map(|b| (b as u128 * range / nb as u128) as u64)
+                .collect(),
+            keys: (0..nb).map(|_| Vec::with_capacity(room)).collect(),
+            room,
+        })
+    }
+
+    /// Adds the key of hash `h`; whether a bucket is now full.
+    #[inline]
+    fn push(&mut self, h: u64, key: u64) -> bool {
+        let b = if self.shift == 64 { 0 } else { (h >> self.shift) as usize };
+        let keys = &mut self.keys[b];
+        keys.push((key - self.start[b]) as u32);
+        keys.len() >= self.room
+    }
+
+    /// Sorts the keys and appends to each of the `writers` (parts, each a
+    /// run of whole buckets) a run of its keys, equal keys summed.
+    fn flush(&mut self, writers: &[std::sync::Mutex<BufWriter<File>>]) -> Result<()> {
+        let nb = self.keys.len();
+        let parts = writers.len();
+        let mut b = 0;
+        for (p, writer) in writers.iter().enumerate() {
+            let end = ((p + 1) * nb).div_ceil(parts);
+            let buckets = b..end;
+            b = end;
+            for k in &mut self.keys[buckets.clone()] {
+                k.sort_unstable();
+            }
+            let keys = || {
+                coalesced(buckets.clone().flat_map(|b| {
+                    let start = self.start[b];
+                    summed(&self.keys[b]).map(move |(k, c)| (start + k as u64, c))
+                }))
+            };
+            let (mut n, mut first, mut last) = (0, None, 0);
+            for (k, _) in keys() {
+                n += 1;
+                first.get_or_insert(k);
+                last = k;
+            }
+            if let Some(first) = first {
+                let run = encode_run(keys(), n, first, last);
+                writer.lock().expect("part lock").write_all(&run)?;
+            }
+        }
+        for k in &mut self.keys {
+            k.clear();
+        }
+        Ok(())
+    }
+}
 
 /// Reads the input and writes the keys of its k-mers (`level` bits beyond
 /// those of a home slot among `c0`, below `range`) to `parts`, split by key
-/// range: each worker hashes, fills its share of [`SPLIT_BUFFER`], then
+/// range: each worker hashes and fills its share of [`SPLIT_BUFFER`], then
 /// sorts it and appends to each part one run of its keys there, equal keys
 /// summed (see [`encode_run`]).
 fn split_files(
@@ -973,27 +1064,12 @@ fn split_files(
         .collect::<Result<Vec<_>>>()?;
     let (k, canonical, seed, workers) = (input.k, input.canonical, input.seed, input.workers);
     let cap = (SPLIT_BUFFER / workers).max(1 << 16);
-    let nparts = parts.len() as u128;
+    let mut buckets = (0..workers)
+        .map(|_| Buckets::new(range, parts.len(), cap))
+        .collect::<Result<Vec<_>>>()?;
     let error: Mutex<Option<MapletError>> = Mutex::new(None);
     let failed = AtomicBool::new(false);
     let read = Mutex::new(0u64);
-    let flush = |keys: &mut Vec<u64>| -> Result<()> {
-        keys.sort_unstable();
-        let mut i = 0;
-        while i < keys.len() {
-            let part = (keys[i] as u128 * nparts / range) as usize;
-            // The end of this part's keys: the first key of the next part.
-            let bound = ((part as u128 + 1) * range).div_ceil(nparts);
-            let end = i + keys[i..].partition_point(|&x| (x as u128) < bound);
-            let run = &keys[i..end];
-            let distinct = 1 + run.windows(2).filter(|w| w[0] != w[1]).count();
-            let run = encode_run(summed(run), distinct, run[0], run[run.len() - 1]);
-            writers[part].lock().expect("part lock").write_all(&run)?;
-            i = end;
-        }
-        keys.clear();
-        Ok(())
-    };
     let stats = std::thread::scope(|scope| -> Result<KmerStats> {
         let (seq_tx, seq_rx) = mpsc::sync_channel::<Vec<Vec<u8>>>(workers);
         let seq_rx = std::sync::Arc::new(Mutex::new(seq_rx));
@@ -1004,13 +1080,12 @@ fn split_files(
             Ok(())
         });
         let mut handles = Vec::new();
-        for _ in 0..workers {
+        for buckets in &mut buckets {
             let rx = seq_rx.clone();
-            let (flush, error, failed, read) = (&flush, &error, &failed, &read);
+            let (writers, error, failed, read) = (&writers, &error, &failed, &read);
             handles.push(scope.spawn(move || {
                 let mut stats = KmerStats::default();
                 let mut est = Hll::new();
-                let mut keys: Vec<u64> = Vec::with_capacity(cap);
                 let fail = |e: MapletError| {
                     failed.store(true, Ordering::Relaxed);
                     error.lock().expect("error lock").get_or_insert(e);
@@ -1024,11 +1099,13 @@ fn split_files(
                         continue;
                     }
                     let before = stats.kmers;
+                    let mut full = false;
                     for seq in &chunk {
                         for_each_kmer(seq, k, canonical, &mut stats, |p| {
                             let h = hash_packed(p, k, seed);
                             est.add(h);
-                            keys.push(((h as u128 * c0 as u128) >> (64 - level)) as u64);
+                            let key = ((h as u128 * c0 as u128) >> (64 - level)) as u64;
+                            full |= buckets.push(h, key);
                         });
                     }
                     // Reported under the lock: in order.
@@ -1041,17 +1118,13 @@ fn split_files(
                             total: None,
                         })
                     };
-                    if let Err(e) = r.and_then(|()| {
-                        if keys.len() >= cap {
-                            flush(&mut keys)?;
-                        }
-                        Ok(())
-                    }) {
+                    if let Err(e) = r.and_then(|()| if full { buckets.flush(writers) } else { Ok(()) })
+                    {
                         fail(e);
                     }
                 }
                 if !failed.load(Ordering::Relaxed) {
-                    if let Err(e) = flush(&mut keys) {
+                    if let Err(e) = buckets.flush(writers) {
                         fail(e);
                     }
                 }
@@ -1082,13 +1155,31 @@ fn split_files(
 }
 
 /// The distinct values of sorted `keys`, each with how often it occurs.
-fn summed(keys: &[u64]) -> impl Iterator<Item = (u64, u64)> + '_ {
+fn summed<T: Copy + PartialEq>(keys: &[T]) -> impl Iterator<Item = (T, u64)> + '_ {
     let mut i = 0;
     std::iter::from_fn(move || {
         let &key = keys.get(i)?;
-        let n = keys[i..].partition_point(|&x| x == key);
+        let n = keys[i..].iter().take_while(|&&x| x == key).count();
         i += n;
         Some((key, n as u64))
+    })
+}
+
+/// Sorted keys with counts, equal neighbours summed into one (counts of
+/// one buffer: they cannot overflow).
+fn coalesced(mut entries: impl Iterator<Item = (u64, u64)>) -> impl Iterator<Item = (u64, u64)> {
+    let mut pending = entries.next();
+    std::iter::from_fn(move || {
+        let (key, mut count) = pending?;
+        loop {
+            match entries.next() {
+                Some((k, c)) if k == key => count += c,
+                next => {
+                    pending = next;
+                    return Some((key, count));
+                }
+            }
+        }
     })
 }
 
@@ -1276,55 +1367,86 @@ struct BitReader {
     bytes: Arc<Vec<u8>>,
     at: usize,
     end: usize,
+    /// The next `n` bits, least significant first; the rest zero.
     acc: u64,
     n: u32,
 }
 
 impl BitReader {
     #[inline]
-    fn bit(&mut self) -> Result<u64> {
-        if self.n == 0 {
-            if self.at >= self.end {
-                return Err(cut_short());
-            }
-            self.acc = self.bytes[self.at] as u64;
+    fn refill(&mut self) {
+        while self.n <= 56 && self.at < self.end {
+            self.acc |= (self.bytes[self.at] as u64) << self.n;
             self.at += 1;
-            self.n = 8;
+            self.n += 8;
         }
-        let b = self.acc & 1;
-        self.acc >>= 1;
-        self.n -= 1;
-        Ok(b)
     }
 
+    #[inline]
+    fn consume(&mut self, bits: u32) {
+        self.acc = if bits >= 64 { 0 } else { self.acc >> bits };
+        self.n -= bits;
+    }
+
+    /// The next `bits` bits (at most 64).
+    #[inline]
     fn get(&mut self, bits: u32) -> Result<u64> {
-        let mut v = 0;
-        for i in 0..bits {
-            v |= self.bit()? << i;
+        if bits > 32 {
+            let lo = self.get(32)?;
+            return Ok(lo | self.get(bits - 32)? << 32);
         }
+        if self.n < bits {
+            self.refill();
+            if self.n < bits {
+                return Err(cut_short());
+            }
+        }
+        let v = self.acc & ((1u64 << bits) - 1);
+        self.consume(bits);
         Ok(v)
     }
 
-    fn unary(&mut self) -> Result<u64> {
+    /// The number of ones before the next zero (which is read too), at
+    /// most `most`: then no zero follows.
+    #[inline]
+    fn ones(&mut self, most: u64) -> Result<u64> {
         let mut q = 0;
-        while q < UNARY_MAX && self.bit()? == 1 {
-            q += 1;
+        loop {
+            if self.n == 0 {
+                self.refill();
+                if self.n == 0 {
+                    return Err(cut_short());
+                }
+            }
+            let ones = (self.acc.trailing_ones().min(self.n) as u64).min(most - q);
+            q += ones;
+            self.consume(ones as u32);
+            if q == most {
+                return Ok(q);
+            }
+            if self.n > 0 {
+                self.consume(1);
+                return Ok(q);
+            }
         }
+    }
+
+    #[inline]
+    fn unary(&mut self) -> Result<u64> {
+        let q = self.ones(UNARY_MAX)?;
         if q == UNARY_MAX {
             return Ok(self.gamma()? + UNARY_MAX - 1);
         }
         Ok(q)
     }
 
+    #[inline]
     fn gamma(&mut self) -> Result<u64> {
-        let mut len = 1;
-        while self.bit()? == 1 {
-            len += 1;
-            if len > 64 {
-                return Err(cut_short());
-            }
+        let len = self.ones(64)? + 1;
+        if len > 64 {
+            return Err(cut_short());
         }
-        Ok((1u64 << (len - 1)) | self.get(len - 1)?)
+        Ok((1u64 << (len - 1)) | self.get(len as u32 - 1)?)
     }
 }
 
@@ -1489,6 +1611,52 @@ mod tests {
         let mut stats = KmerStats::default();
         for_each_kmer(&[b'A'; 40], 32, true, &mut stats, |_| {});
         assert_eq!(stats.kmers, 9);
+    }
+
+    #[test]
+    fn runs_decode_to_what_was_encoded() {
+        // Gaps far above and below the mean (unary escapes), counts of 1
+        // and up to 2^64 - 1, a key of 0 and of 2^64 - 1.
+        let mut keys = vec![0u64, 1, 2, 1000, 1 << 40, (1 << 40) + 3];
+        keys.extend((0..500).map(|i| (1u64 << 41) + i * 977));
+        keys.push(u64::MAX);
+        let entries: Vec<(u64, u64)> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, &k)| (k, [1, 2, 3, u64::MAX, 1 << 33][i % 5]))
+            .collect();
+        let (first, last) = (entries[0].0, entries[entries.len() - 1].0);
+        let mut bytes = encode_run(entries.iter().copied(), entries.len(), first, last);
+        let second = encode_run([(7u64, 9u64)].into_iter(), 1, 7, 7);
+        bytes.extend_from_slice(&second);
+        let path = std::env::temp_dir().join(format!("mappy-runs-{}", std::process::id()));
+        std::fs::write(&path, &bytes).unwrap();
+        let back: Vec<(u64, u64)> = runs_of(File::open(&path).map_err(Into::into))
+            .collect::<Result<_>>()
+            .unwrap();
+        let mut want = entries.clone();
+        want.push((7, 9));
+        assert_eq!(back, want);
+        // Cut short anywhere: an error, never a panic or a wrong answer.
+        for cut in [1, RUN_HEADER, RUN_HEADER + 3, bytes.len() - second.len() - 1] {
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            let r: Result<Vec<(u64, u64)>> = runs_of(File::open(&path).map_err(Into::into)).collect();
+            assert!(r.is_err(), "cut at {cut}");
+        }
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn the_estimate_is_within_a_few_percent() {
+        for n in [0u64, 10, 1000, 100_000, 1_000_000] {
+            let mut hll = Hll::new();
+            for i in 0..n {
+                hll.add(crate::hash::hash_str(&i.to_string(), 1));
+                hll.add(crate::hash::hash_str(&i.to_string(), 1)); // repeats count once
+            }
+            let e = hll.estimate();
+            assert!((e - n as f64).abs() <= 0.03 * n as f64 + 1.0, "{n}: {e}");
+        }
     }
 
     #[test]
