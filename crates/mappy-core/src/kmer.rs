@@ -27,7 +27,7 @@ use std::sync::{mpsc, Arc};
 
 use crate::error::{MapletError, Result};
 use crate::format;
-use crate::hash::hash_str;
+use crate::hash::{hash_str, hash_str_bytes};
 use crate::table::{field_len, value_width, MAX_LOAD};
 use crate::{Counter, Maplet, Options};
 
@@ -76,15 +76,30 @@ fn check_k(k: usize) -> Result<()> {
 /// The hash of a packed k-mer: its text, hashed as a string key.
 #[inline]
 fn hash_packed(packed: u64, k: usize, seed: u64) -> u64 {
+    // Four bases a byte of the packed k-mer, left-aligned: eight lookups.
+    let left = packed << (64 - 2 * k);
     let mut text = [0u8; 32];
-    for (i, t) in text[..k].iter_mut().enumerate() {
-        *t = b"ACGT"[((packed >> (2 * (k - 1 - i))) & 3) as usize];
+    for (j, four) in text.chunks_exact_mut(4).enumerate() {
+        four.copy_from_slice(&FOUR_BASES[(left >> (56 - 8 * j)) as u8 as usize]);
     }
-    hash_str(
-        std::str::from_utf8(&text[..k]).expect("ASCII letters"),
-        seed,
-    )
+    // The bytes of the k-mer's text, as `hash_str` hashes them.
+    hash_str_bytes(&text[..k], seed)
 }
+
+/// The text of each byte of packed bases (four, the first in the top bits).
+static FOUR_BASES: [[u8; 4]; 256] = {
+    let mut t = [[0u8; 4]; 256];
+    let mut b = 0;
+    while b < 256 {
+        let mut i = 0;
+        while i < 4 {
+            t[b][i] = b"ACGT"[(b >> (6 - 2 * i)) & 3];
+            i += 1;
+        }
+        b += 1;
+    }
+    t
+};
 
 /// Calls `emit` with the packed (canonical) k-mers of `seq`, in order.
 fn for_each_kmer(
@@ -731,7 +746,7 @@ fn count_in_memory(
             })
         };
         if let Some(k) = choose(shapes, lowest, guess.saturating_sub(2), top, &entries)? {
-            let saved = build(shapes, k, out, &entries, progress)?;
+            let saved = build(shapes, k, out, &entries, None, progress)?;
             return Ok(SavedCount {
                 stats,
                 input_passes: passes,
@@ -789,24 +804,32 @@ where
 
 /// Saves the maplet of `k` doublings holding the sorted `entries` (key,
 /// its level, count), merged at its size.
+/// `known`: the distinct keys and the largest count at that size, if
+/// counted already.
 fn build<I>(
     shapes: &Shapes,
     k: u32,
     out: &Path,
     entries: &impl Fn() -> I,
+    known: Option<(usize, u64)>,
     progress: Progress<'_>,
 ) -> Result<SavedCount>
 where
     I: Iterator<Item = Result<(u64, u32, u64)>>,
 {
     let level = shapes.level(k);
-    let mut distinct = 0usize;
-    let mut widest = 0u64;
-    for e in merge_at(level, entries()) {
-        let (_, v) = e?;
-        distinct += 1;
-        widest = widest.max(v);
-    }
+    let (distinct, widest) = match known {
+        Some(known) => known,
+        None => {
+            let (mut distinct, mut widest) = (0usize, 0u64);
+            for e in merge_at(level, entries()) {
+                let (_, v) = e?;
+                distinct += 1;
+                widest = widest.max(v);
+            }
+            (distinct, widest)
+        }
+    };
     let widest = i64::try_from(widest)
         .map_err(|_| MapletError::InvalidValue("a k-mer count overflows 63 bits".into()))?;
     let shell = shapes.shell(k, 0)?;
@@ -923,18 +946,35 @@ fn count_in_parts(
             .collect::<Result<Vec<_>>>()?;
         let range = (shapes.c0 as u128) << level;
         let stats = split_files(input, shapes.c0, level, range, &parts, &hll, progress)?;
-        let entries = merge_parts(parts, scratch, input.workers, progress)?;
+        let estimate = hll.into_inner().expect("estimate lock").estimate();
+        let from = shapes.holding(estimate).saturating_sub(2);
+        // The sizes near the estimate, whose distinct keys the merge counts.
+        let near: Vec<(u32, u32)> = (from..from + 5)
+            .filter(|&k| shapes.valid(k) && shapes.level(k) <= level)
+            .map(|k| (k, level - shapes.level(k)))
+            .collect();
+        let shifts: Vec<u32> = near.iter().map(|&(_, s)| s).collect();
+        let (entries, tallies) = merge_parts(parts, scratch, input.workers, &shifts, progress)?;
         let read = || {
             entries
                 .iter()
                 .flat_map(|e| runs_of(e.reopen()))
                 .map(move |e| e.map(|(key, v)| (key, level, v)))
         };
-        let estimate = hll.into_inner().expect("estimate lock").estimate();
-        let from = shapes.holding(estimate).saturating_sub(2);
-        match choose(shapes, 0, from, level, &read)? {
+        // The smallest of them that holds its distinct keys, unless the
+        // smallest does (a smaller one might too) or none does: then
+        // counted from the entries.
+        let tallied = near
+            .iter()
+            .zip(Tally::combine(&tallies, near.len()))
+            .find(|((k, _), t)| t.distinct <= shapes.max_len(*k));
+        let (c, known) = match tallied {
+            Some(((k, _), t)) if *k == 0 || *k > from => (Some(*k), Some((t.distinct, t.widest))),
+            _ => (choose(shapes, 0, from, level, &read)?, None),
+        };
+        match c {
             Some(k) if k <= top => {
-                let saved = build(shapes, k, scratch.out, &read, progress)?;
+                let saved = build(shapes, k, scratch.out, &read, known, progress)?;
                 return Ok(SavedCount {
                     stats,
                     input_passes: passes,
@@ -966,7 +1006,10 @@ struct Buckets {
     shift: u32,
     /// The smallest key of each bucket.
     start: Vec<u64>,
-    keys: Vec<Vec<u32>>,
+    /// Bucket `b` is `keys[b * room..][..lens[b]]` (one allocation, which
+    /// goes back to the system when dropped).
+    keys: Vec<u32>,
+    lens: Vec<usize>,
     /// Keys a bucket takes before they are written.
     room: usize,
 }
@@ -991,53 +1034,64 @@ impl Buckets {
             start: (0..nb)
                 .map(|b| (b as u128 * range / nb as u128) as u64)
                 .collect(),
-            keys: (0..nb).map(|_| Vec::with_capacity(room)).collect(),
+            keys: vec![0; nb * room],
+            lens: vec![0; nb],
             room,
         })
     }
 
-    /// Adds the key of hash `h`; whether a bucket is now full.
+    /// Adds the key of hash `h`; whether its bucket is now full (it must
+    /// then be flushed before the next push).
     #[inline]
     fn push(&mut self, h: u64, key: u64) -> bool {
-        let b = if self.shift == 64 { 0 } else { (h >> self.shift) as usize };
-        let keys = &mut self.keys[b];
-        keys.push((key - self.start[b]) as u32);
-        keys.len() >= self.room
+        let b = if self.shift == 64 {
+            0
+        } else {
+            (h >> self.shift) as usize
+        };
+        let len = &mut self.lens[b];
+        self.keys[b * self.room + *len] = (key - self.start[b]) as u32;
+        *len += 1;
+        *len >= self.room
+    }
+
+    fn bucket(&self, b: usize) -> &[u32] {
+        &self.keys[b * self.room..][..self.lens[b]]
     }
 
     /// Sorts the keys and appends to each of the `writers` (parts, each a
     /// run of whole buckets) a run of its keys, equal keys summed.
     fn flush(&mut self, writers: &[std::sync::Mutex<BufWriter<File>>]) -> Result<()> {
-        let nb = self.keys.len();
+        let nb = self.lens.len();
         let parts = writers.len();
         let mut b = 0;
         for (p, writer) in writers.iter().enumerate() {
             let end = ((p + 1) * nb).div_ceil(parts);
             let buckets = b..end;
             b = end;
-            for k in &mut self.keys[buckets.clone()] {
-                k.sort_unstable();
+            let mut n = 0;
+            let (mut first, mut last) = (None, 0);
+            for b in buckets.clone() {
+                let room = self.room;
+                self.keys[b * room..][..self.lens[b]].sort_unstable();
+                let k = self.bucket(b);
+                if let (Some(&lo), Some(&hi)) = (k.first(), k.last()) {
+                    first.get_or_insert(self.start[b] + lo as u64);
+                    last = self.start[b] + hi as u64;
+                    n += 1 + k.windows(2).filter(|w| w[0] != w[1]).count();
+                }
             }
-            let keys = || {
-                coalesced(buckets.clone().flat_map(|b| {
-                    let start = self.start[b];
-                    summed(&self.keys[b]).map(move |(k, c)| (start + k as u64, c))
-                }))
+            let Some(first) = first else {
+                continue;
             };
-            let (mut n, mut first, mut last) = (0, None, 0);
-            for (k, _) in keys() {
-                n += 1;
-                first.get_or_insert(k);
-                last = k;
-            }
-            if let Some(first) = first {
-                let run = encode_run(keys(), n, first, last);
-                writer.lock().expect("part lock").write_all(&run)?;
-            }
+            let keys = coalesced(buckets.flat_map(|b| {
+                let start = self.start[b];
+                summed(self.bucket(b)).map(move |(k, c)| (start + k as u64, c))
+            }));
+            let run = encode_run(keys, rice_bits(first, last, n));
+            writer.lock().expect("part lock").write_all(&run)?;
         }
-        for k in &mut self.keys {
-            k.clear();
-        }
+        self.lens.fill(0);
         Ok(())
     }
 }
@@ -1099,13 +1153,16 @@ fn split_files(
                         continue;
                     }
                     let before = stats.kmers;
-                    let mut full = false;
+                    let mut written = Ok(());
                     for seq in &chunk {
                         for_each_kmer(seq, k, canonical, &mut stats, |p| {
                             let h = hash_packed(p, k, seed);
                             est.add(h);
                             let key = ((h as u128 * c0 as u128) >> (64 - level)) as u64;
-                            full |= buckets.push(h, key);
+                            if buckets.push(h, key) && written.is_ok() {
+                                // A bucket is full: all are written out.
+                                written = buckets.flush(writers);
+                            }
                         });
                     }
                     // Reported under the lock: in order.
@@ -1118,8 +1175,7 @@ fn split_files(
                             total: None,
                         })
                     };
-                    if let Err(e) = r.and_then(|()| if full { buckets.flush(writers) } else { Ok(()) })
-                    {
+                    if let Err(e) = written.and(r) {
                         fail(e);
                     }
                 }
@@ -1190,8 +1246,9 @@ fn merge_parts(
     parts: Vec<format::ScratchFile>,
     scratch: &Scratch<'_>,
     workers: usize,
+    shifts: &[u32],
     progress: Progress<'_>,
-) -> Result<Vec<format::ScratchFile>> {
+) -> Result<(Vec<format::ScratchFile>, Vec<Vec<Tally>>)> {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Mutex;
     let n = parts.len();
@@ -1200,12 +1257,17 @@ fn merge_parts(
         .collect::<Result<Vec<_>>>()?;
     let parts: Vec<Mutex<Option<format::ScratchFile>>> =
         parts.into_iter().map(|p| Mutex::new(Some(p))).collect();
+    let tallies: Vec<Mutex<Vec<Tally>>> = (0..n).map(|_| Mutex::new(Vec::new())).collect();
     let next = AtomicUsize::new(0);
     let counted = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let error: Mutex<Option<MapletError>> = Mutex::new(None);
     let merge_one = |i: usize| -> Result<()> {
-        let part = parts[i].lock().expect("part lock").take().expect("merged once");
+        let part = parts[i]
+            .lock()
+            .expect("part lock")
+            .take()
+            .expect("merged once");
         let mut bytes = Vec::new();
         part.reopen()?.read_to_end(&mut bytes)?;
         drop(part);
@@ -1226,7 +1288,7 @@ fn merge_parts(
                 heap.push(std::cmp::Reverse((key, r, v)));
             }
         }
-        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(total.min(1 << 22));
+        let mut merged: Vec<(u64, u64)> = Vec::new();
         while let Some(std::cmp::Reverse((key, r, v))) = heap.pop() {
             match merged.last_mut() {
                 Some((k, c)) if *k == key => {
@@ -1243,13 +1305,13 @@ fn merge_parts(
         drop(runs);
         let mut out = BufWriter::with_capacity(64 << 10, entries[i].file()?);
         if let (Some(first), Some(last)) = (merged.first(), merged.last()) {
-            out.write_all(&encode_run(
-                merged.iter().copied(),
-                merged.len(),
-                first.0,
-                last.0,
-            ))?;
+            let r = rice_bits(first.0, last.0, merged.len());
+            out.write_all(&encode_run(merged.iter().copied(), r))?;
         }
+        *tallies[i].lock().expect("tally lock") = shifts
+            .iter()
+            .map(|&s| Tally::of(&merged, s))
+            .collect::<Result<_>>()?;
         out.flush()?;
         progress(Report {
             stage: Stage::Counting,
@@ -1274,35 +1336,102 @@ fn merge_parts(
     if let Some(e) = error.into_inner().expect("error lock") {
         return Err(e);
     }
-    Ok(entries)
+    let tallies = tallies
+        .into_iter()
+        .map(|t| t.into_inner().expect("tally lock"))
+        .collect();
+    Ok((entries, tallies))
 }
 
-/// Encodes a run of `n` entries, sorted distinct keys (`first` to `last`)
-/// with counts of at least 1: a header (entries, Rice parameter, first
-/// key, payload bytes; little-endian) and a bit stream of, for each entry
-/// after the first, the gap to the key before minus one, Rice-coded, and
-/// for each its count, Elias-gamma-coded (1 bit for a count of 1).
-fn encode_run(entries: impl Iterator<Item = (u64, u64)>, n: usize, first: u64, last: u64) -> Vec<u8> {
+/// The distinct keys of a part cut by some bits, and their largest count;
+/// its first and last keys so cut, with their counts, to join the parts.
+#[derive(Clone, Copy, Debug, Default)]
+struct Tally {
+    distinct: usize,
+    widest: u64,
+    first: (u64, u64),
+    last: (u64, u64),
+}
+
+impl Tally {
+    /// The tally of sorted distinct keys with counts, cut by `shift` bits.
+    fn of(entries: &[(u64, u64)], shift: u32) -> Result<Tally> {
+        let mut t = Tally::default();
+        for e in merge_at(0, entries.iter().map(|&(k, v)| Ok((k, shift, v)))) {
+            let (key, v) = e?;
+            if t.distinct == 0 {
+                t.first = (key, v);
+            }
+            t.distinct += 1;
+            t.widest = t.widest.max(v);
+            t.last = (key, v);
+        }
+        Ok(t)
+    }
+
+    /// The tallies of all the parts together (`tallies[part][size]`), one a
+    /// size: a key cut short that spans parts is one, its count summed.
+    fn combine(tallies: &[Vec<Tally>], sizes: usize) -> Vec<Tally> {
+        (0..sizes)
+            .map(|s| {
+                let mut all = Tally::default();
+                let mut carry: Option<(u64, u64)> = None;
+                for t in tallies.iter().map(|t| t[s]).filter(|t| t.distinct > 0) {
+                    all.distinct += t.distinct;
+                    all.widest = all.widest.max(t.widest);
+                    carry = match carry {
+                        Some((key, v)) if key == t.first.0 => {
+                            all.distinct -= 1;
+                            let sum = v.saturating_add(t.first.1);
+                            all.widest = all.widest.max(sum);
+                            Some(if t.distinct == 1 { (key, sum) } else { t.last })
+                        }
+                        _ => Some(t.last),
+                    };
+                }
+                all
+            })
+            .collect()
+    }
+}
+
+/// The Rice parameter for about `n` sorted keys from `first` to `last`.
+fn rice_bits(first: u64, last: u64, n: usize) -> u32 {
     let mean = (last - first) / (n as u64).max(1);
-    let r = 63 - mean.max(1).leading_zeros();
+    63 - mean.max(1).leading_zeros()
+}
+
+/// Encodes a run of entries, sorted distinct keys with counts of at least
+/// 1: a header (entries, Rice parameter `r`, first key, payload bytes;
+/// little-endian) and a bit stream of, for each entry after the first, the
+/// gap to the key before minus one, Rice-coded, and for each its count,
+/// Elias-gamma-coded (1 bit for a count of 1). Nothing for no entries.
+fn encode_run(entries: impl Iterator<Item = (u64, u64)>, r: u32) -> Vec<u8> {
     let mut w = BitWriter::default();
-    let mut prev = None;
+    w.out.resize(RUN_HEADER, 0);
+    let (mut n, mut first, mut prev) = (0u64, 0u64, None);
     for (key, count) in entries {
-        if let Some(p) = prev {
-            let gap: u64 = key - p - 1;
-            w.unary(gap >> r);
-            w.put(gap & ((1u64 << r) - 1), r);
+        match prev {
+            Some(p) => {
+                let gap: u64 = key - p - 1;
+                w.unary(gap >> r);
+                w.put(gap, r);
+            }
+            None => first = key,
         }
         w.gamma(count);
         prev = Some(key);
+        n += 1;
     }
-    let payload = w.finish();
-    let mut out = Vec::with_capacity(RUN_HEADER + payload.len());
-    out.extend_from_slice(&(n as u64).to_le_bytes());
-    out.push(r as u8);
-    out.extend_from_slice(&first.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&payload);
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut out = w.finish();
+    let len = (out.len() - RUN_HEADER) as u64;
+    out[..8].copy_from_slice(&n.to_le_bytes());
+    out[8] = r as u8;
+    out[9..17].copy_from_slice(&first.to_le_bytes());
+    out[17..25].copy_from_slice(&len.to_le_bytes());
     out
 }
 
@@ -1322,18 +1451,20 @@ const UNARY_MAX: u64 = 32;
 
 impl BitWriter {
     /// The low `bits` bits of `v`, `bits` at most 64.
+    #[inline]
     fn put(&mut self, v: u64, bits: u32) {
         if bits > 32 {
             self.put(v & 0xFFFF_FFFF, 32);
             self.put(v >> 32, bits - 32);
             return;
         }
+        // Fewer than 32 bits are pending: they and `v` fit one word.
         self.acc |= (v & ((1u64 << bits) - 1)) << self.n;
         self.n += bits;
-        while self.n >= 8 {
-            self.out.push(self.acc as u8);
-            self.acc >>= 8;
-            self.n -= 8;
+        if self.n >= 32 {
+            self.out.extend_from_slice(&(self.acc as u32).to_le_bytes());
+            self.acc >>= 32;
+            self.n -= 32;
         }
     }
 
@@ -1355,9 +1486,8 @@ impl BitWriter {
     }
 
     fn finish(mut self) -> Vec<u8> {
-        if self.n > 0 {
-            self.out.push(self.acc as u8);
-        }
+        let bytes = self.n.div_ceil(8) as usize;
+        self.out.extend_from_slice(&self.acc.to_le_bytes()[..bytes]);
         self.out
     }
 }
@@ -1626,8 +1756,12 @@ mod tests {
             .map(|(i, &k)| (k, [1, 2, 3, u64::MAX, 1 << 33][i % 5]))
             .collect();
         let (first, last) = (entries[0].0, entries[entries.len() - 1].0);
-        let mut bytes = encode_run(entries.iter().copied(), entries.len(), first, last);
-        let second = encode_run([(7u64, 9u64)].into_iter(), 1, 7, 7);
+        let mut bytes = encode_run(
+            entries.iter().copied(),
+            rice_bits(first, last, entries.len()),
+        );
+        let second = encode_run([(7u64, 9u64)].into_iter(), 0);
+        assert!(encode_run(std::iter::empty(), 3).is_empty());
         bytes.extend_from_slice(&second);
         let path = std::env::temp_dir().join(format!("mappy-runs-{}", std::process::id()));
         std::fs::write(&path, &bytes).unwrap();
@@ -1638,9 +1772,15 @@ mod tests {
         want.push((7, 9));
         assert_eq!(back, want);
         // Cut short anywhere: an error, never a panic or a wrong answer.
-        for cut in [1, RUN_HEADER, RUN_HEADER + 3, bytes.len() - second.len() - 1] {
+        for cut in [
+            1,
+            RUN_HEADER,
+            RUN_HEADER + 3,
+            bytes.len() - second.len() - 1,
+        ] {
             std::fs::write(&path, &bytes[..cut]).unwrap();
-            let r: Result<Vec<(u64, u64)>> = runs_of(File::open(&path).map_err(Into::into)).collect();
+            let r: Result<Vec<(u64, u64)>> =
+                runs_of(File::open(&path).map_err(Into::into)).collect();
             assert!(r.is_err(), "cut at {cut}");
         }
         std::fs::remove_file(&path).unwrap();

@@ -335,7 +335,14 @@ impl<O: Operator> Maplet<O> {
             )));
         }
         let canonical = ((expected_items as f64 / MAX_LOAD).ceil() as u64).max(1);
-        Self::with_shape(expected_items, false_positive_rate, op, options, canonical, 0)
+        Self::with_shape(
+            expected_items,
+            false_positive_rate,
+            op,
+            options,
+            canonical,
+            0,
+        )
     }
 
     /// The field width (with its marker) a new maplet of `canonical` home

@@ -529,10 +529,15 @@ fn in_memory_and_in_parts_are_identical_whatever_the_hint() {
                     assert!(saved.expected_items < 2 * n, "{saved:?}");
                 }
             }
-            assert!(truth.iter().all(|(k, &c)| m.query(k.as_str()).unwrap() >= c));
+            assert!(truth
+                .iter()
+                .all(|(k, &c)| m.query(k.as_str()).unwrap() >= c));
             files.push(std::fs::read(&out).unwrap());
         }
-        assert!(files.windows(2).all(|w| w[0] == w[1]), "{hint:?}: the files differ");
+        assert!(
+            files.windows(2).all(|w| w[0] == w[1]),
+            "{hint:?}: the files differ"
+        );
         assert_eq!(hidden_files(&tmp), Vec::<String>::new());
     }
     // A hint that holds them gives what counting into a maplet of that size
@@ -581,5 +586,44 @@ fn a_missing_scratch_folder_is_a_clear_error() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("nowhere: not a folder"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn one_kmer_repeated_more_than_a_buffer_holds() {
+    use mappy_core::kmer::count_files_to_path;
+    use mappy_core::Options;
+    // 200,000 times the same k-mer: all in one bucket of the buffer that
+    // sorts them, many times what it holds before it is written out.
+    let dir = temp_dir("repeats");
+    let mut seqs = vec![vec![b'A'; 200_020]];
+    seqs.extend((0..50).map(|i| random_dna(150, 60 + i as u64)));
+    let reads = write_fasta(&dir, &seqs);
+    let truth = exact(&seqs, 21, true);
+    let mut files = Vec::new();
+    for parts in [1, 3] {
+        let out = dir.join(format!("{parts}.maplet"));
+        count_files_to_path(
+            std::slice::from_ref(&reads),
+            &out,
+            21,
+            true,
+            Some(1),
+            None,
+            0.01,
+            Options::default(),
+            parts,
+            None,
+            &|_| Ok(()),
+        )
+        .unwrap();
+        let m = Maplet::load(&out, Counter).unwrap();
+        assert_eq!(m.query("A".repeat(21).as_str()), Some(200_000));
+        assert!(truth
+            .iter()
+            .all(|(k, &c)| m.query(k.as_str()).unwrap() >= c));
+        files.push(std::fs::read(&out).unwrap());
+    }
+    assert!(files[0] == files[1]);
     std::fs::remove_dir_all(dir).unwrap();
 }
