@@ -445,8 +445,9 @@ pub type Progress<'a> = &'a (dyn Fn(Report) -> Result<()> + Sync);
 /// - With `partitions` above 1 the whole table is never in memory and the
 ///   input is read once: the k-mers' keys (home slot and fingerprint at
 ///   the largest size the input can need) are sorted, summed and written
-///   to `partitions` scratch files, split by key range, delta-coded (a few
-///   bytes per distinct k-mer of each buffer of about 8 million k-mers);
+///   to `partitions` scratch files, split by key range, delta-coded (2 to
+///   3 bytes per distinct k-mer of each worker's buffer, 12 million k-mers
+///   shared among the workers, 48 MiB);
 ///   each part is then merged, as many at once as there are workers, into
 ///   the sorted distinct keys with their counts (a second, smaller scratch
 ///   file); the final size is the smallest whose maximum load holds the
