@@ -1041,67 +1041,121 @@ impl Buckets {
         })
     }
 
-    /// Adds the key of hash `h`; whether its bucket is now full (it must
-    /// then be flushed before the next push).
+    /// The bucket of hash `h` and its key's offset there, by the buckets'
+    /// `shift` and `start` (see [`Buckets`]).
     #[inline]
-    fn push(&mut self, h: u64, key: u64) -> bool {
-        let b = if self.shift == 64 {
+    fn place(shift: u32, start: &[u64], h: u64, key: u64) -> (u32, u32) {
+        let b = if shift == 64 {
             0
         } else {
-            (h >> self.shift) as usize
+            (h >> shift) as usize
         };
+        (b as u32, (key - start[b]) as u32)
+    }
+
+    /// Adds a key placed by [`Buckets::place`]; whether its bucket
+    /// is now full (it must then be flushed before the next push).
+    #[inline]
+    fn push(&mut self, (b, low): (u32, u32)) -> bool {
+        let b = b as usize;
         let len = &mut self.lens[b];
-        self.keys[b * self.room + *len] = (key - self.start[b]) as u32;
+        self.keys[b * self.room + *len] = low;
         *len += 1;
         *len >= self.room
     }
 
-    fn bucket(&self, b: usize) -> &[u32] {
-        &self.keys[b * self.room..][..self.lens[b]]
-    }
-
     /// Sorts the keys and appends to each of the `writers` (parts, each a
-    /// run of whole buckets) a run of its keys, equal keys summed.
-    fn flush(&mut self, writers: &[std::sync::Mutex<BufWriter<File>>]) -> Result<()> {
+    /// run of whole buckets) a run of its keys, equal keys summed: the
+    /// parts split among `threads` threads.
+    fn flush(
+        &mut self,
+        writers: &[std::sync::Mutex<BufWriter<File>>],
+        threads: usize,
+    ) -> Result<()> {
         let nb = self.lens.len();
         let parts = writers.len();
-        let mut b = 0;
-        for (p, writer) in writers.iter().enumerate() {
-            let end = ((p + 1) * nb).div_ceil(parts);
-            let buckets = b..end;
-            b = end;
-            let mut n = 0;
-            let (mut first, mut last) = (None, 0);
-            for b in buckets.clone() {
-                let room = self.room;
-                self.keys[b * room..][..self.lens[b]].sort_unstable();
-                let k = self.bucket(b);
-                if let (Some(&lo), Some(&hi)) = (k.first(), k.last()) {
-                    first.get_or_insert(self.start[b] + lo as u64);
-                    last = self.start[b] + hi as u64;
-                    n += 1 + k.windows(2).filter(|w| w[0] != w[1]).count();
-                }
+        let room = self.room;
+        // Part p holds buckets bounds[p]..bounds[p + 1].
+        let bounds: Vec<usize> = (0..=parts).map(|p| (p * nb).div_ceil(parts)).collect();
+        let per = parts.div_ceil(threads.max(1));
+        let (lens, start) = (&self.lens, &self.start);
+        let results = std::thread::scope(|scope| {
+            let mut rest: &mut [u32] = &mut self.keys;
+            let mut handles = Vec::new();
+            for p0 in (0..parts).step_by(per) {
+                let p1 = (p0 + per).min(parts);
+                let (b0, b1) = (bounds[p0], bounds[p1]);
+                let (mine, others) = std::mem::take(&mut rest).split_at_mut((b1 - b0) * room);
+                rest = others;
+                let bounds = &bounds;
+                handles.push(scope.spawn(move || -> Result<()> {
+                    for p in p0..p1 {
+                        let (lo, hi) = (bounds[p] - b0, bounds[p + 1] - b0);
+                        flush_part(
+                            &mut mine[lo * room..hi * room],
+                            &lens[b0 + lo..b0 + hi],
+                            &start[b0 + lo..b0 + hi],
+                            room,
+                            &writers[p],
+                        )?;
+                    }
+                    Ok(())
+                }));
             }
-            let Some(first) = first else {
-                continue;
-            };
-            let keys = coalesced(buckets.flat_map(|b| {
-                let start = self.start[b];
-                summed(self.bucket(b)).map(move |(k, c)| (start + k as u64, c))
-            }));
-            let run = encode_run(keys, rice_bits(first, last, n));
-            writer.lock().expect("part lock").write_all(&run)?;
-        }
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a flushing thread does not panic"))
+                .collect::<Vec<_>>()
+        });
         self.lens.fill(0);
-        Ok(())
+        results.into_iter().collect()
     }
+}
+
+/// Sorts the buckets of one part (`keys`, `room` slots a bucket, `lens`
+/// of them filled, offsets from `start`) and appends them to `writer` as
+/// one run, equal keys summed.
+fn flush_part(
+    keys: &mut [u32],
+    lens: &[usize],
+    start: &[u64],
+    room: usize,
+    writer: &std::sync::Mutex<BufWriter<File>>,
+) -> Result<()> {
+    let mut n = 0;
+    let (mut first, mut last) = (None, 0);
+    for (b, (&len, &st)) in lens.iter().zip(start).enumerate() {
+        let k = &mut keys[b * room..][..len];
+        k.sort_unstable();
+        if let (Some(&lo), Some(&hi)) = (k.first(), k.last()) {
+            first.get_or_insert(st + lo as u64);
+            last = st + hi as u64;
+            n += 1 + k.windows(2).filter(|w| w[0] != w[1]).count();
+        }
+    }
+    let Some(first) = first else {
+        return Ok(());
+    };
+    let keys = &*keys;
+    let all = coalesced(
+        lens.iter()
+            .zip(start)
+            .enumerate()
+            .flat_map(|(b, (&len, &st))| {
+                summed(&keys[b * room..][..len]).map(move |(k, c)| (st + k as u64, c))
+            }),
+    );
+    let run = encode_run(all, rice_bits(first, last, n));
+    writer.lock().expect("part lock").write_all(&run)?;
+    Ok(())
 }
 
 /// Reads the input and writes the keys of its k-mers (`level` bits beyond
 /// those of a home slot among `c0`, below `range`) to `parts`, split by key
-/// range: each worker hashes and fills its share of [`SPLIT_BUFFER`], then
-/// sorts it and appends to each part one run of its keys there, equal keys
-/// summed (see [`encode_run`]).
+/// range: the workers hash and fill one shared buffer of [`SPLIT_BUFFER`]
+/// keys, which, when one of its buckets is full, is sorted and written out
+/// (by as many threads), each part getting one run of its keys there,
+/// equal keys summed (see [`encode_run`]).
 fn split_files(
     input: &Input<'_>,
     c0: u64,
@@ -1118,10 +1172,9 @@ fn split_files(
         .map(|p| Ok(Mutex::new(BufWriter::with_capacity(64 << 10, p.file()?))))
         .collect::<Result<Vec<_>>>()?;
     let (k, canonical, seed, workers) = (input.k, input.canonical, input.seed, input.workers);
-    let cap = (SPLIT_BUFFER / workers).max(1 << 16);
-    let mut buckets = (0..workers)
-        .map(|_| Buckets::new(range, parts.len(), cap))
-        .collect::<Result<Vec<_>>>()?;
+    let shared = Buckets::new(range, parts.len(), SPLIT_BUFFER)?;
+    let (shift, start) = (shared.shift, &shared.start.clone());
+    let buckets = Mutex::new(shared);
     let error: Mutex<Option<MapletError>> = Mutex::new(None);
     let failed = AtomicBool::new(false);
     let read = Mutex::new(0u64);
@@ -1135,12 +1188,14 @@ fn split_files(
             Ok(())
         });
         let mut handles = Vec::new();
-        for buckets in &mut buckets {
+        for _ in 0..workers {
             let rx = seq_rx.clone();
-            let (writers, error, failed, read) = (&writers, &error, &failed, &read);
+            let (writers, error, failed, read, buckets) =
+                (&writers, &error, &failed, &read, &buckets);
             handles.push(scope.spawn(move || {
                 let mut stats = KmerStats::default();
                 let mut est = Hll::new();
+                let mut placed: Vec<(u32, u32)> = Vec::new();
                 let fail = |e: MapletError| {
                     failed.store(true, Ordering::Relaxed);
                     error.lock().expect("error lock").get_or_insert(e);
@@ -1154,17 +1209,28 @@ fn split_files(
                         continue;
                     }
                     let before = stats.kmers;
-                    let mut written = Ok(());
+                    // Hashed and placed without the lock, then added.
+                    placed.clear();
                     for seq in &chunk {
                         for_each_kmer(seq, k, canonical, &mut stats, |p| {
                             let h = hash_packed(p, k, seed);
                             est.add(h);
                             let key = ((h as u128 * c0 as u128) >> (64 - level)) as u64;
-                            if buckets.push(h, key) && written.is_ok() {
-                                // A bucket is full: all are written out.
-                                written = buckets.flush(writers);
-                            }
+                            placed.push(Buckets::place(shift, start, h, key));
                         });
+                    }
+                    let mut written = Ok(());
+                    {
+                        let mut shared = buckets.lock().expect("buckets lock");
+                        for &x in &placed {
+                            if shared.push(x) {
+                                // A bucket is full: all are written out.
+                                written = shared.flush(writers, workers);
+                                if written.is_err() {
+                                    break;
+                                }
+                            }
+                        }
                     }
                     // Reported under the lock: in order.
                     let r = {
@@ -1177,11 +1243,6 @@ fn split_files(
                         })
                     };
                     if let Err(e) = written.and(r) {
-                        fail(e);
-                    }
-                }
-                if !failed.load(Ordering::Relaxed) {
-                    if let Err(e) = buckets.flush(writers) {
                         fail(e);
                     }
                 }
@@ -1202,6 +1263,10 @@ fn split_files(
     if let Some(e) = error.into_inner().expect("error lock") {
         return Err(e);
     }
+    buckets
+        .into_inner()
+        .expect("buckets lock")
+        .flush(&writers, workers)?;
     for w in writers {
         w.into_inner()
             .expect("part lock")
