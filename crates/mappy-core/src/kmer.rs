@@ -1013,6 +1013,8 @@ struct Buckets {
     lens: Vec<usize>,
     /// Keys a bucket takes before they are written.
     room: usize,
+    /// Bits of an offset.
+    bits: u32,
 }
 
 impl Buckets {
@@ -1038,6 +1040,7 @@ impl Buckets {
             keys: vec![0; nb * room],
             lens: vec![0; nb],
             room,
+            bits: 128 - (range / nb as u128 + 1).leading_zeros(),
         })
     }
 
@@ -1074,7 +1077,7 @@ impl Buckets {
     ) -> Result<()> {
         let nb = self.lens.len();
         let parts = writers.len();
-        let room = self.room;
+        let (room, bits) = (self.room, self.bits);
         // Part p holds buckets bounds[p]..bounds[p + 1].
         let bounds: Vec<usize> = (0..=parts).map(|p| (p * nb).div_ceil(parts)).collect();
         let per = parts.div_ceil(threads.max(1));
@@ -1095,7 +1098,7 @@ impl Buckets {
                             &mut mine[lo * room..hi * room],
                             &lens[b0 + lo..b0 + hi],
                             &start[b0 + lo..b0 + hi],
-                            room,
+                            (room, bits),
                             &writers[p],
                         )?;
                     }
@@ -1113,20 +1116,21 @@ impl Buckets {
 }
 
 /// Sorts the buckets of one part (`keys`, `room` slots a bucket, `lens`
-/// of them filled, offsets from `start`) and appends them to `writer` as
-/// one run, equal keys summed.
+/// of them filled, offsets of `bits` bits from `start`) and appends them
+/// to `writer` as one run, equal keys summed.
 fn flush_part(
     keys: &mut [u32],
     lens: &[usize],
     start: &[u64],
-    room: usize,
+    (room, bits): (usize, u32),
     writer: &std::sync::Mutex<BufWriter<File>>,
 ) -> Result<()> {
     let mut n = 0;
     let (mut first, mut last) = (None, 0);
+    let mut tmp = Vec::new();
     for (b, (&len, &st)) in lens.iter().zip(start).enumerate() {
         let k = &mut keys[b * room..][..len];
-        k.sort_unstable();
+        radix_sort(k, bits, &mut tmp);
         if let (Some(&lo), Some(&hi)) = (k.first(), k.last()) {
             first.get_or_insert(st + lo as u64);
             last = st + hi as u64;
@@ -1148,6 +1152,48 @@ fn flush_part(
     let run = encode_run(all, rice_bits(first, last, n));
     writer.lock().expect("part lock").write_all(&run)?;
     Ok(())
+}
+
+/// Sorts `keys` of `bits` bits, least significant digit first (`tmp` is
+/// scratch space).
+fn radix_sort(keys: &mut [u32], bits: u32, tmp: &mut Vec<u32>) {
+    const DIGIT: u32 = 11;
+    let n = keys.len();
+    if n < 512 {
+        keys.sort_unstable();
+        return;
+    }
+    let passes = bits.div_ceil(DIGIT).max(1);
+    let width = bits.div_ceil(passes);
+    let mask = (1u32 << width) - 1;
+    tmp.resize(n, 0);
+    let scatter = |src: &[u32], dst: &mut [u32], shift: u32| {
+        let mut at = [0usize; 1 << DIGIT];
+        for &k in src {
+            at[((k >> shift) & mask) as usize] += 1;
+        }
+        let mut sum = 0;
+        for a in &mut at {
+            (*a, sum) = (sum, sum + *a);
+        }
+        for &k in src {
+            let d = &mut at[((k >> shift) & mask) as usize];
+            dst[*d] = k;
+            *d += 1;
+        }
+    };
+    let mut in_keys = true;
+    for pass in 0..passes {
+        if in_keys {
+            scatter(keys, &mut tmp[..n], pass * width);
+        } else {
+            scatter(&tmp[..n], keys, pass * width);
+        }
+        in_keys = !in_keys;
+    }
+    if !in_keys {
+        keys.copy_from_slice(&tmp[..n]);
+    }
 }
 
 /// Reads the input and writes the keys of its k-mers (`level` bits beyond
@@ -1850,6 +1896,33 @@ mod tests {
             assert!(r.is_err(), "cut at {cut}");
         }
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn radix_sort_sorts() {
+        let mut tmp = Vec::new();
+        for (n, bits) in [
+            (0, 5),
+            (100, 7),
+            (5000, 1),
+            (5000, 11),
+            (20_000, 22),
+            (20_000, 31),
+            (9000, 32),
+        ] {
+            let mask = if bits == 32 {
+                u32::MAX
+            } else {
+                (1 << bits) - 1
+            };
+            let mut keys: Vec<u32> = (0..n as u64)
+                .map(|i| (crate::hash::hash_str(&i.to_string(), 3) as u32) & mask)
+                .collect();
+            let mut want = keys.clone();
+            want.sort_unstable();
+            radix_sort(&mut keys, bits, &mut tmp);
+            assert_eq!(keys, want, "{n} {bits}");
+        }
     }
 
     #[test]
