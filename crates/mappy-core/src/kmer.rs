@@ -28,7 +28,7 @@ use std::sync::{mpsc, Arc};
 use crate::error::{MapletError, Result};
 use crate::format;
 use crate::hash::{hash_str, hash_str_bytes};
-use crate::table::{field_len, value_width, MAX_LOAD};
+use crate::table::{value_width, MAX_LOAD};
 use crate::{Counter, Maplet, Options};
 
 /// What a counting run saw.
@@ -696,66 +696,140 @@ fn count_in_memory(
     progress: Progress<'_>,
 ) -> Result<SavedCount> {
     let hll = std::sync::Mutex::new(Hll::new());
-    let mut passes = 1;
+    let mut passes = 0;
     let mut lowest = 0;
-    let stats = if let Some(h) = shapes.hint {
-        let mut m = Some(shapes.shell(0, 0)?);
-        let stats = hash_files(input, progress, Some(&hll), |hashes| {
-            if let Some(t) = &mut m {
-                if !insert_capped(t, hashes)? {
-                    // More distinct k-mers than the hint's table holds:
-                    // only the estimate is wanted from the rest.
-                    m = None;
+    // The size to count at: the hint's; else, once estimated, one that
+    // holds a few percent more (a smaller size is cut from it).
+    let mut guess = match shapes.hint {
+        Some(_) => Some(0),
+        None => None,
+    };
+    loop {
+        passes += 1;
+        let Some(g) = guess else {
+            hash_files(input, progress, Some(&hll), |_| Ok(()))?;
+            let estimate = hll.lock().expect("estimate lock").estimate();
+            guess = Some(shapes.holding(estimate * 1.03).max(lowest));
+            continue;
+        };
+        let estimating = passes == 1;
+        let (read, tables) = count_tables(input, progress, estimating.then_some(&hll), &|| {
+            shapes.shell(g, 0)
+        })?;
+        let Some(tables) = tables else {
+            // More distinct k-mers than this size holds.
+            lowest = g + 1;
+            guess = Some(if estimating {
+                let estimate = hll.lock().expect("estimate lock").estimate();
+                shapes.holding(estimate * 1.03).max(lowest)
+            } else {
+                lowest
+            });
+            continue;
+        };
+        let fbits = tables[0].fbits();
+        let entries = || {
+            tables.iter().flat_map(move |m| {
+                m.raw_entries().map(move |(q, field, v)| {
+                    let fp = field >> 1;
+                    Ok(((q << (fbits - 1)) | fp, g + fbits - 1, v as u64))
+                })
+            })
+        };
+        let top = shapes.level(g);
+        let k = if g == lowest {
+            g
+        } else {
+            choose(shapes, lowest, g.saturating_sub(2), top, &entries)?.unwrap_or(g)
+        };
+        let saved = build(shapes, k, out, &entries, None, progress)?;
+        return Ok(SavedCount {
+            stats: read,
+            input_passes: passes,
+            ..saved
+        });
+    }
+}
+
+/// Counts the input into tables that `make` makes, one a worker, each
+/// for its range of home slots (the rest of its table is never touched,
+/// so costs no memory): together, in order, their entries are those of one
+/// table. `None` for the tables if their entries would outnumber the
+/// table's maximum load. With `hll`, the hashes are also added to it.
+#[allow(clippy::type_complexity)]
+fn count_tables(
+    input: &Input<'_>,
+    progress: Progress<'_>,
+    hll: Option<&std::sync::Mutex<Hll>>,
+    make: &(dyn Fn() -> Result<Maplet<Counter>> + Sync),
+) -> Result<(KmerStats, Option<Vec<Maplet<Counter>>>)> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let ranges = input.workers;
+    let tables = (0..ranges).map(|_| make()).collect::<Result<Vec<_>>>()?;
+    let canonical = tables[0].capacity();
+    let max_len = tables[0].max_len();
+    let total = AtomicUsize::new(0);
+    let over = AtomicBool::new(false);
+    let error: std::sync::Mutex<Option<MapletError>> = std::sync::Mutex::new(None);
+    let (stats, tables) = std::thread::scope(|scope| -> Result<_> {
+        let mut senders = Vec::new();
+        let mut handles = Vec::new();
+        for mut m in tables {
+            let (tx, rx) = mpsc::sync_channel::<Vec<u64>>(4);
+            senders.push(tx);
+            let (total, over, error) = (&total, &over, &error);
+            handles.push(scope.spawn(move || {
+                for batch in rx {
+                    if over.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    let before = m.len();
+                    let fits = match insert_capped(&mut m, &batch) {
+                        Ok(fits) => fits,
+                        Err(e) => {
+                            error.lock().expect("error lock").get_or_insert(e);
+                            false
+                        }
+                    };
+                    let added = m.len() - before;
+                    if !fits || total.fetch_add(added, Ordering::Relaxed) + added > max_len {
+                        over.store(true, Ordering::Relaxed);
+                    }
+                }
+                m
+            }));
+        }
+        // A home slot's range: `q * per_slot / 2^64`, below `ranges` for
+        // every slot, and never smaller for a larger slot.
+        let per_slot = ((ranges as u128) << 64).div_ceil(canonical as u128);
+        let mut split: Vec<Vec<u64>> = vec![Vec::new(); ranges];
+        let stats = hash_files(input, progress, hll, |hashes| {
+            if over.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            for &h in hashes {
+                let q = (h as u128 * canonical as u128) >> 64;
+                split[((q * per_slot) >> 64) as usize].push(h);
+            }
+            for (tx, batch) in senders.iter().zip(&mut split) {
+                if !batch.is_empty() {
+                    // A table's thread ends only with the channel.
+                    let _ = tx.send(std::mem::take(batch));
                 }
             }
             Ok(())
-        })?;
-        if let Some(m) = m {
-            m.save(out)?;
-            return Ok(SavedCount {
-                stats,
-                distinct: m.len(),
-                expected_items: h,
-                input_passes: 1,
-            });
-        }
-        lowest = 1;
-        stats
-    } else {
-        hash_files(input, progress, Some(&hll), |_| Ok(()))?
-    };
-    let estimate = hll.into_inner().expect("estimate lock").estimate();
-    let mut guess = shapes.holding(estimate).max(lowest);
-    loop {
-        // One bit wider than `guess` needs, for `guess + 1` doublings.
-        let extra = shapes.level(guess + 1) - shapes.level(guess);
-        let mut m = shapes.shell(guess, extra)?;
-        passes += 1;
-        hash_files(input, progress, None, |hashes| {
-            m.insert_hashes_streaming(hashes, 1).map_err(|(_, e)| e)
-        })?;
-        // Every entry's key has at least the bits of the table's first
-        // size (later entries have more).
-        let top = guess + m.fbits() - 1;
-        let grown = (m.capacity() / shapes.canonical(guess)).trailing_zeros();
-        let fbits = m.fbits();
-        let entries = || {
-            m.raw_entries().map(move |(q, field, v)| {
-                let len = field_len(field, fbits);
-                let key = (q << len) | (field >> (fbits - len));
-                Ok((key, grown + guess + len, v as u64))
-            })
-        };
-        if let Some(k) = choose(shapes, lowest, guess.saturating_sub(2), top, &entries)? {
-            let saved = build(shapes, k, out, &entries, None, progress)?;
-            return Ok(SavedCount {
-                stats,
-                input_passes: passes,
-                ..saved
-            });
-        }
-        guess += 2;
+        });
+        drop(senders);
+        let tables: Vec<_> = handles
+            .into_iter()
+            .map(|h| h.join().expect("a counting thread does not panic"))
+            .collect();
+        Ok((stats?, tables))
+    })?;
+    if let Some(e) = error.into_inner().expect("error lock") {
+        return Err(e);
     }
+    Ok((stats, (!over.into_inner()).then_some(tables)))
 }
 
 /// The final number of doublings: the smallest from `floor` whose
