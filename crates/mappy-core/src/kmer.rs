@@ -435,13 +435,15 @@ pub type Progress<'a> = &'a (dyn Fn(Report) -> Result<()> + Sync);
 /// entry keeping the full fingerprint that size gives it. It is the same
 /// byte for byte whichever the mode, the thread count or the partitions:
 ///
-/// - With `partitions` of 1 the table is built in memory. A hint that
-///   holds the k-mers is counted straight into its table. Without a hint,
-///   or when the k-mers overflow it, the distinct k-mers are estimated
-///   (HyperLogLog) while the input is read, and the input is read once
-///   more to count into a table of the size found, one fingerprint bit
-///   wider than it needs, so that it can be cut down to its exact final
-///   size whatever the estimate's error.
+/// - With `partitions` of 1 the table is built in memory, by one thread
+///   a worker, each inserting the k-mers of its range of home slots into
+///   its own table (whose other pages are never touched), saved together
+///   as one table. A hint that holds the k-mers is counted straight into
+///   its size. Without a hint, or when the k-mers overflow it, the
+///   distinct k-mers are estimated (HyperLogLog) while the input is read,
+///   and the input is read once more to count at the size that holds 3%
+///   more than the estimate; the smallest size that holds them is then cut
+///   from it (a smaller size's keys are a prefix of a larger one's).
 /// - With `partitions` above 1 the whole table is never in memory and the
 ///   input is read once: the k-mers' keys (home slot and fingerprint at
 ///   the largest size the input can need) are sorted, summed and written
@@ -667,8 +669,8 @@ pub struct SavedCount {
     /// hint 95% of its home slots.
     pub expected_items: usize,
     /// Times the input was read: 1 in parts; in memory 1 when the hint
-    /// held the k-mers, else 2 (3 or more only when the estimate missed
-    /// by half or more, which HyperLogLog all but never does).
+    /// held the k-mers, else 2 (3 only when the estimate fell more than 3%
+    /// short, about 4 standard errors of its HyperLogLog).
     pub input_passes: u32,
 }
 
