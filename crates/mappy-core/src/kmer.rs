@@ -444,6 +444,8 @@ pub type Progress<'a> = &'a (dyn Fn(Report) -> Result<()> + Sync);
 ///   and the input is read once more to count at the size that holds 3%
 ///   more than the estimate; the smallest size that holds them is then cut
 ///   from it (a smaller size's keys are a prefix of a larger one's).
+///   Input that is not a plain file (a pipe, standard input), which cannot
+///   be read twice, is counted in parts instead (16 of them).
 /// - With `partitions` above 1 the whole table is never in memory and the
 ///   input is read once: the k-mers' keys (home slot and fingerprint at
 ///   the largest size the input can need) are sorted, summed and written
@@ -494,11 +496,15 @@ pub fn count_files_to_path(
         workers,
         seed: options.seed,
     };
-    if partitions <= 1 {
+    // Input that cannot be read twice (a pipe) is counted in parts, which
+    // reads it once and saves the same file.
+    let once = paths.iter().any(|p| !p.is_file());
+    if partitions <= 1 && !once {
         count_in_memory(&input, out, &shapes, progress)
     } else {
         let scratch = Scratch { out, dir: tmp_dir };
-        count_in_parts(&input, &scratch, &shapes, partitions, progress)
+        let parts = if partitions <= 1 { 16 } else { partitions };
+        count_in_parts(&input, &scratch, &shapes, parts, progress)
     }
 }
 
@@ -969,17 +975,23 @@ fn merge_at(
     })
 }
 
+/// The most distinct k-mers counting in parts provides for (keys longer
+/// than such a count needs would not fit the 32-bit offsets of its
+/// buffer at small rates).
+const MOST_IN_PARTS: u64 = 1 << 34;
+
 /// An upper bound on the distinct k-mers of the input: its bytes (half of
 /// them for FASTQ, whose qualities are as long as the bases; 64 times them
-/// for gzip), or 2^40 for what is not a plain file.
+/// for gzip), at most [`MOST_IN_PARTS`], which is also the bound for what
+/// is not a plain file.
 fn distinct_bound(paths: &[PathBuf], scale: u64) -> f64 {
     let mut bound = 0u64;
     for p in paths {
         let Ok(meta) = std::fs::metadata(p) else {
-            return (1u64 << 40) as f64;
+            return MOST_IN_PARTS as f64;
         };
         if !meta.is_file() {
-            return (1u64 << 40) as f64;
+            return MOST_IN_PARTS as f64;
         }
         let mut magic = [0u8; 2];
         let gz = File::open(p)
@@ -995,7 +1007,7 @@ fn distinct_bound(paths: &[PathBuf], scale: u64) -> f64 {
         };
         bound = bound.saturating_add(n.saturating_mul(scale));
     }
-    bound.clamp(1, 1 << 40) as f64
+    bound.clamp(1, MOST_IN_PARTS) as f64
 }
 
 fn count_in_parts(
@@ -1103,7 +1115,7 @@ impl Buckets {
         }
         if nb > 1 << 16 {
             return Err(MapletError::InvalidParameter(
-                "the false-positive rate is too small to count in parts: count in memory".into(),
+                "the false-positive rate is too small to count in parts".into(),
             ));
         }
         let each = cap / nb;
