@@ -708,10 +708,7 @@ fn count_in_memory(
     let mut lowest = 0;
     // The size to count at: the hint's; else, once estimated, one that
     // holds a few percent more (a smaller size is cut from it).
-    let mut guess = match shapes.hint {
-        Some(_) => Some(0),
-        None => None,
-    };
+    let mut guess = shapes.hint.map(|_| 0);
     loop {
         passes += 1;
         let Some(g) = guess else {
