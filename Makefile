@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 
 .PHONY: demo install test test-deps test-rust test-python test-pythons test-wheel wheel lint format bench clean
-.PHONY: bench-rust bench-python bench-mmap bench-load bench-kmers bench-kmers-query bench-dask docs docs-deps
+.PHONY: bench-rust bench-python bench-mmap bench-load bench-kmers bench-kmers-query bench-kmers-kmc bench-dask docs docs-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -81,7 +81,7 @@ format: test-deps
 	$(PY) -m ruff format .
 
 ## bench: every benchmark (long); each script writes its results file in benchmarks/
-bench: bench-rust bench-python bench-mmap bench-load bench-kmers bench-kmers-query bench-dask
+bench: bench-rust bench-python bench-mmap bench-load bench-kmers bench-kmers-query bench-kmers-kmc bench-dask
 
 bench-rust: test-deps
 	$(PY) benchmarks/rust_bench.py
@@ -107,6 +107,13 @@ bench-kmers-query: test-deps
 bench-kmers: test-deps
 	@command -v jellyfish > /dev/null || { echo "bench-kmers needs jellyfish (Debian: apt-get install jellyfish)"; exit 1; }
 	PYTHON=$(PY) bash benchmarks/kmers/run.sh
+
+# Needs KMC 3, Jellyfish 2 and ART (Debian:
+# apt-get install -y art-nextgen-simulation-tools kmc jellyfish); the genome
+# comes from the Debian package ragout-examples (apt-get download).
+bench-kmers-kmc: test-deps
+	@for t in kmc kmc_tools jellyfish art_illumina; do command -v $$t > /dev/null || { echo "bench-kmers-kmc needs $$t (Debian: apt-get install -y art-nextgen-simulation-tools kmc jellyfish)"; exit 1; }; done
+	$(PY) benchmarks/kmers/kmc.py --k 21 31 --threads 2 1
 
 docs-deps: test-deps
 	$(PY) -m pip install --quiet -r docs/requirements.txt

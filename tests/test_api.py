@@ -376,6 +376,7 @@ def test_count_kmers_to_file(tmp_path):
         "skipped": 4,
         "distinct": 5,
         "expected_items": 10,
+        "input_passes": 1,
     }
     m = mappy.Maplet.load(out)
     assert m.query("ACGT") == 2 and m.query("AAAA") == 1 and m.query("CCCC") == 1
@@ -391,6 +392,34 @@ def test_count_kmers_to_file(tmp_path):
         mappy.count_kmers_to_file([tmp_path / "none.fa"], out, 4, 10)
     assert out.read_bytes() == b"kept"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k.maplet", "r.fa"]
+
+
+def test_count_kmers_to_file_without_a_hint_and_with_scratch_elsewhere(tmp_path):
+    import random
+
+    rng = random.Random(3)
+    reads = tmp_path / "r.fa"
+    seqs = ("".join(rng.choice("ACGT") for _ in range(150)) for _ in range(300))
+    reads.write_text("".join(f">r{i}\n{seq}\n" for i, seq in enumerate(seqs)))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    files, passes = [], []
+    # Hints far too small, about right, and none: one file.
+    for hint in (100, 40_000, None):
+        for parts in (1, 4):
+            out = tmp_path / f"{hint}-{parts}.maplet"
+            stats = mappy.count_kmers_to_file([reads], out, 21, hint, partitions=parts, tmp_dir=scratch)
+            files.append(out.read_bytes())
+            passes.append(stats["input_passes"])
+            assert list(scratch.iterdir()) == []
+        assert files[-1] == files[-2], hint
+    m = mappy.Maplet.load(tmp_path / "None-4.maplet")
+    assert m.query(mappy.canonical_kmer(reads.read_text().splitlines()[1][:21])) >= 1
+    # In parts the input is read once whatever the hint; in memory once if
+    # the hint holds the k-mers, else twice (an estimate, then the count).
+    assert passes == [2, 1, 1, 1, 2, 1]
+    with pytest.raises(mappy.InvalidParameterError, match="not a folder"):
+        mappy.count_kmers_to_file([reads], tmp_path / "x.maplet", 21, partitions=2, tmp_dir=tmp_path / "no")
 
 
 def test_count_kmers_to_file_reports_progress_and_stops_on_an_exception(tmp_path):

@@ -152,6 +152,33 @@ def test_kmers_count_in_partitions_writes_the_same_file(tmp_path):
     assert r.returncode == 1 and "--partitions" in r.stderr
 
 
+def test_kmers_count_without_a_hint_and_with_scratch_elsewhere(tmp_path):
+    scratch, out = tmp_path / "scratch", tmp_path / "out"
+    scratch.mkdir()
+    out.mkdir()
+    whole, parts = out / "whole.maplet", out / "parts.maplet"
+    args = ["kmers", "count", "-k", 21, SAMPLE]
+    assert mappy_cli(*args, "-o", whole).returncode == 0
+    r = mappy_cli(*args, "-o", parts, "--partitions", 4, "--tmp-dir", scratch)
+    assert r.returncode == 0, r.stderr
+    assert "built for" not in r.stderr  # no hint: nothing to say about one
+    assert parts.read_bytes() == whole.read_bytes()
+    m = mappy.Maplet.load(parts)
+    assert m.query(mappy.canonical_kmer(SAMPLE.read_text().splitlines()[1][:21])) >= 1
+    assert 0.45 <= m.stats().load_factor <= 0.95
+    assert names(scratch) == [] and names(out) == ["parts.maplet", "whole.maplet"]
+    # On failure too, nothing is left in the scratch folder, nor an output.
+    bad = tmp_path / "bad.fq"
+    bad.write_text("@r\nACGTACGTACGTACGTACGTACGT\n+\nII\n")
+    r = mappy_cli("kmers", "count", "-k", 21, SAMPLE, bad, "-o", out / "bad.maplet", "--partitions", 4,
+                  "--tmp-dir", scratch)  # fmt: skip
+    assert r.returncode == 1 and str(bad) in r.stderr and "Traceback" not in r.stderr
+    assert names(scratch) == [] and names(out) == ["parts.maplet", "whole.maplet"]
+    r = mappy_cli(*args, "-o", out / "x.maplet", "--partitions", 4, "--tmp-dir", tmp_path / "nowhere")
+    assert r.returncode == 1 and "nowhere" in r.stderr and "Traceback" not in r.stderr
+    assert names(out) == ["parts.maplet", "whole.maplet"]
+
+
 def test_an_output_that_cannot_be_written_is_an_error_naming_it(tmp_path):
     reads = tmp_path / "r.fa"
     reads.write_text(">a\nACGTACGTAC\n")
@@ -451,11 +478,14 @@ def big_fasta(tmp_path_factory):
 
 
 @pytest.mark.parametrize("terminal", [False, True])
-@pytest.mark.parametrize("partitions", [1, 4])
-def test_ctrl_c_stops_a_count_at_once_and_leaves_nothing(tmp_path, big_fasta, terminal, partitions):
+@pytest.mark.parametrize(("partitions", "tmp_dir"), [(1, False), (4, False), (4, True)])
+def test_ctrl_c_stops_a_count_at_once_and_leaves_nothing(tmp_path, big_fasta, terminal, partitions, tmp_dir):
     out = tmp_path / "k.maplet"
     master, slave = pty.openpty() if terminal else (None, None)
     args = ["kmers", "count", "-k", 21, "-o", out, *[big_fasta] * 40, "--partitions", partitions]
+    if tmp_dir:
+        (tmp_path / "scratch").mkdir()
+        args += ["--tmp-dir", tmp_path / "scratch"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "mappy_python.cli", *map(str, args)],
         stderr=slave if terminal else subprocess.PIPE,
@@ -484,7 +514,9 @@ def test_ctrl_c_stops_a_count_at_once_and_leaves_nothing(tmp_path, big_fasta, te
     else:
         err = proc.stderr.read()
     assert b"Traceback" not in err and b"Error" not in err, err
-    assert names(tmp_path) == []
+    assert names(tmp_path) == (["scratch"] if tmp_dir else [])
+    if tmp_dir:
+        assert names(tmp_path / "scratch") == []
 
 
 # ---- queries in batches ------------------------------------------------------

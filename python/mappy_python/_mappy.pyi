@@ -288,13 +288,14 @@ def count_kmers_to_file(
     paths: Sequence[Union[str, PathLike[str]]],
     output: Union[str, PathLike[str]],
     k: int,
-    expected_items: int,
+    expected_items: Optional[int] = None,
     false_positive_rate: float = 0.001,
     *,
     canonical: bool = True,
     threads: Optional[int] = None,
     seed: Optional[int] = None,
     partitions: int = 1,
+    tmp_dir: Optional[Union[str, PathLike[str]]] = None,
     progress: Optional[Callable[[str, int, Optional[int]], object]] = None,
 ) -> dict[str, int]:
     """Counts the k-mers of FASTA/FASTQ files into a new counter maplet saved at ``output``."""

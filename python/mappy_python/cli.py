@@ -485,11 +485,16 @@ def cmd_kmers_count(args: argparse.Namespace) -> None:
     # The count is written in a private folder beside the output (with its
     # scratch files), moved into place only when complete, and the folder is
     # removed whatever happens: no partial output, even on Ctrl-C.
+    # Scratch files go there too, or in a private folder in --tmp-dir.
     with about(args.output):
         folder = tempfile.mkdtemp(
             prefix=f".{os.path.basename(args.output)}.", dir=os.path.dirname(args.output) or "."
         )
+    scratch = None
     try:
+        if args.tmp_dir is not None:
+            with about(args.tmp_dir):
+                scratch = tempfile.mkdtemp(prefix=f".{os.path.basename(args.output)}.", dir=args.tmp_dir)
         out = os.path.join(folder, os.path.basename(args.output))
         reads = ["/dev/stdin" if p == STDIN else p for p in args.reads]
 
@@ -504,6 +509,7 @@ def cmd_kmers_count(args: argparse.Namespace) -> None:
                 threads=args.threads,
                 seed=args.seed,
                 partitions=args.partitions,
+                tmp_dir=scratch,
                 progress=report if progress.enabled else None,
             )
 
@@ -526,11 +532,13 @@ def cmd_kmers_count(args: argparse.Namespace) -> None:
             os.replace(out, args.output)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     note(
         f"{args.output}: {stats['kmers']:,} k-mers from {stats['sequences']:,} sequences, "
         f"{stats['distinct']:,} distinct"
     )
-    if stats["expected_items"] != args.expected_items:
+    if args.expected_items is not None and stats["expected_items"] != args.expected_items:
         note(
             f"note: more distinct k-mers than --expected-items {args.expected_items:,}: "
             f"the maplet was built for {stats['expected_items']:,}"
@@ -554,13 +562,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"mappy {mappy.__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    def sizing(q: argparse.ArgumentParser, expected: int) -> None:
+    def sizing(q: argparse.ArgumentParser, expected: Optional[int]) -> None:
         q.add_argument("--rate", type=float, default=0.01, help="false-positive rate (default 0.01)")
         q.add_argument(
             "--expected-items",
             type=positive,
             default=expected,
-            help=f"distinct keys expected (default {expected:,}; the maplet grows past it)",
+            help=f"distinct keys expected (default {expected:,}; the maplet grows past it)"
+            if expected is not None
+            else "distinct k-mers expected, a hint (default: none, the count finds its size)",
         )
         q.add_argument("--seed", type=int, default=None, help="hash seed")
 
@@ -624,7 +634,13 @@ def parser() -> argparse.ArgumentParser:
         "at a time, so that only about THREADS/N of the table is in memory (default 1: all in "
         "memory)",
     )
-    sizing(kc, 10_000_000)
+    kc.add_argument(
+        "--tmp-dir",
+        default=None,
+        help="folder for the scratch files of --partitions (default: beside the output); "
+        "they are removed whatever happens",
+    )
+    sizing(kc, None)
     kc.set_defaults(run=cmd_kmers_count)
     kq = ksub.add_parser("query", help="print the counts of k-mers")
     kq.add_argument("file")

@@ -411,6 +411,14 @@ impl ScratchFile {
         Ok(ScratchFile { path })
     }
 
+    /// A scratch file in the folder `dir`, named for `path` and `tag`.
+    pub(crate) fn in_dir(dir: &Path, path: &Path, tag: &str) -> Result<ScratchFile> {
+        let there = dir.join(path.file_name().ok_or_else(|| {
+            MapletError::InvalidParameter(format!("{}: not a file path", path.display()))
+        })?);
+        Self::beside(&there, tag)
+    }
+
     /// The file, created empty, open for reading and writing.
     pub(crate) fn file(&self) -> Result<fs::File> {
         Ok(fs::OpenOptions::new()

@@ -37,6 +37,13 @@ pub fn hash_str(s: &str, seed: u64) -> u64 {
     hash_bytes(s.as_bytes(), seed ^ STR_DOMAIN)
 }
 
+/// [`hash_str`] of a string given as its UTF-8 bytes (not checked).
+#[cfg(feature = "kmers")]
+#[inline]
+pub(crate) fn hash_str_bytes(b: &[u8], seed: u64) -> u64 {
+    hash_bytes(b, seed ^ STR_DOMAIN)
+}
+
 /// Hashes a byte-string key.
 #[inline]
 pub fn hash_byte_key(b: &[u8], seed: u64) -> u64 {

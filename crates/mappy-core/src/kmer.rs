@@ -21,14 +21,14 @@
 //! ```
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Seek, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 
 use crate::error::{MapletError, Result};
 use crate::format;
-use crate::hash::hash_str;
-use crate::table::value_width;
+use crate::hash::{hash_str, hash_str_bytes};
+use crate::table::{value_width, MAX_LOAD};
 use crate::{Counter, Maplet, Options};
 
 /// What a counting run saw.
@@ -76,15 +76,30 @@ fn check_k(k: usize) -> Result<()> {
 /// The hash of a packed k-mer: its text, hashed as a string key.
 #[inline]
 fn hash_packed(packed: u64, k: usize, seed: u64) -> u64 {
+    // Four bases a byte of the packed k-mer, left-aligned: eight lookups.
+    let left = packed << (64 - 2 * k);
     let mut text = [0u8; 32];
-    for (i, t) in text[..k].iter_mut().enumerate() {
-        *t = b"ACGT"[((packed >> (2 * (k - 1 - i))) & 3) as usize];
+    for (j, four) in text.chunks_exact_mut(4).enumerate() {
+        four.copy_from_slice(&FOUR_BASES[(left >> (56 - 8 * j)) as u8 as usize]);
     }
-    hash_str(
-        std::str::from_utf8(&text[..k]).expect("ASCII letters"),
-        seed,
-    )
+    // The bytes of the k-mer's text, as `hash_str` hashes them.
+    hash_str_bytes(&text[..k], seed)
 }
+
+/// The text of each byte of packed bases (four, the first in the top bits).
+static FOUR_BASES: [[u8; 4]; 256] = {
+    let mut t = [[0u8; 4]; 256];
+    let mut b = 0;
+    while b < 256 {
+        let mut i = 0;
+        while i < 4 {
+            t[b][i] = b"ACGT"[(b >> (6 - 2 * i)) & 3];
+            i += 1;
+        }
+        b += 1;
+    }
+    t
+};
 
 /// Calls `emit` with the packed (canonical) k-mers of `seq`, in order.
 fn for_each_kmer(
@@ -291,8 +306,14 @@ fn count_files_into(
     workers: usize,
     progress: Progress<'_>,
 ) -> Result<KmerStats> {
-    let seed = maplet.seed();
-    hash_files(paths, k, canonical, workers, seed, progress, |hashes| {
+    let input = Input {
+        paths,
+        k,
+        canonical,
+        workers,
+        seed: maplet.seed(),
+    };
+    hash_files(&input, progress, None, |hashes| {
         maplet
             .insert_hashes_streaming(hashes, 1)
             .map_err(|(_, e)| e)
@@ -302,16 +323,21 @@ fn count_files_into(
 /// Reads the files and hands the hashes of their k-mers to `sink`, a batch
 /// at a time: one thread parses, `workers` threads hash. After the first
 /// error of `sink` (or of `progress`, told what was read after each batch),
-/// the rest of the input is read but not handed over.
+/// the rest of the input is read but not handed over. With `hll`, the
+/// hashes are also added to it.
 fn hash_files(
-    paths: &[PathBuf],
-    k: usize,
-    canonical: bool,
-    workers: usize,
-    seed: u64,
+    input: &Input<'_>,
     progress: Progress<'_>,
+    hll: Option<&std::sync::Mutex<Hll>>,
     mut sink: impl FnMut(&[u64]) -> Result<()>,
 ) -> Result<KmerStats> {
+    let (paths, k, canonical, workers, seed) = (
+        input.paths,
+        input.k,
+        input.canonical,
+        input.workers,
+        input.seed,
+    );
     std::thread::scope(|scope| {
         let (seq_tx, seq_rx) = mpsc::sync_channel::<Vec<Vec<u8>>>(workers);
         let seq_rx = std::sync::Arc::new(std::sync::Mutex::new(seq_rx));
@@ -325,19 +351,30 @@ fn hash_files(
         for _ in 0..workers {
             let rx = seq_rx.clone();
             let tx = hash_tx.clone();
-            scope.spawn(move || loop {
-                let Ok(chunk) = rx.lock().expect("reader lock").recv() else {
-                    return;
-                };
-                let mut stats = KmerStats::default();
-                let mut out = Vec::with_capacity(chunk.iter().map(|s| s.len()).sum());
-                for seq in &chunk {
-                    for_each_kmer(seq, k, canonical, &mut stats, |p| {
-                        out.push(hash_packed(p, k, seed))
-                    });
+            scope.spawn(move || {
+                let mut est = hll.map(|_| Hll::new());
+                loop {
+                    let Ok(chunk) = rx.lock().expect("reader lock").recv() else {
+                        break;
+                    };
+                    let mut stats = KmerStats::default();
+                    let mut out = Vec::with_capacity(chunk.iter().map(|s| s.len()).sum());
+                    for seq in &chunk {
+                        for_each_kmer(seq, k, canonical, &mut stats, |p| {
+                            out.push(hash_packed(p, k, seed))
+                        });
+                    }
+                    if let Some(e) = &mut est {
+                        for &h in &out {
+                            e.add(h);
+                        }
+                    }
+                    if tx.send((out, stats)).is_err() {
+                        break;
+                    }
                 }
-                if tx.send((out, stats)).is_err() {
-                    return;
+                if let (Some(e), Some(hll)) = (est, hll) {
+                    hll.lock().expect("estimate lock").merge(&e);
                 }
             });
         }
@@ -388,35 +425,40 @@ pub struct Report {
 /// do the work); an error from it stops the work with that error.
 pub type Progress<'a> = &'a (dyn Fn(Report) -> Result<()> + Sync);
 
-/// What [`count_files_to_path`] did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SavedCount {
-    /// What the input held.
-    pub stats: KmerStats,
-    /// Distinct k-mers (entries) in the saved maplet.
-    pub distinct: usize,
-    /// The expected items the saved maplet was built for: the ones asked
-    /// for, or a multiple when the k-mers did not fit them.
-    pub expected_items: usize,
-}
-
-/// Counts the k-mers of FASTA/FASTQ files into a new counter maplet for
-/// `expected_items` at `false_positive_rate` and saves it at `out`
-/// (atomically: on error `out` is left as it was).
+/// Counts the k-mers of FASTA/FASTQ files into a new counter maplet at
+/// `false_positive_rate` and saves it at `out` (atomically: on error `out`
+/// is left as it was).
 ///
-/// With `partitions` above 1 the whole table is never in memory: the
-/// k-mers' hashes are first split by hash range (so by home slot) into
-/// `partitions` scratch files beside `out` (8 bytes per k-mer); the parts
-/// are then counted, as many at once as there are workers, each into a
-/// table that only its share of home slots touches; their entries are kept
-/// in scratch files (24 bytes per distinct k-mer), and the saved table is
-/// built from them front to back, written out as it is finished. Memory is
-/// then about `workers / partitions` of the table's, for scratch disk
-/// space; the maplet saved is the same as with one partition, which counts
-/// in memory. If the k-mers outnumber what the
-/// maplet holds at its maximum load, counting starts over (from the scratch
-/// files) with twice the expected items, so that the saved maplet never
-/// has an overfull table.
+/// `expected_items` is a hint. The maplet saved is the one built for the
+/// hint (or, without one, for a power of two of home slots) and doubled
+/// as often as its maximum load needs to hold every distinct k-mer, each
+/// entry keeping the full fingerprint that size gives it. It is the same
+/// byte for byte whichever the mode, the thread count or the partitions:
+///
+/// - With `partitions` of 1 the table is built in memory, by one thread
+///   a worker, each inserting the k-mers of its range of home slots into
+///   its own table (whose other pages are never touched), saved together
+///   as one table. A hint that holds the k-mers is counted straight into
+///   its size. Without a hint, or when the k-mers overflow it, the
+///   distinct k-mers are estimated (HyperLogLog) while the input is read,
+///   and the input is read once more to count at the size that holds 3%
+///   more than the estimate; the smallest size that holds them is then cut
+///   from it (a smaller size's keys are a prefix of a larger one's).
+///   Input that is not a plain file (a pipe, standard input), which cannot
+///   be read twice, is counted in parts instead (16 of them).
+/// - With `partitions` above 1 the whole table is never in memory and the
+///   input is read once: the k-mers' keys (home slot and fingerprint at
+///   the largest size the input can need) are sorted, summed and written
+///   to `partitions` scratch files, split by key range, delta-coded (2 to
+///   3 bytes per distinct k-mer of each worker's buffer, 12 million k-mers
+///   shared among the workers, 48 MiB);
+///   each part is then merged, as many at once as there are workers, into
+///   the sorted distinct keys with their counts (a second, smaller scratch
+///   file); the final size is the smallest whose maximum load holds the
+///   distinct keys at that size, counted exactly from them, and the saved
+///   table is built from them front to back, written out as it is
+///   finished. Scratch files go in `tmp_dir` (default: beside `out`) and
+///   are removed whatever happens.
 ///
 /// `progress` is told how far the work is (see [`Report`]).
 ///
@@ -430,197 +472,1060 @@ pub fn count_files_to_path(
     k: usize,
     canonical: bool,
     threads: Option<usize>,
-    expected_items: usize,
+    expected_items: Option<usize>,
     false_positive_rate: f64,
     options: Options,
     partitions: usize,
+    tmp_dir: Option<&Path>,
     progress: Progress<'_>,
 ) -> Result<SavedCount> {
-    let new = |n: usize| Maplet::with_options(n, false_positive_rate, Counter, options);
-    let mut shell = new(expected_items)?;
+    let shapes = Shapes::new(expected_items, false_positive_rate, options)?;
     let workers = check_input(paths, k, threads)?;
-    if partitions <= 1 {
-        let stats = count_files_into(&mut shell, paths, k, canonical, workers, progress)?;
-        shell.save(out)?;
-        return Ok(SavedCount {
-            stats,
-            distinct: shell.len(),
-            expected_items,
-        });
+    if let Some(d) = tmp_dir {
+        if !d.is_dir() {
+            return Err(MapletError::InvalidParameter(format!(
+                "{}: not a folder",
+                d.display()
+            )));
+        }
     }
-    // Split the hashes by hash range: home slots grow with the hash, so
-    // each part holds the entries of a run of home slots, in order, at any
-    // table size.
-    let parts = (0..partitions)
-        .map(|i| format::ScratchFile::beside(out, &format!("part{i}")))
-        .collect::<Result<Vec<_>>>()?;
-    let mut writers = parts
-        .iter()
-        .map(|p| Ok(BufWriter::with_capacity(64 << 10, p.file()?)))
-        .collect::<Result<Vec<_>>>()?;
-    let stats = hash_files(
+    let input = Input {
         paths,
         k,
         canonical,
         workers,
-        shell.seed(),
-        progress,
-        |hashes| {
-            for &h in hashes {
-                let part = ((h as u128 * partitions as u128) >> 64) as usize;
-                writers[part].write_all(&h.to_le_bytes())?;
-            }
-            Ok(())
-        },
-    )?;
-    for w in writers {
-        w.into_inner()
-            .map_err(|e| MapletError::from(e.into_error()))?;
-    }
-    let entries = (0..partitions)
-        .map(|i| format::ScratchFile::beside(out, &format!("entries{i}")))
-        .collect::<Result<Vec<_>>>()?;
-    let mut expected = expected_items;
-    loop {
-        let fits = match count_parts(&shell, &parts, &entries, &new, expected, workers, progress)? {
-            Some((lens, widths)) => Some(boundaries(&entries, &lens, widths)?)
-                .filter(|&(distinct, _)| distinct <= shell.max_len()),
-            None => None,
-        };
-        if let Some((distinct, (vbits, signed))) = fits {
-            let readers = entries
-                .iter()
-                .map(|e| Ok(BufReader::with_capacity(64 << 10, e.reopen()?)))
-                .collect::<Result<Vec<_>>>()?;
-            let total = Some(distinct as u64);
-            let mut written = 0u64;
-            let entries = merged(readers).map(|e| {
-                written += 1;
-                if written % (1 << 20) == 0 {
-                    progress(Report {
-                        stage: Stage::Saving,
-                        done: written,
-                        total,
-                    })?;
-                }
-                e
-            });
-            let saved = shell.save_entries(out, vbits, signed, entries)?;
-            debug_assert_eq!(saved, distinct);
-            return Ok(SavedCount {
-                stats,
-                distinct,
-                expected_items: expected,
-            });
-        }
-        // More distinct k-mers than the maplet holds at its maximum load:
-        // start over (from the scratch files) with a table twice as large.
-        expected = expected
-            .checked_mul(2)
-            .ok_or_else(|| MapletError::InvalidParameter("too many distinct k-mers".into()))?;
-        shell = new(expected)?;
+        seed: options.seed,
+    };
+    // Input that cannot be read twice (a pipe) is counted in parts, which
+    // reads it once and saves the same file.
+    let once = paths.iter().any(|p| !p.is_file());
+    if partitions <= 1 && !once {
+        count_in_memory(&input, out, &shapes, progress)
+    } else {
+        let scratch = Scratch { out, dir: tmp_dir };
+        let parts = if partitions <= 1 { 16 } else { partitions };
+        count_in_parts(&input, &scratch, &shapes, parts, progress)
     }
 }
 
-/// A value width in bits, and whether values are signed.
-type Widths = (u32, bool);
-
-/// Counts the parts, `workers` at a time, each into its own maplet with
-/// `shell`'s parameters, and writes each part's entries, in table order, to
-/// its scratch file in `entries`: each part's number of entries, and the
-/// value width they all need. `None` if they do not fit `shell` at its
-/// maximum load.
-fn count_parts(
-    shell: &Maplet<Counter>,
-    parts: &[format::ScratchFile],
-    entries: &[format::ScratchFile],
-    new: &(impl Fn(usize) -> Result<Maplet<Counter>> + Sync),
-    expected: usize,
+/// What to read and how.
+struct Input<'a> {
+    paths: &'a [PathBuf],
+    k: usize,
+    canonical: bool,
     workers: usize,
-    progress: Progress<'_>,
-) -> Result<Option<(Vec<usize>, Widths)>> {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::sync::Mutex;
-    let max_len = shell.max_len();
-    let next = AtomicUsize::new(0);
-    let counted = AtomicUsize::new(0);
-    let total = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
-    // Values start as wide as the parts counted so far needed: the saved
-    // table needs that much, and widening costs time.
-    let widths = Mutex::new(shell.value_bits());
-    let done: Mutex<Vec<Option<usize>>> = Mutex::new(vec![None; parts.len()]);
-    let error: Mutex<Option<MapletError>> = Mutex::new(None);
-    let count_one = |i: usize| -> Result<Option<usize>> {
-        let start = *widths.lock().expect("widths lock");
-        let mut m = new(expected)?.with_value_bits(start);
-        let mut input = parts[i].reopen()?;
-        let mut buf = vec![0u8; 512 << 10];
-        let mut hashes: Vec<u64> = Vec::with_capacity(buf.len() / 8);
-        loop {
-            if stop.load(Ordering::Relaxed) {
-                // Another part overfilled the table or failed: this one's
-                // count is not needed.
-                return Ok(None);
-            }
-            let n = read_full(&mut input, &mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hashes.clear();
-            hashes.extend(
-                buf[..n]
-                    .chunks_exact(8)
-                    .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))),
-            );
-            if m.len() + hashes.len() < max_len {
-                m.insert_hashes_streaming(&hashes, 1).map_err(|(_, e)| e)?;
-                continue;
-            }
-            // Near the maximum load: one at a time, and never let the table
-            // double, since every part must keep the same home slots.
-            for &h in &hashes {
-                if m.len() >= max_len && !m.contains_hash(h) {
-                    return Ok(None);
-                }
-                m.insert_hash(h, 1)?;
-            }
+    seed: u64,
+}
+
+/// Where scratch files go.
+struct Scratch<'a> {
+    out: &'a Path,
+    dir: Option<&'a Path>,
+}
+
+impl Scratch<'_> {
+    fn file(&self, tag: &str) -> Result<format::ScratchFile> {
+        match self.dir {
+            Some(d) => format::ScratchFile::in_dir(d, self.out, tag),
+            None => format::ScratchFile::beside(self.out, tag),
         }
-        if total.fetch_add(m.len(), Ordering::Relaxed) + m.len() > max_len + parts.len() {
-            // Over the maximum load even if every part boundary merges two
-            // entries into one.
+    }
+}
+
+/// The sizes a count can end at: the table built for the hint (or, with
+/// none, of one home slot) doubled `k` times, `k` from 0.
+struct Shapes {
+    hint: Option<usize>,
+    rate: f64,
+    options: Options,
+    /// Home slots at `k = 0`.
+    c0: u64,
+}
+
+/// Most doublings considered (far past the 2^40 items a maplet holds).
+const MAX_DOUBLINGS: u32 = 48;
+
+impl Shapes {
+    fn new(hint: Option<usize>, rate: f64, options: Options) -> Result<Shapes> {
+        // Checks the parameters (its table's pages are never touched).
+        Maplet::with_options(hint.unwrap_or(1), rate, Counter, options)?;
+        let c0 = match hint {
+            Some(h) => ((h as f64 / MAX_LOAD).ceil() as u64).max(1),
+            None => 1,
+        };
+        Ok(Shapes {
+            hint,
+            rate,
+            options,
+            c0,
+        })
+    }
+
+    fn canonical(&self, k: u32) -> u64 {
+        self.c0 << k
+    }
+
+    /// Whether `k` doublings give a maplet of at most 2^40 items.
+    fn valid(&self, k: u32) -> bool {
+        k <= MAX_DOUBLINGS && (self.c0 as u128) << k <= 1u128 << 41
+    }
+
+    fn max_len(&self, k: u32) -> usize {
+        (MAX_LOAD * self.canonical(k) as f64) as usize
+    }
+
+    fn expected(&self, k: u32) -> usize {
+        match self.hint {
+            Some(h) => h << k,
+            None => self.max_len(k).max(1),
+        }
+    }
+
+    fn fbits(&self, k: u32) -> u32 {
+        Maplet::<Counter>::fbits_for_shape(self.rate, self.options, self.canonical(k))
+    }
+
+    /// Bits of a key at `k` doublings beyond those of a home slot at 0:
+    /// the key is `floor(hash * c0 * 2^level / 2^64)`.
+    fn level(&self, k: u32) -> u32 {
+        k + self.fbits(k) - 1
+    }
+
+    /// The smallest `k` whose maximum load holds `n` entries.
+    fn holding(&self, n: f64) -> u32 {
+        let mut k = 0;
+        while self.valid(k + 1) && (self.max_len(k) as f64) < n {
+            k += 1;
+        }
+        k
+    }
+
+    /// The empty maplet of `k` doublings, as if built for its size.
+    fn shell(&self, k: u32, extra_fbits: u32) -> Result<Maplet<Counter>> {
+        if !self.valid(k) || self.expected(k) > 1 << 40 {
+            return Err(MapletError::InvalidParameter(
+                "too many distinct k-mers (more than 2^40)".into(),
+            ));
+        }
+        match self.hint {
+            Some(h) if k == 0 && extra_fbits == 0 => {
+                Maplet::with_options(h, self.rate, Counter, self.options)
+            }
+            _ => Maplet::with_shape(
+                self.expected(k),
+                self.rate,
+                Counter,
+                self.options,
+                self.canonical(k),
+                extra_fbits,
+            ),
+        }
+    }
+}
+
+/// A distinct-count estimate: HyperLogLog over the k-mers' hashes.
+#[derive(Clone)]
+struct Hll(Vec<u8>);
+
+/// log2 of the registers: 16 KiB, a standard error of about 0.8%.
+const HLL_BITS: u32 = 14;
+
+impl Hll {
+    fn new() -> Hll {
+        Hll(vec![0; 1 << HLL_BITS])
+    }
+
+    #[inline]
+    fn add(&mut self, h: u64) {
+        let i = (h >> (64 - HLL_BITS)) as usize;
+        let rank = ((h << HLL_BITS) | (1 << (HLL_BITS - 1))).leading_zeros() as u8 + 1;
+        if rank > self.0[i] {
+            self.0[i] = rank;
+        }
+    }
+
+    fn merge(&mut self, o: &Hll) {
+        for (a, &b) in self.0.iter_mut().zip(&o.0) {
+            *a = (*a).max(b);
+        }
+    }
+
+    fn estimate(&self) -> f64 {
+        let m = self.0.len() as f64;
+        let sum: f64 = self.0.iter().map(|&r| 2f64.powi(-(r as i32))).sum();
+        let zeros = self.0.iter().filter(|&&r| r == 0).count();
+        let raw = 0.7213 / (1.0 + 1.079 / m) * m * m / sum;
+        if raw <= 2.5 * m && zeros > 0 {
+            m * (m / zeros as f64).ln()
+        } else {
+            raw
+        }
+    }
+}
+
+/// What [`count_files_to_path`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SavedCount {
+    /// What the input held.
+    pub stats: KmerStats,
+    /// Distinct k-mers (entries) in the saved maplet.
+    pub distinct: usize,
+    /// The expected items the saved maplet was built for: the ones asked
+    /// for, a multiple when the k-mers did not fit them, or without a
+    /// hint 95% of its home slots.
+    pub expected_items: usize,
+    /// Times the input was read: 1 in parts; in memory 1 when the hint
+    /// held the k-mers, else 2 (3 only when the estimate fell more than 3%
+    /// short, about 4 standard errors of its HyperLogLog).
+    pub input_passes: u32,
+}
+
+/// Inserts `hashes` into `m` unless that would double its table: `false`
+/// (and `m` partly filled) then.
+fn insert_capped(m: &mut Maplet<Counter>, hashes: &[u64]) -> Result<bool> {
+    let max_len = m.max_len();
+    if m.len() + hashes.len() < max_len {
+        m.insert_hashes_streaming(hashes, 1).map_err(|(_, e)| e)?;
+        return Ok(true);
+    }
+    for &h in hashes {
+        if m.len() >= max_len && !m.contains_hash(h) {
+            return Ok(false);
+        }
+        m.insert_hash(h, 1)?;
+    }
+    Ok(true)
+}
+
+fn count_in_memory(
+    input: &Input<'_>,
+    out: &Path,
+    shapes: &Shapes,
+    progress: Progress<'_>,
+) -> Result<SavedCount> {
+    let hll = std::sync::Mutex::new(Hll::new());
+    let mut passes = 0;
+    let mut lowest = 0;
+    // The size to count at: the hint's; else, once estimated, one that
+    // holds a few percent more (a smaller size is cut from it).
+    let mut guess = shapes.hint.map(|_| 0);
+    loop {
+        passes += 1;
+        let Some(g) = guess else {
+            hash_files(input, progress, Some(&hll), |_| Ok(()))?;
+            let estimate = hll.lock().expect("estimate lock").estimate();
+            guess = Some(shapes.holding(estimate * 1.03).max(lowest));
+            continue;
+        };
+        let estimating = passes == 1;
+        let (read, tables) = count_tables(input, progress, estimating.then_some(&hll), &|| {
+            shapes.shell(g, 0)
+        })?;
+        let Some(tables) = tables else {
+            // More distinct k-mers than this size holds.
+            lowest = g + 1;
+            guess = Some(if estimating {
+                let estimate = hll.lock().expect("estimate lock").estimate();
+                shapes.holding(estimate * 1.03).max(lowest)
+            } else {
+                lowest
+            });
+            continue;
+        };
+        let fbits = tables[0].fbits();
+        let entries = || {
+            tables.iter().flat_map(move |m| {
+                m.raw_entries().map(move |(q, field, v)| {
+                    let fp = field >> 1;
+                    Ok(((q << (fbits - 1)) | fp, g + fbits - 1, v as u64))
+                })
+            })
+        };
+        let top = shapes.level(g);
+        let k = if g == lowest {
+            g
+        } else {
+            choose(shapes, lowest, g.saturating_sub(2), top, &entries)?.unwrap_or(g)
+        };
+        let saved = build(shapes, k, out, &entries, None, progress)?;
+        return Ok(SavedCount {
+            stats: read,
+            input_passes: passes,
+            ..saved
+        });
+    }
+}
+
+/// Counts the input into tables that `make` makes, one a worker, each
+/// for its range of home slots (the rest of its table is never touched,
+/// so costs no memory): together, in order, their entries are those of one
+/// table. `None` for the tables if their entries would outnumber the
+/// table's maximum load. With `hll`, the hashes are also added to it.
+#[allow(clippy::type_complexity)]
+fn count_tables(
+    input: &Input<'_>,
+    progress: Progress<'_>,
+    hll: Option<&std::sync::Mutex<Hll>>,
+    make: &(dyn Fn() -> Result<Maplet<Counter>> + Sync),
+) -> Result<(KmerStats, Option<Vec<Maplet<Counter>>>)> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let ranges = input.workers;
+    let tables = (0..ranges).map(|_| make()).collect::<Result<Vec<_>>>()?;
+    let canonical = tables[0].capacity();
+    let max_len = tables[0].max_len();
+    let total = AtomicUsize::new(0);
+    let over = AtomicBool::new(false);
+    let error: std::sync::Mutex<Option<MapletError>> = std::sync::Mutex::new(None);
+    let (stats, tables) = std::thread::scope(|scope| -> Result<_> {
+        let mut senders = Vec::new();
+        let mut handles = Vec::new();
+        for mut m in tables {
+            let (tx, rx) = mpsc::sync_channel::<Vec<u64>>(4);
+            senders.push(tx);
+            let (total, over, error) = (&total, &over, &error);
+            handles.push(scope.spawn(move || {
+                for batch in rx {
+                    if over.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    let before = m.len();
+                    let fits = match insert_capped(&mut m, &batch) {
+                        Ok(fits) => fits,
+                        Err(e) => {
+                            error.lock().expect("error lock").get_or_insert(e);
+                            false
+                        }
+                    };
+                    let added = m.len() - before;
+                    if !fits || total.fetch_add(added, Ordering::Relaxed) + added > max_len {
+                        over.store(true, Ordering::Relaxed);
+                    }
+                }
+                m
+            }));
+        }
+        // A home slot's range: `q * per_slot / 2^64`, below `ranges` for
+        // every slot, and never smaller for a larger slot.
+        let per_slot = ((ranges as u128) << 64).div_ceil(canonical as u128);
+        let mut split: Vec<Vec<u64>> = vec![Vec::new(); ranges];
+        let stats = hash_files(input, progress, hll, |hashes| {
+            if over.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            for &h in hashes {
+                let q = (h as u128 * canonical as u128) >> 64;
+                split[((q * per_slot) >> 64) as usize].push(h);
+            }
+            for (tx, batch) in senders.iter().zip(&mut split) {
+                if !batch.is_empty() {
+                    // A table's thread ends only with the channel.
+                    let _ = tx.send(std::mem::take(batch));
+                }
+            }
+            Ok(())
+        });
+        drop(senders);
+        let tables: Vec<_> = handles
+            .into_iter()
+            .map(|h| h.join().expect("a counting thread does not panic"))
+            .collect();
+        Ok((stats?, tables))
+    })?;
+    if let Some(e) = error.into_inner().expect("error lock") {
+        return Err(e);
+    }
+    Ok((stats, (!over.into_inner()).then_some(tables)))
+}
+
+/// The final number of doublings: the smallest from `floor` whose
+/// maximum load holds the distinct keys at its size, counted from the
+/// sorted entries (key, its level, count) that `entries` makes, whose
+/// levels are all at least `top`; looked for from `from` up (and from
+/// `floor` if `from` holds them). `None` if it needs a level above `top`.
+fn choose<I>(
+    shapes: &Shapes,
+    floor: u32,
+    from: u32,
+    top: u32,
+    entries: &impl Fn() -> I,
+) -> Result<Option<u32>>
+where
+    I: Iterator<Item = Result<(u64, u32, u64)>>,
+{
+    let (mut floor, mut lo) = (floor, from.max(floor));
+    loop {
+        // A few sizes a pass, from the smallest not yet ruled out.
+        let ks: Vec<u32> = (lo..lo + 6)
+            .filter(|&k| shapes.valid(k) && shapes.level(k) <= top)
+            .collect();
+        if ks.is_empty() {
             return Ok(None);
         }
-        let mut out = BufWriter::with_capacity(64 << 10, entries[i].file()?);
-        for e in m.raw_entries() {
-            write_entry(&mut out, e)?;
+        let levels: Vec<u32> = ks.iter().map(|&k| shapes.level(k)).collect();
+        let mut last: Vec<Option<u64>> = vec![None; ks.len()];
+        let mut distinct = vec![0usize; ks.len()];
+        for e in entries() {
+            let (key, level, _) = e?;
+            for i in 0..ks.len() {
+                let kk = key >> (level - levels[i]);
+                if last[i] != Some(kk) {
+                    last[i] = Some(kk);
+                    distinct[i] += 1;
+                }
+            }
         }
+        match (0..ks.len()).find(|&i| distinct[i] <= shapes.max_len(ks[i])) {
+            Some(0) if lo > floor => (lo, floor) = (floor, lo),
+            Some(i) => return Ok(Some(ks[i])),
+            None => lo = ks[ks.len() - 1] + 1,
+        }
+    }
+}
+
+/// Saves the maplet of `k` doublings holding the sorted `entries` (key,
+/// its level, count), merged at its size.
+/// `known`: the distinct keys and the largest count at that size, if
+/// counted already.
+fn build<I>(
+    shapes: &Shapes,
+    k: u32,
+    out: &Path,
+    entries: &impl Fn() -> I,
+    known: Option<(usize, u64)>,
+    progress: Progress<'_>,
+) -> Result<SavedCount>
+where
+    I: Iterator<Item = Result<(u64, u32, u64)>>,
+{
+    let level = shapes.level(k);
+    let (distinct, widest) = match known {
+        Some(known) => known,
+        None => {
+            let (mut distinct, mut widest) = (0usize, 0u64);
+            for e in merge_at(level, entries()) {
+                let (_, v) = e?;
+                distinct += 1;
+                widest = widest.max(v);
+            }
+            (distinct, widest)
+        }
+    };
+    let widest = i64::try_from(widest)
+        .map_err(|_| MapletError::InvalidValue("a k-mer count overflows 63 bits".into()))?;
+    let shell = shapes.shell(k, 0)?;
+    let fb = shell.fbits();
+    let total = Some(distinct as u64);
+    let mut written = 0u64;
+    let rows = merge_at(level, entries()).map(|e| {
+        let (key, v) = e?;
+        written += 1;
+        if written % (1 << 20) == 0 {
+            progress(Report {
+                stage: Stage::Saving,
+                done: written,
+                total,
+            })?;
+        }
+        let fp = key & ((1u64 << (fb - 1)) - 1);
+        Ok((key >> (fb - 1), (fp << 1) | 1, v as i64))
+    });
+    let saved = shell.save_entries(out, value_width(widest, false).max(1), false, rows)?;
+    debug_assert_eq!(saved, distinct);
+    Ok(SavedCount {
+        stats: KmerStats::default(),
+        distinct,
+        expected_items: shapes.expected(k),
+        input_passes: 1,
+    })
+}
+
+/// The sorted `entries` (key, its level, count) cut to keys of `level`
+/// bits, equal keys summed.
+fn merge_at(
+    level: u32,
+    mut entries: impl Iterator<Item = Result<(u64, u32, u64)>>,
+) -> impl Iterator<Item = Result<(u64, u64)>> {
+    let mut pending: Option<(u64, u64)> = None;
+    std::iter::from_fn(move || loop {
+        match entries.next() {
+            Some(Ok((key, l, v))) => {
+                let key = key >> (l - level);
+                match &mut pending {
+                    Some((pk, pv)) if *pk == key => match pv.checked_add(v) {
+                        Some(s) => *pv = s,
+                        None => {
+                            return Some(Err(MapletError::InvalidValue(
+                                "a k-mer count overflows 64 bits".into(),
+                            )))
+                        }
+                    },
+                    _ => {
+                        if let Some(p) = pending.replace((key, v)) {
+                            return Some(Ok(p));
+                        }
+                    }
+                }
+            }
+            Some(Err(e)) => return Some(Err(e)),
+            None => return pending.take().map(Ok),
+        }
+    })
+}
+
+/// The most distinct k-mers counting in parts provides for (keys longer
+/// than such a count needs would not fit the 32-bit offsets of its
+/// buffer at small rates).
+const MOST_IN_PARTS: u64 = 1 << 34;
+
+/// An upper bound on the distinct k-mers of the input: its bytes (half of
+/// them for FASTQ, whose qualities are as long as the bases; 64 times them
+/// for gzip), at most [`MOST_IN_PARTS`], which is also the bound for what
+/// is not a plain file.
+fn distinct_bound(paths: &[PathBuf], scale: u64) -> f64 {
+    let mut bound = 0u64;
+    for p in paths {
+        let Ok(meta) = std::fs::metadata(p) else {
+            return MOST_IN_PARTS as f64;
+        };
+        if !meta.is_file() {
+            return MOST_IN_PARTS as f64;
+        }
+        let mut magic = [0u8; 2];
+        let gz = File::open(p)
+            .and_then(|mut f| f.read_exact(&mut magic))
+            .is_ok()
+            && magic == [0x1f, 0x8b];
+        let n = if gz {
+            meta.len().saturating_mul(64)
+        } else if magic[0] == b'@' {
+            meta.len() / 2
+        } else {
+            meta.len()
+        };
+        bound = bound.saturating_add(n.saturating_mul(scale));
+    }
+    bound.clamp(1, MOST_IN_PARTS) as f64
+}
+
+fn count_in_parts(
+    input: &Input<'_>,
+    scratch: &Scratch<'_>,
+    shapes: &Shapes,
+    partitions: usize,
+    progress: Progress<'_>,
+) -> Result<SavedCount> {
+    let bits_c0 = 64 - shapes.c0.leading_zeros();
+    let mut scale = 1;
+    let mut passes = 0;
+    loop {
+        passes += 1;
+        // Keys long enough for the largest size the input can need.
+        let most = shapes.holding(distinct_bound(input.paths, scale));
+        let level = shapes.level(most).min(64 - bits_c0);
+        let top = (0..=most)
+            .rev()
+            .find(|&k| shapes.level(k) <= level)
+            .unwrap_or(0);
+        let hll = std::sync::Mutex::new(Hll::new());
+        let parts = (0..partitions)
+            .map(|i| scratch.file(&format!("part{i}")))
+            .collect::<Result<Vec<_>>>()?;
+        let range = (shapes.c0 as u128) << level;
+        let stats = split_files(input, shapes.c0, level, range, &parts, &hll, progress)?;
+        let estimate = hll.into_inner().expect("estimate lock").estimate();
+        let from = shapes.holding(estimate).saturating_sub(2);
+        // The sizes near the estimate, whose distinct keys the merge counts.
+        let near: Vec<(u32, u32)> = (from..from + 5)
+            .filter(|&k| shapes.valid(k) && shapes.level(k) <= level)
+            .map(|k| (k, level - shapes.level(k)))
+            .collect();
+        let shifts: Vec<u32> = near.iter().map(|&(_, s)| s).collect();
+        let (entries, tallies) = merge_parts(parts, scratch, input.workers, &shifts, progress)?;
+        let read = || {
+            entries
+                .iter()
+                .flat_map(|e| runs_of(e.reopen()))
+                .map(move |e| e.map(|(key, v)| (key, level, v)))
+        };
+        // The smallest of them that holds its distinct keys, unless the
+        // smallest does (a smaller one might too) or none does: then
+        // counted from the entries.
+        let tallied = near
+            .iter()
+            .zip(Tally::combine(&tallies, near.len()))
+            .find(|((k, _), t)| t.distinct <= shapes.max_len(*k));
+        let (c, known) = match tallied {
+            Some(((k, _), t)) if *k == 0 || *k > from => (Some(*k), Some((t.distinct, t.widest))),
+            _ => (choose(shapes, 0, from, level, &read)?, None),
+        };
+        match c {
+            Some(k) if k <= top => {
+                let saved = build(shapes, k, scratch.out, &read, known, progress)?;
+                return Ok(SavedCount {
+                    stats,
+                    input_passes: passes,
+                    ..saved
+                });
+            }
+            // The input held more distinct k-mers than its size bound
+            // (gzip compressing more than 64-fold): read it again with
+            // longer keys.
+            _ if scale == 1 && input.paths.iter().all(|p| p.is_file()) => scale = 1 << 20,
+            _ => {
+                return Err(MapletError::InvalidParameter(
+                    "too many distinct k-mers for counting in parts".into(),
+                ))
+            }
+        }
+    }
+}
+
+/// Keys the workers hold before they sort and write them, all together (4
+/// bytes each).
+const SPLIT_BUFFER: usize = 12 << 20;
+
+/// A worker's keys before they are sorted and written: in buckets by the
+/// top bits of their hash (so by key range), each as its offset from the
+/// smallest key its bucket can hold, in 32 bits.
+struct Buckets {
+    /// The hash's bits below the bucket number.
+    shift: u32,
+    /// The smallest key of each bucket.
+    start: Vec<u64>,
+    /// Bucket `b` is `keys[b * room..][..lens[b]]` (one allocation, which
+    /// goes back to the system when dropped).
+    keys: Vec<u32>,
+    lens: Vec<usize>,
+    /// Keys a bucket takes before they are written.
+    room: usize,
+    /// Bits of an offset.
+    bits: u32,
+}
+
+impl Buckets {
+    /// Buckets for keys below `range`, at least `parts` of them, for about
+    /// `cap` keys in all.
+    fn new(range: u128, parts: usize, cap: usize) -> Result<Buckets> {
+        let mut nb = parts.next_power_of_two().max(256);
+        while range / nb as u128 >= 1 << 31 {
+            nb *= 2;
+        }
+        if nb > 1 << 16 {
+            return Err(MapletError::InvalidParameter(
+                "the false-positive rate is too small to count in parts".into(),
+            ));
+        }
+        let each = cap / nb;
+        let room = each + 4 * (each as f64).sqrt() as usize + 16;
+        Ok(Buckets {
+            shift: 64 - nb.trailing_zeros(),
+            start: (0..nb)
+                .map(|b| (b as u128 * range / nb as u128) as u64)
+                .collect(),
+            keys: vec![0; nb * room],
+            lens: vec![0; nb],
+            room,
+            bits: 128 - (range / nb as u128 + 1).leading_zeros(),
+        })
+    }
+
+    /// The bucket of hash `h` and its key's offset there, by the buckets'
+    /// `shift` and `start` (see [`Buckets`]).
+    #[inline]
+    fn place(shift: u32, start: &[u64], h: u64, key: u64) -> (u32, u32) {
+        let b = if shift == 64 {
+            0
+        } else {
+            (h >> shift) as usize
+        };
+        (b as u32, (key - start[b]) as u32)
+    }
+
+    /// Adds a key placed by [`Buckets::place`]; whether its bucket
+    /// is now full (it must then be flushed before the next push).
+    #[inline]
+    fn push(&mut self, (b, low): (u32, u32)) -> bool {
+        let b = b as usize;
+        let len = &mut self.lens[b];
+        self.keys[b * self.room + *len] = low;
+        *len += 1;
+        *len >= self.room
+    }
+
+    /// Sorts the keys and appends to each of the `writers` (parts, each a
+    /// run of whole buckets) a run of its keys, equal keys summed: the
+    /// parts split among `threads` threads.
+    fn flush(
+        &mut self,
+        writers: &[std::sync::Mutex<BufWriter<File>>],
+        threads: usize,
+    ) -> Result<()> {
+        let nb = self.lens.len();
+        let parts = writers.len();
+        let (room, bits) = (self.room, self.bits);
+        // Part p holds buckets bounds[p]..bounds[p + 1].
+        let bounds: Vec<usize> = (0..=parts).map(|p| (p * nb).div_ceil(parts)).collect();
+        let per = parts.div_ceil(threads.max(1));
+        let (lens, start) = (&self.lens, &self.start);
+        let results = std::thread::scope(|scope| {
+            let mut rest: &mut [u32] = &mut self.keys;
+            let mut handles = Vec::new();
+            for p0 in (0..parts).step_by(per) {
+                let p1 = (p0 + per).min(parts);
+                let (b0, b1) = (bounds[p0], bounds[p1]);
+                let (mine, others) = std::mem::take(&mut rest).split_at_mut((b1 - b0) * room);
+                rest = others;
+                let bounds = &bounds;
+                handles.push(scope.spawn(move || -> Result<()> {
+                    for p in p0..p1 {
+                        let (lo, hi) = (bounds[p] - b0, bounds[p + 1] - b0);
+                        flush_part(
+                            &mut mine[lo * room..hi * room],
+                            &lens[b0 + lo..b0 + hi],
+                            &start[b0 + lo..b0 + hi],
+                            (room, bits),
+                            &writers[p],
+                        )?;
+                    }
+                    Ok(())
+                }));
+            }
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a flushing thread does not panic"))
+                .collect::<Vec<_>>()
+        });
+        self.lens.fill(0);
+        results.into_iter().collect()
+    }
+}
+
+/// Sorts the buckets of one part (`keys`, `room` slots a bucket, `lens`
+/// of them filled, offsets of `bits` bits from `start`) and appends them
+/// to `writer` as one run, equal keys summed.
+fn flush_part(
+    keys: &mut [u32],
+    lens: &[usize],
+    start: &[u64],
+    (room, bits): (usize, u32),
+    writer: &std::sync::Mutex<BufWriter<File>>,
+) -> Result<()> {
+    let mut n = 0;
+    let (mut first, mut last) = (None, 0);
+    let mut tmp = Vec::new();
+    for (b, (&len, &st)) in lens.iter().zip(start).enumerate() {
+        let k = &mut keys[b * room..][..len];
+        radix_sort(k, bits, &mut tmp);
+        if let (Some(&lo), Some(&hi)) = (k.first(), k.last()) {
+            first.get_or_insert(st + lo as u64);
+            last = st + hi as u64;
+            n += 1 + k.windows(2).filter(|w| w[0] != w[1]).count();
+        }
+    }
+    let Some(first) = first else {
+        return Ok(());
+    };
+    let keys = &*keys;
+    let all = coalesced(
+        lens.iter()
+            .zip(start)
+            .enumerate()
+            .flat_map(|(b, (&len, &st))| {
+                summed(&keys[b * room..][..len]).map(move |(k, c)| (st + k as u64, c))
+            }),
+    );
+    let run = encode_run(all, rice_bits(first, last, n));
+    writer.lock().expect("part lock").write_all(&run)?;
+    Ok(())
+}
+
+/// Sorts `keys` of `bits` bits, least significant digit first (`tmp` is
+/// scratch space).
+fn radix_sort(keys: &mut [u32], bits: u32, tmp: &mut Vec<u32>) {
+    const DIGIT: u32 = 11;
+    let n = keys.len();
+    if n < 512 {
+        keys.sort_unstable();
+        return;
+    }
+    let passes = bits.div_ceil(DIGIT).max(1);
+    let width = bits.div_ceil(passes);
+    let mask = (1u32 << width) - 1;
+    tmp.resize(n, 0);
+    let scatter = |src: &[u32], dst: &mut [u32], shift: u32| {
+        let mut at = [0usize; 1 << DIGIT];
+        for &k in src {
+            at[((k >> shift) & mask) as usize] += 1;
+        }
+        let mut sum = 0;
+        for a in &mut at {
+            (*a, sum) = (sum, sum + *a);
+        }
+        for &k in src {
+            let d = &mut at[((k >> shift) & mask) as usize];
+            dst[*d] = k;
+            *d += 1;
+        }
+    };
+    let mut in_keys = true;
+    for pass in 0..passes {
+        if in_keys {
+            scatter(keys, &mut tmp[..n], pass * width);
+        } else {
+            scatter(&tmp[..n], keys, pass * width);
+        }
+        in_keys = !in_keys;
+    }
+    if !in_keys {
+        keys.copy_from_slice(&tmp[..n]);
+    }
+}
+
+/// Reads the input and writes the keys of its k-mers (`level` bits beyond
+/// those of a home slot among `c0`, below `range`) to `parts`, split by key
+/// range: the workers hash and fill one shared buffer of [`SPLIT_BUFFER`]
+/// keys, which, when one of its buckets is full, is sorted and written out
+/// (by as many threads), each part getting one run of its keys there,
+/// equal keys summed (see [`encode_run`]).
+fn split_files(
+    input: &Input<'_>,
+    c0: u64,
+    level: u32,
+    range: u128,
+    parts: &[format::ScratchFile],
+    hll: &std::sync::Mutex<Hll>,
+    progress: Progress<'_>,
+) -> Result<KmerStats> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+    let writers = parts
+        .iter()
+        .map(|p| Ok(Mutex::new(BufWriter::with_capacity(64 << 10, p.file()?))))
+        .collect::<Result<Vec<_>>>()?;
+    let (k, canonical, seed, workers) = (input.k, input.canonical, input.seed, input.workers);
+    let shared = Buckets::new(range, parts.len(), SPLIT_BUFFER)?;
+    let (shift, start) = (shared.shift, &shared.start.clone());
+    let buckets = Mutex::new(shared);
+    let error: Mutex<Option<MapletError>> = Mutex::new(None);
+    let failed = AtomicBool::new(false);
+    let read = Mutex::new(0u64);
+    let stats = std::thread::scope(|scope| -> Result<KmerStats> {
+        let (seq_tx, seq_rx) = mpsc::sync_channel::<Vec<Vec<u8>>>(workers);
+        let seq_rx = std::sync::Arc::new(Mutex::new(seq_rx));
+        let reader = scope.spawn(move || -> Result<()> {
+            for path in input.paths {
+                read_file(path, &seq_tx)?;
+            }
+            Ok(())
+        });
+        let mut handles = Vec::new();
+        for _ in 0..workers {
+            let rx = seq_rx.clone();
+            let (writers, error, failed, read, buckets) =
+                (&writers, &error, &failed, &read, &buckets);
+            handles.push(scope.spawn(move || {
+                let mut stats = KmerStats::default();
+                let mut est = Hll::new();
+                let mut placed: Vec<(u32, u32)> = Vec::new();
+                let fail = |e: MapletError| {
+                    failed.store(true, Ordering::Relaxed);
+                    error.lock().expect("error lock").get_or_insert(e);
+                };
+                loop {
+                    let Ok(chunk) = rx.lock().expect("reader lock").recv() else {
+                        break;
+                    };
+                    if failed.load(Ordering::Relaxed) {
+                        // Drain the reader, which then stops.
+                        continue;
+                    }
+                    let before = stats.kmers;
+                    // Hashed and placed without the lock, then added.
+                    placed.clear();
+                    for seq in &chunk {
+                        for_each_kmer(seq, k, canonical, &mut stats, |p| {
+                            let h = hash_packed(p, k, seed);
+                            est.add(h);
+                            let key = ((h as u128 * c0 as u128) >> (64 - level)) as u64;
+                            placed.push(Buckets::place(shift, start, h, key));
+                        });
+                    }
+                    let mut written = Ok(());
+                    {
+                        let mut shared = buckets.lock().expect("buckets lock");
+                        for &x in &placed {
+                            if shared.push(x) {
+                                // A bucket is full: all are written out.
+                                written = shared.flush(writers, workers);
+                                if written.is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    // Reported under the lock: in order.
+                    let r = {
+                        let mut done = read.lock().expect("progress lock");
+                        *done += stats.kmers - before;
+                        progress(Report {
+                            stage: Stage::Reading,
+                            done: *done,
+                            total: None,
+                        })
+                    };
+                    if let Err(e) = written.and(r) {
+                        fail(e);
+                    }
+                }
+                (stats, est)
+            }));
+        }
+        drop(seq_rx);
+        let mut stats = KmerStats::default();
+        let mut est = hll.lock().expect("estimate lock");
+        for h in handles {
+            let (s, e) = h.join().expect("a worker does not panic");
+            stats += s;
+            est.merge(&e);
+        }
+        reader.join().expect("the reader thread does not panic")?;
+        Ok(stats)
+    })?;
+    if let Some(e) = error.into_inner().expect("error lock") {
+        return Err(e);
+    }
+    buckets
+        .into_inner()
+        .expect("buckets lock")
+        .flush(&writers, workers)?;
+    for w in writers {
+        w.into_inner()
+            .expect("part lock")
+            .into_inner()
+            .map_err(|e| MapletError::from(e.into_error()))?;
+    }
+    Ok(stats)
+}
+
+/// The distinct values of sorted `keys`, each with how often it occurs.
+fn summed<T: Copy + PartialEq>(keys: &[T]) -> impl Iterator<Item = (T, u64)> + '_ {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        let &key = keys.get(i)?;
+        let n = keys[i..].iter().take_while(|&&x| x == key).count();
+        i += n;
+        Some((key, n as u64))
+    })
+}
+
+/// Sorted keys with counts, equal neighbours summed into one (counts of
+/// one buffer: they cannot overflow).
+fn coalesced(mut entries: impl Iterator<Item = (u64, u64)>) -> impl Iterator<Item = (u64, u64)> {
+    let mut pending = entries.next();
+    std::iter::from_fn(move || {
+        let (key, mut count) = pending?;
+        loop {
+            match entries.next() {
+                Some((k, c)) if k == key => count += c,
+                next => {
+                    pending = next;
+                    return Some((key, count));
+                }
+            }
+        }
+    })
+}
+
+/// Merges each part's runs into its sorted distinct keys with their
+/// counts, `workers` parts at once, in one run per part in new scratch
+/// files (in order); each part's file is removed once merged.
+fn merge_parts(
+    parts: Vec<format::ScratchFile>,
+    scratch: &Scratch<'_>,
+    workers: usize,
+    shifts: &[u32],
+    progress: Progress<'_>,
+) -> Result<(Vec<format::ScratchFile>, Vec<Vec<Tally>>)> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let n = parts.len();
+    let entries = (0..n)
+        .map(|i| scratch.file(&format!("entries{i}")))
+        .collect::<Result<Vec<_>>>()?;
+    let parts: Vec<Mutex<Option<format::ScratchFile>>> =
+        parts.into_iter().map(|p| Mutex::new(Some(p))).collect();
+    let tallies: Vec<Mutex<Vec<Tally>>> = (0..n).map(|_| Mutex::new(Vec::new())).collect();
+    let next = AtomicUsize::new(0);
+    let counted = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let error: Mutex<Option<MapletError>> = Mutex::new(None);
+    let merge_one = |i: usize| -> Result<()> {
+        let part = parts[i]
+            .lock()
+            .expect("part lock")
+            .take()
+            .expect("merged once");
+        let mut bytes = Vec::new();
+        part.reopen()?.read_to_end(&mut bytes)?;
+        drop(part);
+        let bytes = Arc::new(bytes);
+        let mut runs = Vec::new();
+        let mut at = 0;
+        let mut total = 0usize;
+        while at < bytes.len() {
+            let (run, len) = Run::parse(&bytes, at)?;
+            total = total.saturating_add(run.left as usize);
+            runs.push(run);
+            at += len;
+        }
+        // A k-way merge, summing equal keys.
+        let mut heap = std::collections::BinaryHeap::new();
+        for (r, run) in runs.iter_mut().enumerate() {
+            if let Some((key, v)) = run.next_entry()? {
+                heap.push(std::cmp::Reverse((key, r, v)));
+            }
+        }
+        let mut merged: Vec<(u64, u64)> = Vec::new();
+        while let Some(std::cmp::Reverse((key, r, v))) = heap.pop() {
+            match merged.last_mut() {
+                Some((k, c)) if *k == key => {
+                    *c = c.checked_add(v).ok_or_else(|| {
+                        MapletError::InvalidValue("a k-mer count overflows 64 bits".into())
+                    })?
+                }
+                _ => merged.push((key, v)),
+            }
+            if let Some((key, v)) = runs[r].next_entry()? {
+                heap.push(std::cmp::Reverse((key, r, v)));
+            }
+        }
+        drop(runs);
+        let mut out = BufWriter::with_capacity(64 << 10, entries[i].file()?);
+        if let (Some(first), Some(last)) = (merged.first(), merged.last()) {
+            let r = rice_bits(first.0, last.0, merged.len());
+            out.write_all(&encode_run(merged.iter().copied(), r))?;
+        }
+        *tallies[i].lock().expect("tally lock") = shifts
+            .iter()
+            .map(|&s| Tally::of(&merged, s))
+            .collect::<Result<_>>()?;
         out.flush()?;
-        let (vbits, signed) = m.value_bits();
-        let mut w = widths.lock().expect("widths lock");
-        *w = (w.0.max(vbits), w.1 | signed);
-        drop(w);
         progress(Report {
             stage: Stage::Counting,
             done: counted.fetch_add(1, Ordering::Relaxed) as u64 + 1,
-            total: Some(parts.len() as u64),
-        })?;
-        Ok(Some(m.len()))
+            total: Some(n as u64),
+        })
     };
     std::thread::scope(|scope| {
-        for _ in 0..workers.min(parts.len()) {
+        for _ in 0..workers.min(n) {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= parts.len() || stop.load(Ordering::Relaxed) {
+                if i >= n || stop.load(Ordering::Relaxed) {
                     return;
                 }
-                match count_one(i) {
-                    Ok(Some(len)) => done.lock().expect("parts lock")[i] = Some(len),
-                    Ok(None) => stop.store(true, Ordering::Relaxed),
-                    Err(e) => {
-                        stop.store(true, Ordering::Relaxed);
-                        error.lock().expect("error lock").get_or_insert(e);
-                    }
+                if let Err(e) = merge_one(i) {
+                    stop.store(true, Ordering::Relaxed);
+                    error.lock().expect("error lock").get_or_insert(e);
                 }
             });
         }
@@ -628,121 +1533,362 @@ fn count_parts(
     if let Some(e) = error.into_inner().expect("error lock") {
         return Err(e);
     }
-    let lens: Option<Vec<usize>> = done.into_inner().expect("parts lock").into_iter().collect();
-    Ok(lens.map(|lens| (lens, widths.into_inner().expect("widths lock"))))
+    let tallies = tallies
+        .into_iter()
+        .map(|t| t.into_inner().expect("tally lock"))
+        .collect();
+    Ok((entries, tallies))
 }
 
-/// The number of entries of the parts together (of `lens` entries each),
-/// and the value width they need (`widths` for the parts' own counts),
-/// where a home slot and fingerprint split between neighbouring
-/// parts (the hash range boundary fell inside it) is one entry whose
-/// count is the sum. Only the first and last entry of each part can be
-/// split so.
-fn boundaries(
-    entries: &[format::ScratchFile],
-    lens: &[usize],
-    mut widths: Widths,
-) -> Result<(usize, Widths)> {
-    let mut distinct = 0;
-    // The last entry so far, with the count summed over the parts it spans.
-    let mut carry: Option<(u64, u64, i64)> = None;
-    for (file, &len) in entries.iter().zip(lens) {
-        if len == 0 {
-            continue;
-        }
-        let mut f = file.reopen()?;
-        let first = read_entry(&mut f)?.ok_or_else(cut_short)?;
-        f.seek(std::io::SeekFrom::Start(24 * (len as u64 - 1)))?;
-        let last = read_entry(&mut f)?.ok_or_else(cut_short)?;
-        distinct += len;
-        match carry {
-            Some((q, fp, v)) if (q, fp) == (first.0, first.1) => {
-                distinct -= 1;
-                let sum = v.checked_add(first.2).ok_or_else(|| {
-                    MapletError::InvalidValue("a k-mer count overflows 64 bits".into())
-                })?;
-                widths.0 = widths.0.max(value_width(sum, widths.1));
-                carry = Some(if len == 1 { (q, fp, sum) } else { last });
+/// The distinct keys of a part cut by some bits, and their largest count;
+/// its first and last keys so cut, with their counts, to join the parts.
+#[derive(Clone, Copy, Debug, Default)]
+struct Tally {
+    distinct: usize,
+    widest: u64,
+    first: (u64, u64),
+    last: (u64, u64),
+}
+
+impl Tally {
+    /// The tally of sorted distinct keys with counts, cut by `shift` bits.
+    fn of(entries: &[(u64, u64)], shift: u32) -> Result<Tally> {
+        let mut t = Tally::default();
+        for e in merge_at(0, entries.iter().map(|&(k, v)| Ok((k, shift, v)))) {
+            let (key, v) = e?;
+            if t.distinct == 0 {
+                t.first = (key, v);
             }
-            _ => carry = Some(last),
+            t.distinct += 1;
+            t.widest = t.widest.max(v);
+            t.last = (key, v);
+        }
+        Ok(t)
+    }
+
+    /// The tallies of all the parts together (`tallies[part][size]`), one a
+    /// size: a key cut short that spans parts is one, its count summed.
+    fn combine(tallies: &[Vec<Tally>], sizes: usize) -> Vec<Tally> {
+        (0..sizes)
+            .map(|s| {
+                let mut all = Tally::default();
+                let mut carry: Option<(u64, u64)> = None;
+                for t in tallies.iter().map(|t| t[s]).filter(|t| t.distinct > 0) {
+                    all.distinct += t.distinct;
+                    all.widest = all.widest.max(t.widest);
+                    carry = match carry {
+                        Some((key, v)) if key == t.first.0 => {
+                            all.distinct -= 1;
+                            let sum = v.saturating_add(t.first.1);
+                            all.widest = all.widest.max(sum);
+                            Some(if t.distinct == 1 { (key, sum) } else { t.last })
+                        }
+                        _ => Some(t.last),
+                    };
+                }
+                all
+            })
+            .collect()
+    }
+}
+
+/// The Rice parameter for about `n` sorted keys from `first` to `last`.
+fn rice_bits(first: u64, last: u64, n: usize) -> u32 {
+    let mean = (last - first) / (n as u64).max(1);
+    63 - mean.max(1).leading_zeros()
+}
+
+/// Encodes a run of entries, sorted distinct keys with counts of at least
+/// 1: a header (entries, Rice parameter `r`, first key, payload bytes;
+/// little-endian) and a bit stream of, for each entry after the first, the
+/// gap to the key before minus one, Rice-coded, and for each its count,
+/// Elias-gamma-coded (1 bit for a count of 1). Nothing for no entries.
+fn encode_run(entries: impl Iterator<Item = (u64, u64)>, r: u32) -> Vec<u8> {
+    let mut w = BitWriter::default();
+    w.out.resize(RUN_HEADER, 0);
+    let (mut n, mut first, mut prev) = (0u64, 0u64, None);
+    for (key, count) in entries {
+        match prev {
+            Some(p) => {
+                let gap: u64 = key - p - 1;
+                w.unary(gap >> r);
+                w.put(gap, r);
+            }
+            None => first = key,
+        }
+        w.gamma(count);
+        prev = Some(key);
+        n += 1;
+    }
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut out = w.finish();
+    let len = (out.len() - RUN_HEADER) as u64;
+    out[..8].copy_from_slice(&n.to_le_bytes());
+    out[8] = r as u8;
+    out[9..17].copy_from_slice(&first.to_le_bytes());
+    out[17..25].copy_from_slice(&len.to_le_bytes());
+    out
+}
+
+const RUN_HEADER: usize = 25;
+
+/// Bits written least significant first into bytes.
+#[derive(Default)]
+struct BitWriter {
+    out: Vec<u8>,
+    acc: u64,
+    n: u32,
+}
+
+/// Unary quotients of at least this many bits are written as this many
+/// ones and the rest Elias-gamma-coded.
+const UNARY_MAX: u64 = 32;
+
+impl BitWriter {
+    /// The low `bits` bits of `v`, `bits` at most 64.
+    #[inline]
+    fn put(&mut self, v: u64, bits: u32) {
+        if bits > 32 {
+            self.put(v & 0xFFFF_FFFF, 32);
+            self.put(v >> 32, bits - 32);
+            return;
+        }
+        // Fewer than 32 bits are pending: they and `v` fit one word.
+        self.acc |= (v & ((1u64 << bits) - 1)) << self.n;
+        self.n += bits;
+        if self.n >= 32 {
+            self.out.extend_from_slice(&(self.acc as u32).to_le_bytes());
+            self.acc >>= 32;
+            self.n -= 32;
         }
     }
-    Ok((distinct, widths))
+
+    fn unary(&mut self, q: u64) {
+        if q >= UNARY_MAX {
+            self.put(u64::MAX, UNARY_MAX as u32);
+            self.gamma(q - UNARY_MAX + 1);
+        } else {
+            self.put((1u64 << q) - 1, q as u32 + 1);
+        }
+    }
+
+    /// `x` of at least 1: its bit length less one in unary, then its bits
+    /// below the top one.
+    fn gamma(&mut self, x: u64) {
+        let len = 64 - x.leading_zeros();
+        self.put((1u64 << (len - 1)) - 1, len);
+        self.put(x, len - 1);
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        let bytes = self.n.div_ceil(8) as usize;
+        self.out.extend_from_slice(&self.acc.to_le_bytes()[..bytes]);
+        self.out
+    }
+}
+
+/// Reads what [`BitWriter`] wrote, from `bytes[at..end]`.
+struct BitReader {
+    bytes: Arc<Vec<u8>>,
+    at: usize,
+    end: usize,
+    /// The next `n` bits, least significant first; the rest zero.
+    acc: u64,
+    n: u32,
+}
+
+impl BitReader {
+    #[inline]
+    fn refill(&mut self) {
+        while self.n <= 56 && self.at < self.end {
+            self.acc |= (self.bytes[self.at] as u64) << self.n;
+            self.at += 1;
+            self.n += 8;
+        }
+    }
+
+    #[inline]
+    fn consume(&mut self, bits: u32) {
+        self.acc = if bits >= 64 { 0 } else { self.acc >> bits };
+        self.n -= bits;
+    }
+
+    /// The next `bits` bits (at most 64).
+    #[inline]
+    fn get(&mut self, bits: u32) -> Result<u64> {
+        if bits > 32 {
+            let lo = self.get(32)?;
+            return Ok(lo | self.get(bits - 32)? << 32);
+        }
+        if self.n < bits {
+            self.refill();
+            if self.n < bits {
+                return Err(cut_short());
+            }
+        }
+        let v = self.acc & ((1u64 << bits) - 1);
+        self.consume(bits);
+        Ok(v)
+    }
+
+    /// The number of ones before the next zero (which is read too), at
+    /// most `most`: then no zero follows.
+    #[inline]
+    fn ones(&mut self, most: u64) -> Result<u64> {
+        let mut q = 0;
+        loop {
+            if self.n == 0 {
+                self.refill();
+                if self.n == 0 {
+                    return Err(cut_short());
+                }
+            }
+            let ones = (self.acc.trailing_ones().min(self.n) as u64).min(most - q);
+            q += ones;
+            self.consume(ones as u32);
+            if q == most {
+                return Ok(q);
+            }
+            if self.n > 0 {
+                self.consume(1);
+                return Ok(q);
+            }
+        }
+    }
+
+    #[inline]
+    fn unary(&mut self) -> Result<u64> {
+        let q = self.ones(UNARY_MAX)?;
+        if q == UNARY_MAX {
+            return Ok(self.gamma()? + UNARY_MAX - 1);
+        }
+        Ok(q)
+    }
+
+    #[inline]
+    fn gamma(&mut self) -> Result<u64> {
+        let len = self.ones(64)? + 1;
+        if len > 64 {
+            return Err(cut_short());
+        }
+        Ok((1u64 << (len - 1)) | self.get(len as u32 - 1)?)
+    }
 }
 
 fn cut_short() -> MapletError {
-    MapletError::Corrupt("a scratch file of k-mer entries is cut short".into())
+    MapletError::Corrupt("a scratch file of k-mer keys is damaged".into())
 }
 
-/// The entries of the parts' scratch files in order, those split between
-/// neighbouring parts summed into one (see [`boundaries`]).
-fn merged(mut readers: Vec<BufReader<File>>) -> impl Iterator<Item = Result<(u64, u64, i64)>> {
-    readers.reverse();
-    let mut pending: Option<(u64, u64, i64)> = None;
-    let mut next = move || -> Result<Option<(u64, u64, i64)>> {
-        while let Some(r) = readers.last_mut() {
-            if let Some(e) = read_entry(r)? {
-                return Ok(Some(e));
-            }
-            readers.pop();
-        }
-        Ok(None)
-    };
-    std::iter::from_fn(move || loop {
-        let e = match next() {
-            Ok(e) => e,
-            Err(err) => return Some(Err(err)),
+/// One run being decoded.
+struct Run {
+    bits: BitReader,
+    left: u64,
+    r: u32,
+    /// The first key, until it is read; then the last key read.
+    first: Option<u64>,
+    prev: u64,
+}
+
+impl Run {
+    /// The run at `bytes[at..]`, and its length in bytes.
+    fn parse(bytes: &Arc<Vec<u8>>, at: usize) -> Result<(Run, usize)> {
+        let head = bytes.get(at..at + RUN_HEADER).ok_or_else(cut_short)?;
+        let word = |i: usize| u64::from_le_bytes(head[i..i + 8].try_into().expect("8 bytes"));
+        let (left, r, first, len) = (word(0), head[8] as u32, word(9), word(17));
+        let start = at + RUN_HEADER;
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|l| start.checked_add(l))
+            .filter(|&e| e <= bytes.len() && r <= 63)
+            .ok_or_else(cut_short)?;
+        let bits = BitReader {
+            bytes: bytes.clone(),
+            at: start,
+            end,
+            acc: 0,
+            n: 0,
         };
-        match (pending, e) {
-            (Some((q, f, v)), Some((q2, f2, v2))) if (q, f) == (q2, f2) => {
-                pending = Some((q, f, v.wrapping_add(v2)));
+        let run = Run {
+            bits,
+            left,
+            r,
+            first: Some(first),
+            prev: 0,
+        };
+        Ok((run, end - at))
+    }
+
+    /// The next key and its count.
+    fn next_entry(&mut self) -> Result<Option<(u64, u64)>> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        let key = match self.first.take() {
+            Some(f) => f,
+            None => {
+                let q = self.bits.unary()?;
+                let gap = q
+                    .checked_shl(self.r)
+                    .filter(|g| g >> self.r == q)
+                    .ok_or_else(cut_short)?
+                    | self.bits.get(self.r)?;
+                self.prev
+                    .checked_add(gap)
+                    .and_then(|k| k.checked_add(1))
+                    .ok_or_else(cut_short)?
             }
-            (p, e) => {
-                pending = e;
-                if let Some(p) = p {
-                    return Some(Ok(p));
+        };
+        self.prev = key;
+        Ok(Some((key, self.bits.gamma()?)))
+    }
+}
+
+/// The entries of a file of runs, read whole, one run after another.
+fn runs_of(file: Result<File>) -> impl Iterator<Item = Result<(u64, u64)>> {
+    let mut state: Option<(Arc<Vec<u8>>, usize, Option<Run>)> = None;
+    let mut file = Some(file);
+    let mut failed = false;
+    std::iter::from_fn(move || loop {
+        if failed {
+            return None;
+        }
+        let fail = |e: MapletError, failed: &mut bool| {
+            *failed = true;
+            Some(Err(e))
+        };
+        if state.is_none() {
+            let mut bytes = Vec::new();
+            let read = file
+                .take()
+                .expect("read once")
+                .and_then(|mut f| Ok(f.read_to_end(&mut bytes).map(drop)?));
+            if let Err(e) = read {
+                return fail(e, &mut failed);
+            }
+            state = Some((Arc::new(bytes), 0, None));
+        }
+        let (bytes, at, run) = state.as_mut().expect("just set");
+        if run.is_none() {
+            if *at >= bytes.len() {
+                return None;
+            }
+            match Run::parse(bytes, *at) {
+                Ok((r, len)) => {
+                    *at += len;
+                    *run = Some(r);
                 }
-                e?;
+                Err(e) => return fail(e, &mut failed),
             }
+        }
+        match run.as_mut().expect("just set").next_entry() {
+            Ok(Some(e)) => return Some(Ok(e)),
+            Ok(None) => *run = None,
+            Err(e) => return fail(e, &mut failed),
         }
     })
-}
-
-/// Reads until `buf` is full or the input ends; the bytes read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(n)
-}
-
-fn write_entry(w: &mut impl Write, (q, f, v): (u64, u64, i64)) -> Result<()> {
-    w.write_all(&q.to_le_bytes())?;
-    w.write_all(&f.to_le_bytes())?;
-    w.write_all(&v.to_le_bytes())?;
-    Ok(())
-}
-
-/// The next entry written by [`write_entry`], or `None` at the end.
-fn read_entry(r: &mut impl Read) -> Result<Option<(u64, u64, i64)>> {
-    let mut b = [0u8; 24];
-    match read_full(r, &mut b)? {
-        0 => Ok(None),
-        24 => {
-            let word =
-                |i: usize| u64::from_le_bytes(b[8 * i..8 * i + 8].try_into().expect("8 bytes"));
-            Ok(Some((word(0), word(1), word(2) as i64)))
-        }
-        _ => Err(MapletError::Corrupt(
-            "a scratch file of k-mer entries is cut short".into(),
-        )),
-    }
 }
 
 /// Parses one file, sending its sequences in chunks of about 16 KB. A
@@ -792,6 +1938,89 @@ mod tests {
         let mut stats = KmerStats::default();
         for_each_kmer(&[b'A'; 40], 32, true, &mut stats, |_| {});
         assert_eq!(stats.kmers, 9);
+    }
+
+    #[test]
+    fn runs_decode_to_what_was_encoded() {
+        // Gaps far above and below the mean (unary escapes), counts of 1
+        // and up to 2^64 - 1, a key of 0 and of 2^64 - 1.
+        let mut keys = vec![0u64, 1, 2, 1000, 1 << 40, (1 << 40) + 3];
+        keys.extend((0..500).map(|i| (1u64 << 41) + i * 977));
+        keys.push(u64::MAX);
+        let entries: Vec<(u64, u64)> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, &k)| (k, [1, 2, 3, u64::MAX, 1 << 33][i % 5]))
+            .collect();
+        let (first, last) = (entries[0].0, entries[entries.len() - 1].0);
+        let mut bytes = encode_run(
+            entries.iter().copied(),
+            rice_bits(first, last, entries.len()),
+        );
+        let second = encode_run([(7u64, 9u64)].into_iter(), 0);
+        assert!(encode_run(std::iter::empty(), 3).is_empty());
+        bytes.extend_from_slice(&second);
+        let path = std::env::temp_dir().join(format!("mappy-runs-{}", std::process::id()));
+        std::fs::write(&path, &bytes).unwrap();
+        let back: Vec<(u64, u64)> = runs_of(File::open(&path).map_err(Into::into))
+            .collect::<Result<_>>()
+            .unwrap();
+        let mut want = entries.clone();
+        want.push((7, 9));
+        assert_eq!(back, want);
+        // Cut short anywhere: an error, never a panic or a wrong answer.
+        for cut in [
+            1,
+            RUN_HEADER,
+            RUN_HEADER + 3,
+            bytes.len() - second.len() - 1,
+        ] {
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            let r: Result<Vec<(u64, u64)>> =
+                runs_of(File::open(&path).map_err(Into::into)).collect();
+            assert!(r.is_err(), "cut at {cut}");
+        }
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn radix_sort_sorts() {
+        let mut tmp = Vec::new();
+        for (n, bits) in [
+            (0, 5),
+            (100, 7),
+            (5000, 1),
+            (5000, 11),
+            (20_000, 22),
+            (20_000, 31),
+            (9000, 32),
+        ] {
+            let mask = if bits == 32 {
+                u32::MAX
+            } else {
+                (1 << bits) - 1
+            };
+            let mut keys: Vec<u32> = (0..n as u64)
+                .map(|i| (crate::hash::hash_str(&i.to_string(), 3) as u32) & mask)
+                .collect();
+            let mut want = keys.clone();
+            want.sort_unstable();
+            radix_sort(&mut keys, bits, &mut tmp);
+            assert_eq!(keys, want, "{n} {bits}");
+        }
+    }
+
+    #[test]
+    fn the_estimate_is_within_a_few_percent() {
+        for n in [0u64, 10, 1000, 100_000, 1_000_000] {
+            let mut hll = Hll::new();
+            for i in 0..n {
+                hll.add(crate::hash::hash_str(&i.to_string(), 1));
+                hll.add(crate::hash::hash_str(&i.to_string(), 1)); // repeats count once
+            }
+            let e = hll.estimate();
+            assert!((e - n as f64).abs() <= 0.03 * n as f64 + 1.0, "{n}: {e}");
+        }
     }
 
     #[test]

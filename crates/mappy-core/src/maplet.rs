@@ -387,13 +387,62 @@ impl<O: Operator> Maplet<O> {
             )));
         }
         let whole = whole_canonical(expected_items).next_multiple_of(shard.count() as u64);
-        let fbits = if options.fixed_precision {
-            fbits_for(false_positive_rate) + 3
-        } else {
-            fbits_for(false_positive_rate).max(reach_bits(whole))
-        }
-        .min(MAX_FBITS);
+        let fbits = Self::fbits_for_shape(false_positive_rate, options, whole);
         let canonical = whole / shard.count() as u64;
+        Self::with_fields(
+            expected_items,
+            false_positive_rate,
+            op,
+            options,
+            (canonical, fbits),
+            shard,
+        )
+    }
+
+    /// The field width (with its marker) a new maplet of `canonical` home
+    /// slots gets at `rate` with `options`.
+    pub(crate) fn fbits_for_shape(rate: f64, options: Options, canonical: u64) -> u32 {
+        if options.fixed_precision {
+            fbits_for(rate) + 3
+        } else {
+            fbits_for(rate).max(reach_bits(canonical))
+        }
+        .min(MAX_FBITS)
+    }
+
+    /// Like [`with_options`](Maplet::with_options) once its parameters are
+    /// checked, with `canonical` home slots and fields `extra_fbits` wider
+    /// than such a maplet would have.
+    pub(crate) fn with_shape(
+        expected_items: usize,
+        false_positive_rate: f64,
+        op: O,
+        options: Options,
+        canonical: u64,
+        extra_fbits: u32,
+    ) -> Result<Self> {
+        let fbits = (Self::fbits_for_shape(false_positive_rate, options, canonical) + extra_fbits)
+            .min(MAX_FBITS);
+        Self::with_fields(
+            expected_items,
+            false_positive_rate,
+            op,
+            options,
+            (canonical, fbits),
+            Shard::WHOLE,
+        )
+    }
+
+    /// An empty maplet of `canonical` home slots and fields `fbits` wide,
+    /// holding `shard`'s hash range.
+    fn with_fields(
+        expected_items: usize,
+        false_positive_rate: f64,
+        op: O,
+        options: Options,
+        (canonical, fbits): (u64, u32),
+        shard: Shard,
+    ) -> Result<Self> {
         let bytes = Table::bytes_for(canonical, fbits, 1);
         if let Some(limit) = options.memory_limit {
             if bytes > limit {
@@ -2064,19 +2113,9 @@ impl<O: Operator> Maplet<O> {
     }
 
     #[cfg(feature = "kmers")]
-    /// Width and signedness of the table's values.
-    pub(crate) fn value_bits(&self) -> (u32, bool) {
-        (self.table.vbits(), self.table.signed())
-    }
-
-    #[cfg(feature = "kmers")]
-    /// An empty maplet whose values start `vbits` wide (`signed`), where a
-    /// caller knows that they will need that many bits.
-    pub(crate) fn with_value_bits(mut self, (vbits, signed): (u32, bool)) -> Self {
-        assert!(self.is_empty() && O::PACKED);
-        let t = &self.table;
-        self.table = Table::new(t.canonical(), t.fbits(), vbits.max(t.vbits()), signed);
-        self
+    /// The width of the table's fields (fingerprint and marker).
+    pub(crate) fn fbits(&self) -> u32 {
+        self.table.fbits()
     }
 
     #[cfg(feature = "kmers")]

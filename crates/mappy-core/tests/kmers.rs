@@ -267,10 +267,11 @@ fn counting_in_parts_saves_what_counting_in_memory_saves() {
                 21,
                 true,
                 Some(2),
-                truth.len(),
+                Some(truth.len()),
                 rate,
                 Options::default(),
                 parts,
+                None,
                 &|_| Ok(()),
             )
             .unwrap();
@@ -288,7 +289,7 @@ fn counting_in_parts_saves_what_counting_in_memory_saves() {
 }
 
 #[test]
-fn counting_in_parts_beyond_the_expected_items_starts_over_larger() {
+fn counting_in_parts_beyond_the_expected_items_doubles_without_reading_again() {
     use mappy_core::kmer::count_files_to_path;
     use mappy_core::Options;
     let dir = temp_dir("parts-larger");
@@ -302,14 +303,16 @@ fn counting_in_parts_beyond_the_expected_items_starts_over_larger() {
         21,
         true,
         None,
-        truth.len() / 5,
+        Some(truth.len() / 5),
         0.001,
         Options::default(),
         4,
+        None,
         &|_| Ok(()),
     )
     .unwrap();
     assert!(saved.expected_items >= truth.len() / 5 * 4, "{saved:?}");
+    assert_eq!(saved.input_passes, 1);
     let m = Maplet::load(&out, Counter).unwrap();
     assert_eq!(m.len(), saved.distinct);
     assert!(m.stats().load_factor <= 0.95, "{:?}", m.stats());
@@ -342,10 +345,11 @@ fn counting_in_parts_fails_cleanly() {
         5,
         true,
         None,
-        100,
+        Some(100),
         0.01,
         Options::default(),
         3,
+        None,
         &|_| Ok(()),
     )
     .unwrap_err();
@@ -360,10 +364,11 @@ fn counting_in_parts_fails_cleanly() {
             k,
             true,
             None,
-            100,
+            Some(100),
             rate,
             Options::default(),
             3,
+            None,
             &|_| Ok(()),
         )
         .is_err());
@@ -398,10 +403,11 @@ fn a_count_summed_across_parts_gets_the_bits_it_needs() {
             12,
             false,
             Some(2),
-            40,
+            Some(40),
             0.5,
             Options::default(),
             256,
+            None,
             &|_| Ok(()),
         )
         .unwrap();
@@ -430,10 +436,11 @@ fn counting_reports_progress_and_stops_when_told() {
             21,
             true,
             Some(2),
-            500_000,
+            Some(500_000),
             0.01,
             Options::default(),
             3,
+            None,
             progress,
         )
     };
@@ -474,5 +481,149 @@ fn counting_reports_progress_and_stops_when_told() {
         assert!(!out.exists());
         assert_eq!(hidden_files(&dir), Vec::<String>::new());
     }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn in_memory_and_in_parts_are_identical_whatever_the_hint() {
+    use mappy_core::kmer::count_files_to_path;
+    use mappy_core::Options;
+    let dir = temp_dir("hints");
+    let seqs: Vec<Vec<u8>> = (0..300).map(|i| random_dna(150, 4000 + i as u64)).collect();
+    let reads = write_fasta(&dir, &seqs);
+    let truth = exact(&seqs, 21, true);
+    let n = truth.len();
+    let tmp = dir.join("scratch");
+    std::fs::create_dir(&tmp).unwrap();
+    for hint in [Some(n / 100), Some(n / 3), Some(n), Some(4 * n), None] {
+        let mut files = Vec::new();
+        for (parts, threads) in [(1, 1), (1, 2), (4, 2), (16, 1)] {
+            let out = dir.join(format!("p{parts}t{threads}.maplet"));
+            let saved = count_files_to_path(
+                std::slice::from_ref(&reads),
+                &out,
+                21,
+                true,
+                Some(threads),
+                hint,
+                0.01,
+                Options::default(),
+                parts,
+                Some(&tmp),
+                &|_| Ok(()),
+            )
+            .unwrap();
+            // In parts the input is read once whatever the hint; in memory
+            // once if the hint holds the k-mers, else twice.
+            let fits = hint.is_some_and(|h| h >= n);
+            let passes = if parts > 1 || fits { 1 } else { 2 };
+            assert_eq!(saved.input_passes, passes, "{hint:?} {parts}");
+            let m = Maplet::load(&out, Counter).unwrap();
+            assert_eq!(m.len(), saved.distinct);
+            assert!(m.stats().load_factor <= 0.95);
+            if let Some(h) = hint {
+                assert!(saved.expected_items >= h);
+                if fits {
+                    assert_eq!(saved.expected_items, h);
+                } else {
+                    assert!(saved.expected_items < 2 * n, "{saved:?}");
+                }
+            }
+            assert!(truth
+                .iter()
+                .all(|(k, &c)| m.query(k.as_str()).unwrap() >= c));
+            files.push(std::fs::read(&out).unwrap());
+        }
+        assert!(
+            files.windows(2).all(|w| w[0] == w[1]),
+            "{hint:?}: the files differ"
+        );
+        assert_eq!(hidden_files(&tmp), Vec::<String>::new());
+    }
+    // A hint that holds them gives what counting into a maplet of that size
+    // gives.
+    let mut m = Maplet::new(n, 0.01, Counter).unwrap();
+    count_files(&mut m, std::slice::from_ref(&reads), 21, true, Some(2)).unwrap();
+    let direct = dir.join("direct.maplet");
+    m.save(&direct).unwrap();
+    let out = dir.join("p4t2.maplet");
+    count_files_to_path(
+        std::slice::from_ref(&reads),
+        &out,
+        21,
+        true,
+        Some(2),
+        Some(n),
+        0.01,
+        Options::default(),
+        4,
+        None,
+        &|_| Ok(()),
+    )
+    .unwrap();
+    assert!(std::fs::read(&out).unwrap() == std::fs::read(&direct).unwrap());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_missing_scratch_folder_is_a_clear_error() {
+    use mappy_core::kmer::count_files_to_path;
+    use mappy_core::Options;
+    let dir = temp_dir("no-tmp");
+    let reads = write_fasta(&dir, &[random_dna(100, 1)]);
+    let err = count_files_to_path(
+        std::slice::from_ref(&reads),
+        &dir.join("out.maplet"),
+        21,
+        true,
+        None,
+        None,
+        0.01,
+        Options::default(),
+        4,
+        Some(&dir.join("nowhere")),
+        &|_| Ok(()),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("nowhere: not a folder"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn one_kmer_repeated_more_than_a_buffer_holds() {
+    use mappy_core::kmer::count_files_to_path;
+    use mappy_core::Options;
+    // 200,000 times the same k-mer: all in one bucket of the buffer that
+    // sorts them, many times what it holds before it is written out.
+    let dir = temp_dir("repeats");
+    let mut seqs = vec![vec![b'A'; 200_020]];
+    seqs.extend((0..50).map(|i| random_dna(150, 60 + i as u64)));
+    let reads = write_fasta(&dir, &seqs);
+    let truth = exact(&seqs, 21, true);
+    let mut files = Vec::new();
+    for parts in [1, 3] {
+        let out = dir.join(format!("{parts}.maplet"));
+        count_files_to_path(
+            std::slice::from_ref(&reads),
+            &out,
+            21,
+            true,
+            Some(1),
+            None,
+            0.01,
+            Options::default(),
+            parts,
+            None,
+            &|_| Ok(()),
+        )
+        .unwrap();
+        let m = Maplet::load(&out, Counter).unwrap();
+        assert_eq!(m.query("A".repeat(21).as_str()), Some(200_000));
+        assert!(truth
+            .iter()
+            .all(|(k, &c)| m.query(k.as_str()).unwrap() >= c));
+        files.push(std::fs::read(&out).unwrap());
+    }
+    assert!(files[0] == files[1]);
     std::fs::remove_dir_all(dir).unwrap();
 }

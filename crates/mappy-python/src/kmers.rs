@@ -118,21 +118,27 @@ pub(crate) fn count_kmers<'py>(
     })
 }
 
-/// count_kmers_to_file(paths, output, k, expected_items, false_positive_rate=0.001, *, canonical=True, threads=None, seed=None, partitions=1, progress=None)
+/// count_kmers_to_file(paths, output, k, expected_items=None, false_positive_rate=0.001, *, canonical=True, threads=None, seed=None, partitions=1, tmp_dir=None, progress=None)
 ///
 /// Counts the k-mers of FASTA/FASTQ files (plain or gzip) into a new
-/// counter maplet for ``expected_items`` distinct k-mers and saves it at
-/// ``output`` (atomically: on error the file is left as it was). Returns
-/// what :func:`count_kmers` returns, with ``distinct`` (the saved maplet's
-/// entries) and ``expected_items`` (the ones it was built for: twice or
-/// more the ones asked for when the k-mers did not fit them).
+/// counter maplet and saves it at ``output`` (atomically: on error the
+/// file is left as it was). Returns what :func:`count_kmers` returns, with
+/// ``distinct`` (the saved maplet's entries), ``expected_items`` (the ones
+/// it was built for) and ``input_passes`` (times the input was read).
 ///
-/// With ``partitions`` above 1 the maplet's table is never whole in memory:
-/// the k-mers are split into that many parts in scratch files beside
-/// ``output`` (8 bytes per k-mer, plus 24 per distinct k-mer), each part
-/// is counted on its own (``threads`` parts at once), and the table is
-/// written out as it is built. Memory is then about ``threads /
-/// partitions`` of the table's; the file saved is the same.
+/// ``expected_items`` is a hint: the maplet is the one built for it (or,
+/// without it, for a power of two of home slots), doubled as often as it
+/// must be to hold every distinct k-mer, and the file is the same byte for
+/// byte whatever the mode. In memory, a hint that holds the k-mers reads
+/// the input once; otherwise the distinct k-mers are estimated on a first
+/// read and counted on a second.
+///
+/// With ``partitions`` above 1 the maplet's table is never whole in memory
+/// and the input is read once: the k-mers' keys are sorted, summed and
+/// delta-coded into that many parts in scratch files in ``tmp_dir``
+/// (default: beside ``output``), each part is merged on its own
+/// (``threads`` parts at once), and the table is written out as it is
+/// built. The scratch files are removed whatever happens.
 ///
 /// ``progress``, if given, is called now and then (at most ten times a
 /// second) as ``progress(stage, done, total)``: ``"reading"`` with the
@@ -145,24 +151,25 @@ pub(crate) fn count_kmers<'py>(
 /// >>> d = tempfile.mkdtemp(); reads = os.path.join(d, "r.fa")
 /// >>> _ = open(reads, "w").write(">r\nACGTACGTAC\n")
 /// >>> out = os.path.join(d, "k.maplet")
-/// >>> count_kmers_to_file([reads], out, 4, 10, partitions=2)["distinct"]
+/// >>> count_kmers_to_file([reads], out, 4, partitions=2)["distinct"]
 /// 3
 /// >>> Maplet.load(out).query("ACGT")
 /// 2
 #[pyfunction]
-#[pyo3(signature = (paths, output, k, expected_items, false_positive_rate=0.001, *, canonical=true, threads=None, seed=None, partitions=1, progress=None))]
+#[pyo3(signature = (paths, output, k, expected_items=None, false_positive_rate=0.001, *, canonical=true, threads=None, seed=None, partitions=1, tmp_dir=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn count_kmers_to_file<'py>(
     py: Python<'py>,
     paths: Vec<std::path::PathBuf>,
     output: std::path::PathBuf,
     k: usize,
-    expected_items: usize,
+    expected_items: Option<usize>,
     false_positive_rate: f64,
     canonical: bool,
     threads: Option<usize>,
     seed: Option<u64>,
     partitions: usize,
+    tmp_dir: Option<std::path::PathBuf>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     guarded(py, || {
@@ -215,6 +222,7 @@ pub(crate) fn count_kmers_to_file<'py>(
                 false_positive_rate,
                 opts,
                 partitions,
+                tmp_dir.as_deref(),
                 &report,
             )
         });
@@ -229,6 +237,7 @@ pub(crate) fn count_kmers_to_file<'py>(
         out.set_item("skipped", saved.stats.skipped)?;
         out.set_item("distinct", saved.distinct)?;
         out.set_item("expected_items", saved.expected_items)?;
+        out.set_item("input_passes", saved.input_passes)?;
         Ok(out)
     })
 }
