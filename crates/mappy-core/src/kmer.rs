@@ -550,7 +550,8 @@ impl Shapes {
         // Checks the parameters (its table's pages are never touched).
         Maplet::with_options(hint.unwrap_or(1), rate, Counter, options)?;
         let c0 = match hint {
-            Some(h) => ((h as f64 / MAX_LOAD).ceil() as u64).max(1),
+            // The home slots `with_options(h)` builds.
+            Some(h) => crate::maplet::whole_canonical(h),
             None => 1,
         };
         Ok(Shapes {

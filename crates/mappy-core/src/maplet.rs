@@ -296,7 +296,7 @@ fn reach_bits(canonical: u64) -> u32 {
 /// to a multiple of 1,024, so that it splits into that many equal shards
 /// (see [`crate::shard`]). The table is made of 64-slot blocks, so the
 /// first rounding costs no memory and the second at most 0.1%.
-fn whole_canonical(expected_items: usize) -> u64 {
+pub(crate) fn whole_canonical(expected_items: usize) -> u64 {
     let c = ((expected_items as f64 / MAX_LOAD).ceil() as u64).max(1);
     match c {
         0..4096 => c,
