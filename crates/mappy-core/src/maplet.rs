@@ -331,7 +331,7 @@ impl<O: Operator> Maplet<O> {
         op: O,
         options: Options,
     ) -> Result<Self> {
-        Self::build(
+        Self::with_shard(
             expected_items,
             false_positive_rate,
             op,
@@ -350,16 +350,6 @@ impl<O: Operator> Maplet<O> {
     /// # Errors
     /// As [`with_options`](Maplet::with_options).
     pub fn with_shard(
-        expected_items: usize,
-        false_positive_rate: f64,
-        op: O,
-        options: Options,
-        shard: Shard,
-    ) -> Result<Self> {
-        Self::build(expected_items, false_positive_rate, op, options, shard)
-    }
-
-    fn build(
         expected_items: usize,
         false_positive_rate: f64,
         op: O,
