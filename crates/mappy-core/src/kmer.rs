@@ -28,6 +28,7 @@ use std::sync::{mpsc, Arc};
 use crate::error::{MapletError, Result};
 use crate::format;
 use crate::hash::{hash_str, hash_str_bytes};
+use crate::runs::{encode_run, rice_bits, Run};
 use crate::table::{value_width, MAX_LOAD};
 use crate::{Counter, Maplet, Options};
 
@@ -1469,12 +1470,11 @@ fn merge_parts(
         let mut bytes = Vec::new();
         part.reopen()?.read_to_end(&mut bytes)?;
         drop(part);
-        let bytes = Arc::new(bytes);
         let mut runs = Vec::new();
         let mut at = 0;
         let mut total = 0usize;
         while at < bytes.len() {
-            let (run, len) = Run::parse(&bytes, at)?;
+            let (run, len) = Run::parse(&bytes[..], at, SCRATCH)?;
             total = total.saturating_add(run.left as usize);
             runs.push(run);
             at += len;
@@ -1593,263 +1593,22 @@ impl Tally {
     }
 }
 
-/// The Rice parameter for about `n` sorted keys from `first` to `last`.
-fn rice_bits(first: u64, last: u64, n: usize) -> u32 {
-    let mean = (last - first) / (n as u64).max(1);
-    63 - mean.max(1).leading_zeros()
-}
+/// What a damaged scratch file is called in its error.
+const SCRATCH: &str = "a scratch file of k-mer keys";
 
-/// Encodes a run of entries, sorted distinct keys with counts of at least
-/// 1: a header (entries, Rice parameter `r`, first key, payload bytes;
-/// little-endian) and a bit stream of, for each entry after the first, the
-/// gap to the key before minus one, Rice-coded, and for each its count,
-/// Elias-gamma-coded (1 bit for a count of 1). Nothing for no entries.
-fn encode_run(entries: impl Iterator<Item = (u64, u64)>, r: u32) -> Vec<u8> {
-    let mut w = BitWriter::default();
-    w.out.resize(RUN_HEADER, 0);
-    let (mut n, mut first, mut prev) = (0u64, 0u64, None);
-    for (key, count) in entries {
-        match prev {
-            Some(p) => {
-                let gap: u64 = key - p - 1;
-                w.unary(gap >> r);
-                w.put(gap, r);
-            }
-            None => first = key,
-        }
-        w.gamma(count);
-        prev = Some(key);
-        n += 1;
-    }
-    if n == 0 {
-        return Vec::new();
-    }
-    let mut out = w.finish();
-    let len = (out.len() - RUN_HEADER) as u64;
-    out[..8].copy_from_slice(&n.to_le_bytes());
-    out[8] = r as u8;
-    out[9..17].copy_from_slice(&first.to_le_bytes());
-    out[17..25].copy_from_slice(&len.to_le_bytes());
-    out
-}
+/// A scratch file's bytes, shared by the runs read from it.
+#[derive(Clone)]
+struct Shared(Arc<Vec<u8>>);
 
-const RUN_HEADER: usize = 25;
-
-/// Bits written least significant first into bytes.
-#[derive(Default)]
-struct BitWriter {
-    out: Vec<u8>,
-    acc: u64,
-    n: u32,
-}
-
-/// Unary quotients of at least this many bits are written as this many
-/// ones and the rest Elias-gamma-coded.
-const UNARY_MAX: u64 = 32;
-
-impl BitWriter {
-    /// The low `bits` bits of `v`, `bits` at most 64.
-    #[inline]
-    fn put(&mut self, v: u64, bits: u32) {
-        if bits > 32 {
-            self.put(v & 0xFFFF_FFFF, 32);
-            self.put(v >> 32, bits - 32);
-            return;
-        }
-        // Fewer than 32 bits are pending: they and `v` fit one word.
-        self.acc |= (v & ((1u64 << bits) - 1)) << self.n;
-        self.n += bits;
-        if self.n >= 32 {
-            self.out.extend_from_slice(&(self.acc as u32).to_le_bytes());
-            self.acc >>= 32;
-            self.n -= 32;
-        }
-    }
-
-    fn unary(&mut self, q: u64) {
-        if q >= UNARY_MAX {
-            self.put(u64::MAX, UNARY_MAX as u32);
-            self.gamma(q - UNARY_MAX + 1);
-        } else {
-            self.put((1u64 << q) - 1, q as u32 + 1);
-        }
-    }
-
-    /// `x` of at least 1: its bit length less one in unary, then its bits
-    /// below the top one.
-    fn gamma(&mut self, x: u64) {
-        let len = 64 - x.leading_zeros();
-        self.put((1u64 << (len - 1)) - 1, len);
-        self.put(x, len - 1);
-    }
-
-    fn finish(mut self) -> Vec<u8> {
-        let bytes = self.n.div_ceil(8) as usize;
-        self.out.extend_from_slice(&self.acc.to_le_bytes()[..bytes]);
-        self.out
-    }
-}
-
-/// Reads what [`BitWriter`] wrote, from `bytes[at..end]`.
-struct BitReader {
-    bytes: Arc<Vec<u8>>,
-    at: usize,
-    end: usize,
-    /// The next `n` bits, least significant first; the rest zero.
-    acc: u64,
-    n: u32,
-}
-
-impl BitReader {
-    #[inline]
-    fn refill(&mut self) {
-        while self.n <= 56 && self.at < self.end {
-            self.acc |= (self.bytes[self.at] as u64) << self.n;
-            self.at += 1;
-            self.n += 8;
-        }
-    }
-
-    #[inline]
-    fn consume(&mut self, bits: u32) {
-        self.acc = if bits >= 64 { 0 } else { self.acc >> bits };
-        self.n -= bits;
-    }
-
-    /// The next `bits` bits (at most 64).
-    #[inline]
-    fn get(&mut self, bits: u32) -> Result<u64> {
-        if bits > 32 {
-            let lo = self.get(32)?;
-            return Ok(lo | self.get(bits - 32)? << 32);
-        }
-        if self.n < bits {
-            self.refill();
-            if self.n < bits {
-                return Err(cut_short());
-            }
-        }
-        let v = self.acc & ((1u64 << bits) - 1);
-        self.consume(bits);
-        Ok(v)
-    }
-
-    /// The number of ones before the next zero (which is read too), at
-    /// most `most`: then no zero follows.
-    #[inline]
-    fn ones(&mut self, most: u64) -> Result<u64> {
-        let mut q = 0;
-        loop {
-            if self.n == 0 {
-                self.refill();
-                if self.n == 0 {
-                    return Err(cut_short());
-                }
-            }
-            let ones = (self.acc.trailing_ones().min(self.n) as u64).min(most - q);
-            q += ones;
-            self.consume(ones as u32);
-            if q == most {
-                return Ok(q);
-            }
-            if self.n > 0 {
-                self.consume(1);
-                return Ok(q);
-            }
-        }
-    }
-
-    #[inline]
-    fn unary(&mut self) -> Result<u64> {
-        let q = self.ones(UNARY_MAX)?;
-        if q == UNARY_MAX {
-            return Ok(self.gamma()? + UNARY_MAX - 1);
-        }
-        Ok(q)
-    }
-
-    #[inline]
-    fn gamma(&mut self) -> Result<u64> {
-        let len = self.ones(64)? + 1;
-        if len > 64 {
-            return Err(cut_short());
-        }
-        Ok((1u64 << (len - 1)) | self.get(len as u32 - 1)?)
-    }
-}
-
-fn cut_short() -> MapletError {
-    MapletError::Corrupt("a scratch file of k-mer keys is damaged".into())
-}
-
-/// One run being decoded.
-struct Run {
-    bits: BitReader,
-    left: u64,
-    r: u32,
-    /// The first key, until it is read; then the last key read.
-    first: Option<u64>,
-    prev: u64,
-}
-
-impl Run {
-    /// The run at `bytes[at..]`, and its length in bytes.
-    fn parse(bytes: &Arc<Vec<u8>>, at: usize) -> Result<(Run, usize)> {
-        let head = bytes.get(at..at + RUN_HEADER).ok_or_else(cut_short)?;
-        let word = |i: usize| u64::from_le_bytes(head[i..i + 8].try_into().expect("8 bytes"));
-        let (left, r, first, len) = (word(0), head[8] as u32, word(9), word(17));
-        let start = at + RUN_HEADER;
-        let end = usize::try_from(len)
-            .ok()
-            .and_then(|l| start.checked_add(l))
-            .filter(|&e| e <= bytes.len() && r <= 63)
-            .ok_or_else(cut_short)?;
-        let bits = BitReader {
-            bytes: bytes.clone(),
-            at: start,
-            end,
-            acc: 0,
-            n: 0,
-        };
-        let run = Run {
-            bits,
-            left,
-            r,
-            first: Some(first),
-            prev: 0,
-        };
-        Ok((run, end - at))
-    }
-
-    /// The next key and its count.
-    fn next_entry(&mut self) -> Result<Option<(u64, u64)>> {
-        if self.left == 0 {
-            return Ok(None);
-        }
-        self.left -= 1;
-        let key = match self.first.take() {
-            Some(f) => f,
-            None => {
-                let q = self.bits.unary()?;
-                let gap = q
-                    .checked_shl(self.r)
-                    .filter(|g| g >> self.r == q)
-                    .ok_or_else(cut_short)?
-                    | self.bits.get(self.r)?;
-                self.prev
-                    .checked_add(gap)
-                    .and_then(|k| k.checked_add(1))
-                    .ok_or_else(cut_short)?
-            }
-        };
-        self.prev = key;
-        Ok(Some((key, self.bits.gamma()?)))
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
     }
 }
 
 /// The entries of a file of runs, read whole, one run after another.
 fn runs_of(file: Result<File>) -> impl Iterator<Item = Result<(u64, u64)>> {
-    let mut state: Option<(Arc<Vec<u8>>, usize, Option<Run>)> = None;
+    let mut state: Option<(Shared, usize, Option<Run<Shared>>)> = None;
     let mut file = Some(file);
     let mut failed = false;
     std::iter::from_fn(move || loop {
@@ -1869,14 +1628,14 @@ fn runs_of(file: Result<File>) -> impl Iterator<Item = Result<(u64, u64)>> {
             if let Err(e) = read {
                 return fail(e, &mut failed);
             }
-            state = Some((Arc::new(bytes), 0, None));
+            state = Some((Shared(Arc::new(bytes)), 0, None));
         }
         let (bytes, at, run) = state.as_mut().expect("just set");
         if run.is_none() {
-            if *at >= bytes.len() {
+            if *at >= bytes.0.len() {
                 return None;
             }
-            match Run::parse(bytes, *at) {
+            match Run::parse(bytes.clone(), *at, SCRATCH) {
                 Ok((r, len)) => {
                     *at += len;
                     *run = Some(r);
@@ -1924,6 +1683,7 @@ fn read_file(path: &Path, tx: &mpsc::SyncSender<Vec<Vec<u8>>>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runs::RUN_HEADER;
 
     #[test]
     fn packing_and_canonical_forms() {

@@ -35,11 +35,13 @@ pub mod kmer;
 mod maplet;
 pub mod operator;
 pub mod plain;
+mod runs;
 pub mod shard;
 mod side;
 mod sort;
 mod storage;
 mod table;
+pub mod transfer;
 
 pub use any::{AnyMaplet, Stored};
 pub use error::{MapletError, Result};

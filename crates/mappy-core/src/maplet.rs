@@ -459,6 +459,15 @@ impl<O: Operator> Maplet<O> {
         })
     }
 
+    /// Home slots and field width (with its marker) the maplet was built
+    /// with, and those it has now (after any doublings).
+    pub(crate) fn shapes(&self) -> ((u64, u32), (u64, u32)) {
+        (
+            (self.initial_canonical, self.initial_fbits),
+            (self.table.canonical(), self.table.fbits()),
+        )
+    }
+
     /// Which hash range the maplet holds ([`Shard::WHOLE`] unless built by
     /// [`with_shard`](Maplet::with_shard)).
     pub fn shard(&self) -> Shard {
