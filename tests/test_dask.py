@@ -239,3 +239,23 @@ def test_sharded_build_and_query_through_an_fsspec_url(client, tmp_path):
         probes
     )
     assert mappy.ShardedMaplet.load(url).batch_query(probes) == single.batch_query(probes)
+
+
+def test_sharded_build_with_a_hint_far_too_small_is_built_again_at_the_measured_size(client):
+    # 20,000 distinct keys, told 500: the shards would outgrow the bits
+    # their keys were sent with, so the build measures and starts again.
+    bag = db.from_sequence(WORDS, npartitions=10)
+    built = mappy.dask.build(bag, expected_items=500, false_positive_rate=0.01, shards=4)
+    assert built.expected_items > 19_000
+    single = mappy.Maplet(built.expected_items, 0.01)
+    single.batch_insert(WORDS, [1] * len(WORDS))
+    assert built.batch_query(PROBES) == single.batch_query(PROBES)
+
+
+def test_sharded_build_counts_with_a_value_column(client):
+    frame = pd.DataFrame({"k": [w for w in WORDS[:30_000]], "n": [i % 5 + 1 for i in range(30_000)]})
+    ddf = dd.from_pandas(frame, npartitions=6)
+    built = mappy.dask.build(ddf, key="k", value="n", expected_items=8_000, false_positive_rate=0.01, shards=4)
+    single = mappy.Maplet(8_000, 0.01)
+    single.batch_insert(frame["k"].tolist(), frame["n"].tolist())
+    assert built.batch_query(PROBES) == single.batch_query(PROBES)

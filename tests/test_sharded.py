@@ -229,3 +229,90 @@ def test_save_and_load_through_an_fsspec_filesystem():
     fs.rm("/counts/shard-00001.maplet")
     with pytest.raises(mappy.CorruptDataError, match="shard 1 .*missing"):
         mappy.ShardedMaplet.load("memory://counts")
+
+
+# ---- keys sent to their shards in runs ------------------------------------------
+
+
+def _runs_for(maplet, keys):
+    return maplet.encode_runs(mappy.hash_keys(keys, seed=maplet.seed))
+
+
+@pytest.mark.parametrize(
+    "operator, value",
+    [
+        (None, None),
+        (mappy.CounterOperator(signed=True), lambda i: i % 7 - 3),
+        (mappy.MaxOperator(), lambda i: i % 13),
+        (mappy.SetOperator(), lambda i: {i % 3}),
+    ],
+)
+def test_shards_built_from_runs_equal_shards_built_from_hashes(operator, value):
+    keys = [f"k{i % 3000}" for i in range(9000)]
+    vals = [1] * len(keys) if value is None else [value(i) for i in range(len(keys))]
+    by_hash = mappy.ShardedMaplet(4000, 0.01, operator, shards=4)
+    by_hash.batch_insert(keys, vals)
+    shards = [mappy.Maplet(4000, 0.01, operator, shard=(i, 4), seed=by_hash.seed) for i in range(4)]
+    # Three partitions, each coded for every shard.
+    got = {i: ([], []) for i in range(4)}
+    for part in range(3):
+        lo, hi = part * 3000, (part + 1) * 3000
+        runs, order, bounds = _runs_for(shards[0], keys[lo:hi])
+        for j, (index, run) in enumerate(runs):
+            got[index][0].append(run)
+            got[index][1].extend(vals[lo + p] for p in order[bounds[j] : bounds[j + 1]].tolist())
+    probes = sorted(set(keys)) + [f"absent{i}" for i in range(3000)]
+    for i, m in enumerate(shards):
+        m.batch_insert_runs(got[i][0], None if value is None else got[i][1])
+        assert m.batch_query(probes) == by_hash.shards[i].batch_query(probes)
+        if not isinstance(operator, mappy.SetOperator):
+            # (Side-stored values are numbered in the order they came.)
+            assert m.to_bytes() == by_hash.shards[i].to_bytes()
+
+
+def test_bad_runs_leave_the_shard_as_it_was():
+    shard = mappy.Maplet(5000, 0.01, shard=(1, 2))
+    other = mappy.Maplet(5000, 0.01, shard=(0, 2), seed=shard.seed)
+    runs, _, _ = _runs_for(other, [f"k{i}" for i in range(2000)])
+    mine = dict(runs)[1]
+    theirs = dict(runs)[0]
+    shard.batch_insert_runs([mine])
+    before = shard.to_bytes()
+    with pytest.raises(ValueError, match="given to shard 1 of 2"):
+        shard.batch_insert_runs([mine, theirs])
+    with pytest.raises(ValueError, match="other parameters"):
+        mappy.Maplet(50_000, 0.01, shard=(1, 2), seed=shard.seed).batch_insert_runs([mine])
+    for bad in (mine[:-1], mine + b"\0", b"", b"mRUN" + mine[4:10]):
+        with pytest.raises(mappy.CorruptDataError):
+            shard.batch_insert_runs([bad])
+    with pytest.raises(TypeError, match="bytes"):
+        shard.batch_insert_runs(["not bytes"])
+    with pytest.raises(TypeError, match="bytes"):
+        shard.batch_insert_runs(3)
+    with pytest.raises(ValueError, match="values were given"):
+        shard.batch_insert_runs([mine], [1, 2])
+    with pytest.raises(ValueError, match="values were given"):
+        shard.batch_insert_runs([mine], np.ones(3, dtype=np.int64))
+    with pytest.raises(TypeError, match="needs values"):
+        mappy.Maplet(5000, 0.01, mappy.MaxOperator(), shard=(1, 2)).batch_insert_runs([mine])
+    with pytest.raises(TypeError, match="uint64"):
+        shard.encode_runs(["a"])
+    assert shard.to_bytes() == before
+
+
+def test_a_shard_that_would_outgrow_the_bits_sent_refuses_and_is_unchanged():
+    small = mappy.Maplet(4096, 0.01)
+    runs, _, _ = _runs_for(small, [f"k{i}" for i in range(200_000)])
+    small.batch_insert_runs([])
+    small.insert("x", 5)
+    before = small.to_bytes()
+    with pytest.raises(mappy.MapletOverflowError, match="grew past"):
+        small.batch_insert_runs([r for _, r in runs])
+    assert small.to_bytes() == before
+    # Within the bits sent (4 times the expected items), it grows.
+    fits = mappy.Maplet(4096, 0.01)
+    runs, _, _ = _runs_for(fits, [f"k{i}" for i in range(12_000)])
+    fits.batch_insert_runs([r for _, r in runs])
+    reference = mappy.Maplet(4096, 0.01, seed=fits.seed)
+    reference.batch_insert([f"k{i}" for i in range(12_000)], [1] * 12_000)
+    assert fits.capacity > 4096 and fits.to_bytes() == reference.to_bytes()

@@ -1,7 +1,7 @@
 """Type stubs for the native module ``mappy_python._mappy``."""
 
 from os import PathLike
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union, final
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union, final
 
 from typing_extensions import Self, disjoint_base
 
@@ -195,6 +195,13 @@ class Maplet:
     def batch_insert_hashes(self, hashes: Any, values: Optional[Iterable[Any]] = None) -> None:
         """``batch_insert`` by hashes from ``hash_keys(keys, seed=maplet.seed)``
         (a NumPy uint64 array); ``values=None`` counts 1 each (counters only)."""
+    def encode_runs(self, hashes: Any) -> Tuple[List[Tuple[int, bytes]], Any, List[int]]:
+        """``hashes`` coded for the shards of a maplet built like this one:
+        ``(runs, order, bounds)``, the values of ``runs[i]`` at
+        ``order[bounds[i]:bounds[i + 1]]``."""
+    def batch_insert_runs(self, runs: Iterable[bytes], values: Optional[Iterable[Any]] = None) -> None:
+        """Inserts the keys of runs from ``encode_runs`` for this shard,
+        values in run order (``None``: counts, counters only)."""
     def batch_query(self, keys: Iterable[_Key]) -> Any:
         """The values of many keys, in order."""
     def batch_contains(self, keys: Iterable[_Key]) -> Any:

@@ -115,28 +115,29 @@ def _partition_maplet(
 _SKETCH = 4096
 
 
-def _hashed(records: Any, key: KeyFn, value: ValueFn, seed: int, shards: int, values: Any) -> Any:
-    """A partition as a frame of its keys' shards and hashes, and values:
-    none (``values`` false), counts (``"counts"``) or Python objects."""
+def _shard_shape(params: dict, expected: int, shards: int, index: int = 0) -> Any:
+    """An empty shard ``index`` of ``shards`` of the build: what codes a
+    partition's hashes for every shard, and what a shard is built in."""
+    import mappy_python as mappy
+
+    return mappy.Maplet(
+        expected,
+        params["false_positive_rate"],
+        params["operator"],
+        seed=params["seed"],
+        fixed_precision=params["fixed_precision"],
+        shard=(index, shards),
+    )
+
+
+def _sketch(records: Any, key: KeyFn, value: ValueFn, seed: int) -> Any:
+    """The smallest distinct hashes of a partition's keys."""
     import numpy as np
-    import pandas as pd
 
     import mappy_python as mappy
 
-    keys, vals = _keys_values(records, key, value)
-    hashes = mappy.hash_keys(keys, seed=seed)
-    frame = pd.DataFrame({"shard": mappy.shard_indices(hashes, shards).astype(np.uint16), "h": hashes})
-    if values:
-        vals = [1] * len(keys) if vals is None else vals
-        frame["v"] = pd.Series(vals, dtype=np.int64 if values == "counts" else object)
-    return frame
-
-
-def _sketch(frame: Any) -> Any:
-    """The smallest distinct hashes of a partition."""
-    import numpy as np
-
-    return np.unique(frame["h"].to_numpy(dtype=np.uint64))[:_SKETCH]
+    keys, _ = _keys_values(records, key, value)
+    return np.unique(mappy.hash_keys(keys, seed=seed))[:_SKETCH]
 
 
 def _distinct_estimate(sketches: Sequence[Any]) -> int:
@@ -151,33 +152,61 @@ def _distinct_estimate(sketches: Sequence[Any]) -> int:
     return int((_SKETCH - 1) / (float(smallest[_SKETCH - 1]) / 2.0**64))
 
 
-def _build_shards(frame: Any, expected_items: Any, params: dict, shards: int, path: Optional[str]) -> list:
-    """Builds every shard whose hashes ``frame`` holds (the shuffle put all
-    of a shard's hashes in one partition): ``(index, maplet)``, or
-    ``(index, None)`` once saved under ``path``."""
-
+def _coded(
+    records: Any, key: KeyFn, value: ValueFn, params: dict, expected: int, shards: int, values: Any
+) -> Any:
+    """A partition as a frame of one row per shard it has keys for: the
+    shard, the run of its keys (``Maplet.encode_runs``: 2 to 3 bytes a key)
+    and, if ``values``, its values in run order: ``"counts"`` as the bytes
+    of an int64 array, ``"objects"`` as a list."""
     import numpy as np
+    import pandas as pd
 
     import mappy_python as mappy
 
+    keys, vals = _keys_values(records, key, value)
+    hashes = mappy.hash_keys(keys, seed=params["seed"])
+    runs, order, bounds = _shard_shape(params, expected, shards).encode_runs(hashes)
+    frame = pd.DataFrame(
+        {
+            "shard": pd.Series([i for i, _ in runs], dtype=np.uint16),
+            "run": pd.Series([r for _, r in runs], dtype=object),
+        }
+    )
+    if values:
+        cuts = [order[bounds[j] : bounds[j + 1]] for j in range(len(runs))]
+        if vals is None:
+            vals = np.ones(len(hashes), dtype=np.int64)
+        if values == "counts":
+            counts = np.asarray(vals, dtype=np.int64)
+            frame["v"] = pd.Series([counts[c].tobytes() for c in cuts], dtype=object)
+        else:
+            frame["v"] = pd.Series([[vals[i] for i in c.tolist()] for c in cuts], dtype=object)
+    return frame
+
+
+def _build_shards(frame: Any, expected: int, params: dict, shards: int, path: Optional[str]) -> list:
+    """Builds every shard whose runs ``frame`` holds (the shuffle put all
+    of a shard's runs in one partition): ``(index, maplet)``, or
+    ``(index, None)`` once saved under ``path``."""
+    import itertools
+
+    import numpy as np
+
     out = []
     which = frame["shard"].to_numpy()
-    every = frame["h"].to_numpy(dtype=np.uint64)
-    # One shard at a time, so that only one shard's copy of its hashes is
-    # alive beside the partition.
+    # One shard at a time, so that only one shard's keys are decoded at once.
     for index in np.unique(which).tolist():
-        mine = which == index
-        m = mappy.Maplet(
-            expected_items,
-            params["false_positive_rate"],
-            params["operator"],
-            seed=params["seed"],
-            fixed_precision=params["fixed_precision"],
-            shard=(int(index), shards),
-        )
-        values = frame["v"][mine].tolist() if "v" in frame.columns else None
-        m.batch_insert_hashes(every[mine], values)
-        del mine, values
+        rows = frame[which == index]
+        m = _shard_shape(params, expected, shards, int(index))
+        values: Any = None
+        if "v" in frame.columns and len(rows):
+            if isinstance(rows["v"].iloc[0], (bytes, bytearray, memoryview)):
+                values = np.concatenate([np.frombuffer(b, dtype=np.int64) for b in rows["v"]])
+            else:
+                values = list(itertools.chain.from_iterable(rows["v"]))
+        m.batch_insert_runs(rows["run"].tolist(), values)
+        del rows, values
         out.append((int(index), m if path is None else _save_shard(m, int(index), path)))
     return out
 
@@ -204,25 +233,18 @@ def _build_sharded(
     import os
 
     import dask
-    import numpy as np
-    import pandas as pd
-    from dask import delayed
 
     import mappy_python as mappy
 
-    seed = params["seed"] if params["seed"] is not None else mappy.Maplet(1, 0.5).seed
-    # Counting ones needs no value column: 8 bytes a record cross the
-    # network. Counts travel as int64, through Dask's fast (Arrow) shuffle;
-    # other values are Python objects, shuffled pickled, as they are.
+    params = dict(params, seed=params["seed"] if params["seed"] is not None else mappy.Maplet(1, 0.5).seed)
+    # Counting ones needs no value column. Counts travel as the bytes of
+    # int64 arrays, through Dask's fast (Arrow) shuffle; other values are
+    # Python objects, shuffled pickled, as they are.
     counter = isinstance(params["operator"], mappy.CounterOperator)
     values: Any = "counts" if counter else "objects"
     if counter and value is None:
         values = None
-    meta = pd.DataFrame({"shard": pd.Series(dtype=np.uint16), "h": pd.Series(dtype=np.uint64)})
-    if values:
-        meta["v"] = pd.Series(dtype=np.int64 if values == "counts" else object)
-    hash_part = delayed(_hashed, pure=True)
-    parts = [hash_part(p, key, value, seed, shards, values) for p in collection.to_delayed()]
+    parts = list(collection.to_delayed())
     if path is not None:
         from .sharded import _local, _url
 
@@ -232,13 +254,16 @@ def _build_sharded(
             os.makedirs(_local(path), exist_ok=True)
         else:
             remote[0].makedirs(remote[1], exist_ok=True)
+    expected = params["expected_items"]
+    if expected is None and parts:
+        expected = _estimate(parts, key, value, params["seed"])
     if not parts:
         empty = mappy.ShardedMaplet(
-            params["expected_items"] or 1,
+            expected or 1,
             params["false_positive_rate"],
             params["operator"],
             shards=shards,
-            seed=seed,
+            seed=params["seed"],
             fixed_precision=params["fixed_precision"],
         )
         if path is None:
@@ -246,36 +271,64 @@ def _build_sharded(
         empty.save(path)
         return _open_saved(path, params["operator"])
     with dask.config.set({"dataframe.convert-string": False}):
-        return _shuffle_and_build(parts, meta, values, params, shards, path, seed)
+        try:
+            return _shuffle_and_build(parts, key, value, values, params, expected, shards, path)
+        except mappy.MapletOverflowError as e:
+            if params["expected_items"] is None or "grew past" not in str(e):
+                raise
+    # expected_items was far below the truth: a shard outgrew the bits its
+    # keys were sent with. Built again at the measured size.
+    estimate = _estimate(parts, key, value, params["seed"])
+    with dask.config.set({"dataframe.convert-string": False}):
+        return _shuffle_and_build(parts, key, value, values, params, max(estimate, expected), shards, path)
+
+
+def _estimate(parts: list, key: KeyFn, value: ValueFn, seed: int) -> int:
+    """The distinct count of the partitions' keys, from a sketch of each
+    (a pass over the collection of its own), with room for its error."""
+    import dask
+    from dask import delayed
+
+    sketch = delayed(_sketch, pure=True)
+    (estimate,) = dask.compute(delayed(_distinct_estimate)([sketch(p, key, value, seed) for p in parts]))
+    return max(1, int(estimate * 1.05) + 16)
 
 
 def _shuffle_and_build(
-    parts: list, meta: Any, values: Any, params: dict, shards: int, path: Optional[str], seed: int
+    parts: list,
+    key: KeyFn,
+    value: ValueFn,
+    values: Any,
+    params: dict,
+    expected: int,
+    shards: int,
+    path: Optional[str],
 ) -> Any:
-
     import dask
     import dask.dataframe as dd
+    import numpy as np
+    import pandas as pd
     from dask import delayed
 
     import mappy_python as mappy
 
-    hashed = dd.from_delayed(parts, meta=meta, verify_meta=False)
-    expected: Any = params["expected_items"]
-    if expected is None:
-        # Sized from the distinct count, estimated from small sketches of
-        # every partition, with room for the estimate's error.
-        estimate = delayed(_distinct_estimate)([delayed(_sketch)(p) for p in hashed.to_delayed()])
-        expected = delayed(lambda n: max(1, int(n * 1.05) + 16))(estimate)
+    meta = pd.DataFrame({"shard": pd.Series(dtype=np.uint16), "run": pd.Series(dtype=object)})
+    if values:
+        meta["v"] = pd.Series(dtype=object)
+    code = delayed(_coded, pure=True)
+    coded = dd.from_delayed(
+        [code(p, key, value, params, expected, shards, values) for p in parts], meta=meta, verify_meta=False
+    )
     method = "tasks" if values == "objects" else params["shuffle_method"]
-    shuffled = hashed.shuffle(
+    shuffled = coded.shuffle(
         "shard",
-        npartitions=min(shards, max(1, hashed.npartitions)),
+        npartitions=min(shards, max(1, coded.npartitions)),
         ignore_index=True,
         shuffle_method=method,
     )
     build_part = delayed(_build_shards, pure=True)
     built = [build_part(p, expected, params, shards, path) for p in shuffled.to_delayed()]
-    results, expected = dask.compute(built, expected)
+    (results,) = dask.compute(built)
     found = {i: m for part in results for i, m in part}
     maplets = []
     for i in range(shards):
@@ -283,14 +336,7 @@ def _shuffle_and_build(
             maplets.append(found[i])
             continue
         # A shard no record hashed to.
-        m = mappy.Maplet(
-            expected,
-            params["false_positive_rate"],
-            params["operator"],
-            seed=seed,
-            fixed_precision=params["fixed_precision"],
-            shard=(i, shards),
-        )
+        m = _shard_shape(params, expected, shards, i)
         if path is not None:
             _save_shard(m, i, path)
         maplets.append(m)

@@ -2117,7 +2117,6 @@ impl<O: Operator> Maplet<O> {
         self.table.fbits()
     }
 
-    #[cfg(feature = "kmers")]
     /// Entries the table holds before the next one doubles it.
     pub(crate) fn max_len(&self) -> usize {
         self.table.max_len()

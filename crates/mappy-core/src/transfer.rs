@@ -257,6 +257,13 @@ impl<O: Operator> Maplet<O> {
         Ok(hash)
     }
 
+    /// Whether inserting `keys` might grow the table: a caller that must
+    /// undo an insert that grew past the bits sent (see
+    /// [`keeps_precision`](Maplet::keeps_precision)) keeps a copy first.
+    pub fn may_grow_with(&self, keys: &RunKeys) -> bool {
+        self.len().saturating_add(keys.hashes.len()) > self.max_len()
+    }
+
     /// Whether the hashes of runs of `precision` bits are still placed
     /// exactly where their keys' own hashes are: true unless the table has
     /// grown further than those bits reach. A maplet that has must not

@@ -217,7 +217,11 @@ pub(crate) enum ValuesIn<'py> {
 
 impl Maplet {
     /// Refuses negative counts for an unsigned counter.
-    fn check_counts(&self, py: Python<'_>, counts: impl Iterator<Item = i64>) -> PyResult<()> {
+    pub(crate) fn check_counts(
+        &self,
+        py: Python<'_>,
+        counts: impl Iterator<Item = i64>,
+    ) -> PyResult<()> {
         if self.signed {
             return Ok(());
         }

@@ -476,6 +476,54 @@ impl Maplet {
         guarded(py, || self.batch_insert_hashes_impl(py, hashes, values))
     }
 
+    /// encode_runs(hashes)
+    ///
+    /// ``hashes`` (a NumPy uint64 array from ``hash_keys``) coded for the
+    /// shards of a maplet built like this one, in 2 to 3 bytes a key where a
+    /// hash takes 8: what a sharded build sends each shard (see
+    /// ``mappy.dask``). Answers ``(runs, order, bounds)``: ``runs`` a list
+    /// of ``(shard index, bytes)`` for each shard that owns some of the
+    /// hashes; the values for ``runs[i]`` are those at positions
+    /// ``order[bounds[i]:bounds[i + 1]]`` of the batch. Any shard of the
+    /// sharded maplet (or the maplet itself, unsharded) can code.
+    ///
+    /// >>> m = Maplet(1000, 0.01, shard=(0, 2)); h = hash_keys(["a", "b", "a"], seed=m.seed)
+    /// >>> runs, order, bounds = m.encode_runs(h)
+    /// >>> sorted(order.tolist()), bounds[-1]
+    /// ([0, 1, 2], 3)
+    fn encode_runs<'py>(
+        &self,
+        py: Python<'py>,
+        hashes: &Bound<'py, PyAny>,
+    ) -> PyResult<crate::shards::EncodedRuns<'py>> {
+        guarded(py, || self.encode_runs_impl(py, hashes))
+    }
+
+    /// batch_insert_runs(runs, values=None)
+    ///
+    /// Inserts the keys of ``runs`` (bytes from ``encode_runs`` for this
+    /// maplet's shard, built with the same parameters and seed): exactly
+    /// what inserting the hashes they were coded from does, values in the
+    /// order ``encode_runs`` gave (``None``: each key counted as often as
+    /// it occurred, counters only). All or nothing; a run for another
+    /// shard or other parameters is a ``ValueError``, a damaged one a
+    /// ``CorruptDataError``, and a shard that would grow past the bits the
+    /// runs carry (more than 4 times its share of ``expected_items``) a
+    /// ``MapletOverflowError``, the maplet unchanged.
+    ///
+    /// >>> m = Maplet(1000, 0.01); runs, _, _ = m.encode_runs(hash_keys(["a", "b", "a"], seed=m.seed))
+    /// >>> m.batch_insert_runs([r for _, r in runs]); m.query("a")
+    /// 2
+    #[pyo3(signature = (runs, values=None))]
+    fn batch_insert_runs(
+        &self,
+        py: Python<'_>,
+        runs: &Bound<'_, PyAny>,
+        values: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        guarded(py, || self.batch_insert_runs_impl(py, runs, values))
+    }
+
     /// batch_query(keys)
     ///
     /// The values of many keys, in order (``None`` where absent). Given a

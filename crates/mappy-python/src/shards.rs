@@ -9,12 +9,14 @@ use mappy_core::shard::{self, Manifest, Shard};
 use numpy::{PyArray1, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 
 use crate::errors::{guarded, with_filename, OrRaise};
-use crate::keys::{hash_keys as hashes_of, try_collect};
+use crate::keys::{hash_keys as hashes_of, try_collect, Counts};
 use crate::maplet::Maplet;
 use crate::operators::Spec;
-use crate::state::Storage;
+use crate::state::{Inner, Storage};
+use crate::values::batch_error;
 
 /// hash_keys(keys, seed=None)
 ///
@@ -192,4 +194,178 @@ pub(crate) fn _manifest_text(py: Python<'_>, checksums: Vec<u64>) -> PyResult<St
 #[pyfunction]
 pub(crate) fn _parse_manifest(py: Python<'_>, text: &str) -> PyResult<Vec<u64>> {
     guarded(py, || Ok(Manifest::parse(text).or_raise(py)?.checksums))
+}
+
+impl Maplet {
+    /// `(runs, order, bounds)`: `hashes` coded for the shards of a maplet
+    /// built like this one (see the core's `transfer` module).
+    pub(crate) fn encode_runs_impl<'py>(
+        &self,
+        py: Python<'py>,
+        hashes: &Bound<'py, PyAny>,
+    ) -> PyResult<EncodedRuns<'py>> {
+        let hashes = hashes
+            .extract::<PyReadonlyArray1<'_, u64>>()
+            .map_err(|_| PyTypeError::new_err("hashes must be a NumPy uint64 array"))?;
+        let state = self.state.lock(py)?;
+        let coded = match hashes.as_slice() {
+            Ok(h) => py.detach(|| core::any_maplet_each!(&*state, m => m.encode_runs(h))),
+            Err(_) => {
+                let h = try_collect(hashes.len(), hashes.as_array().iter().copied())?;
+                py.detach(|| core::any_maplet_each!(&*state, m => m.encode_runs(&h)))
+            }
+        }
+        .or_raise(py)?;
+        drop(state);
+        let runs = coded
+            .runs
+            .into_iter()
+            .map(|(i, r)| (i, PyBytes::new(py, &r)))
+            .collect();
+        Ok((runs, PyArray1::from_vec(py, coded.order), coded.bounds))
+    }
+
+    /// Inserts the keys of `runs` (bytes from `encode_runs` for this
+    /// maplet's shard) with `values`, all or nothing.
+    pub(crate) fn batch_insert_runs_impl(
+        &self,
+        py: Python<'_>,
+        runs: &Bound<'_, PyAny>,
+        values: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let held: Vec<Bound<'_, PyBytes>> = runs
+            .try_iter()
+            .map_err(|_| PyTypeError::new_err("runs must be an iterable of bytes"))?
+            .map(|r| {
+                r?.cast_into::<PyBytes>()
+                    .map_err(|_| PyTypeError::new_err("runs must be an iterable of bytes"))
+            })
+            .collect::<PyResult<_>>()?;
+        let refs: Vec<&[u8]> = held.iter().map(|b| b.as_bytes()).collect();
+        // Values are read before the lock is taken: reading them may run
+        // Python code.
+        let values = match values {
+            None if self.spec != Spec::Counter => {
+                return Err(PyTypeError::new_err(
+                    "batch_insert_runs needs values for a maplet that is not a counter",
+                ))
+            }
+            None => RunValues::Counts,
+            Some(v) if self.spec == Spec::Counter => match v.extract::<PyReadonlyArray1<'_, i64>>()
+            {
+                Ok(a) => RunValues::Ints(a.as_array().to_vec()),
+                Err(_) => RunValues::Objects(sequence(v)?),
+            },
+            Some(v) => RunValues::Objects(sequence(v)?),
+        };
+        let mut state = self.state.lock(py)?;
+        let keys = core::any_maplet_each!(&*state, m => m.decode_runs(&refs)).or_raise(py)?;
+        let precision = keys.precision;
+        let n = keys.counts.iter().try_fold(0usize, |n, &c| {
+            usize::try_from(c).ok().and_then(|c| n.checked_add(c))
+        });
+        let expanded = |n: usize| -> PyResult<Vec<u64>> {
+            try_collect(
+                n,
+                keys.hashes
+                    .iter()
+                    .zip(&keys.counts)
+                    .flat_map(|(&h, &c)| std::iter::repeat_n(h, c as usize)),
+            )
+        };
+        let mismatch = |got: usize| {
+            PyValueError::new_err(format!(
+                "the runs hold {} keys but {got} values were given",
+                n.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string())
+            ))
+        };
+        // A table that may grow is copied first: an insert that grew it
+        // past the bits the runs carry is undone with the copy.
+        let before = if core::any_maplet_each!(&*state, m => m.may_grow_with(&keys)) {
+            Some(state.try_clone().or_raise(py)?)
+        } else {
+            None
+        };
+        let r = match values {
+            RunValues::Counts => {
+                let counts: Counts = keys
+                    .hashes
+                    .iter()
+                    .zip(&keys.counts)
+                    .map(|(&h, &c)| (h, i64::try_from(c).unwrap_or(i64::MAX)))
+                    .collect();
+                insert_counts(py, &mut state, counts)
+            }
+            RunValues::Ints(ints) => {
+                if Some(ints.len()) != n {
+                    return Err(mismatch(ints.len()));
+                }
+                self.check_counts(py, ints.iter().copied())?;
+                let counts: Counts = expanded(ints.len())?.into_iter().zip(ints).collect();
+                insert_counts(py, &mut state, counts)
+            }
+            RunValues::Objects(objects) => {
+                if Some(objects.len()) != n {
+                    return Err(mismatch(objects.len()));
+                }
+                let hashes = expanded(objects.len())?;
+                match objects.first() {
+                    None => Ok(()),
+                    Some(first) => {
+                        let empty = state.is_empty();
+                        let original = state.adapt(py, first, empty)?;
+                        let r = state.insert_all(py, hashes, &objects, self.signed);
+                        if let (Err(_), Some(original)) = (&r, original) {
+                            *state = *original;
+                        }
+                        r
+                    }
+                }
+            }
+        };
+        r?;
+        if !core::any_maplet_each!(&*state, m => m.keeps_precision(precision)) {
+            *state = before.expect("a maplet that grew was copied first");
+            return Err(core::MapletError::CapacityExhausted(format!(
+                "the runs' keys carry {precision} bits, and this shard grew past them: \
+                 build every shard with more expected_items"
+            )))
+            .or_raise(py);
+        }
+        Ok(())
+    }
+}
+
+/// `encode_runs`' answer: each shard's index and run, the positions of
+/// the batch's values in run order, and where each shard's start.
+pub(crate) type EncodedRuns<'py> = (
+    Vec<(u32, Bound<'py, PyBytes>)>,
+    Bound<'py, PyArray1<u32>>,
+    Vec<usize>,
+);
+
+/// The values `batch_insert_runs` was given.
+enum RunValues<'py> {
+    /// None: each key counted as often as it occurred.
+    Counts,
+    /// A NumPy int64 array for a counter.
+    Ints(Vec<i64>),
+    /// Anything else, value by value.
+    Objects(Vec<Bound<'py, PyAny>>),
+}
+
+fn sequence<'py>(v: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    v.try_iter()
+        .map_err(|_| PyTypeError::new_err("values must be a sequence"))?
+        .collect()
+}
+
+/// Inserts packed integers into a counter under the held `state`,
+/// detached from the interpreter.
+fn insert_counts(py: Python<'_>, state: &mut Inner, counts: Counts) -> PyResult<()> {
+    let r = py.detach(|| match state {
+        Inner::Counter(m) => counts.insert_into(m),
+        _ => unreachable!("a counter's values are counts"),
+    });
+    r.map_err(|(i, e)| batch_error(py, i, e))
 }
