@@ -253,9 +253,21 @@ def test_sharded_build_with_a_hint_far_too_small_is_built_again_at_the_measured_
 
 
 def test_sharded_build_counts_with_a_value_column(client):
-    frame = pd.DataFrame({"k": [w for w in WORDS[:30_000]], "n": [i % 5 + 1 for i in range(30_000)]})
+    frame = pd.DataFrame({"k": WORDS[:30_000], "n": [i % 5 + 1 for i in range(30_000)]})
     ddf = dd.from_pandas(frame, npartitions=6)
-    built = mappy.dask.build(ddf, key="k", value="n", expected_items=8_000, false_positive_rate=0.01, shards=4)
+    built = mappy.dask.build(
+        ddf, key="k", value="n", expected_items=8_000, false_positive_rate=0.01, shards=4
+    )
     single = mappy.Maplet(8_000, 0.01)
     single.batch_insert(frame["k"].tolist(), frame["n"].tolist())
     assert built.batch_query(PROBES) == single.batch_query(PROBES)
+
+
+def test_auto_chooses_the_tree_merge_for_small_tables_and_small_shards_else():
+    params = {"false_positive_rate": 0.01, "operator": mappy.CounterOperator(), "fixed_precision": False}
+    assert mappy.dask._auto_shards(dict(params, expected_items=1_000_000)) is None
+    # 50M keys: an 82 MiB table in 64 shards of 1.3 MiB.
+    shards = mappy.dask._auto_shards(dict(params, expected_items=52_500_000))
+    whole = mappy.Maplet(52_500_000, 0.01).stats().memory_usage
+    assert shards == 64 and whole / shards <= 2 << 20 < 2 * whole / shards
+    assert mappy.dask._auto_shards(dict(params, expected_items=None)) == 64

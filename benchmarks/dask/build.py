@@ -17,7 +17,7 @@ sent one another and the client: the shuffle's (Dask's P2P comms) and
 task results fetched (``get-data``).
 
     python benchmarks/dask/build.py [--keys 50000000] [--partitions 200]
-        [--workers 2] [--shards 16] [--rounds 3] [--out benchmarks/dask/RESULTS.md]
+        [--workers 2] [--shards 64] [--rounds 3] [--out benchmarks/dask/RESULTS.md]
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ def main() -> None:
     ap.add_argument("--keys", type=int, default=50_000_000)
     ap.add_argument("--partitions", type=int, default=200)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--shards", type=int, default=16)
+    ap.add_argument("--shards", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--work", default=None)
     ap.add_argument("--method", choices=list(METHODS), default=None)
@@ -268,7 +268,8 @@ def write_results(args: argparse.Namespace, runs: dict, checked: dict) -> None:
             f"- {METHODS[method]}: largest worker {med(method, worker_peak):,.0f} MB, client "
             f"{med(method, lambda r: r['client_mb']):,.0f} MB against {budget:,.0f} MB: "
             f"{'met' if peak <= budget else 'NOT met'}; {sent / 2**20:,.0f} MiB moved "
-            f"({sent / hashes:.2f} x the hashes) against {(2 * hashes + table) / 2**20:,.0f} MiB: "
+            f"({sent / n:.2f} bytes a key, {sent / hashes:.2f} x the hashes) against "
+            f"{(2 * hashes + table) / 2**20:,.0f} MiB: "
             f"{'met' if sent <= 2 * hashes + table else 'NOT met'}; answers "
             f"{'exactly' if exact else 'NOT exactly'} as one process's.",
         ]
@@ -279,7 +280,8 @@ def write_results(args: argparse.Namespace, runs: dict, checked: dict) -> None:
         f"{n:,} random 64-bit keys in {args.partitions} partitions, counter at rate {RATE},",
         f"`expected_items` {int(n * ROOM):,} (5% room) for every build; a `LocalCluster` of",
         f"{args.workers} worker processes (one thread each) on 127.0.0.1 of a 2-core machine;",
-        f"{args.shards} shards. Median of {args.rounds} rounds (min-max). Made by `make bench-dask`:",
+        f'{args.shards} shards (what `shards="auto"` picks: tables of at most 2 MiB). '
+        f"Median of {args.rounds} rounds (min-max). Made by `make bench-dask`:",
         "",
         "```",
         f"python benchmarks/dask/build.py --keys {args.keys} --partitions {args.partitions} "
@@ -303,8 +305,10 @@ def write_results(args: argparse.Namespace, runs: dict, checked: dict) -> None:
         "workers (counted by a worker plugin at the shuffle's send), plus every",
         "task result a worker sent another worker or the client (a task shuffle's",
         "pieces included), as Dask's own transfer counters size them (a maplet by",
-        "its memory, see `Maplet.__sizeof__`). The sharded builds write their",
-        "shards to `path=` on the workers and send back only their names. Each",
+        "its memory, see `Maplet.__sizeof__`). The sharded builds send each",
+        "shard its keys as one run per partition (`Maplet.encode_runs`: sorted,",
+        "delta-coded home slots and fingerprints), write their shards to",
+        "`path=` on the workers and send back only their names. Each",
         "process's peak RSS covers its whole life: an idle worker that has",
         "imported NumPy, pandas, PyArrow and mappy is about 165 MB.",
         "",

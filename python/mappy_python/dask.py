@@ -3,11 +3,13 @@ one from Dask.
 
 Two ways to build, chosen by ``build(..., shards=...)``:
 
-- **Sharded** (``shards=S``): workers hash the records (8 bytes a key
-  whatever the keys are), Dask's own shuffle routes each hash to its shard
-  by the hash's top bits, and each shard is built on one worker and saved
-  there (``path=``) or sent back. No worker ever holds more than its
-  shards, and the result answers exactly as one maplet of the same
+- **Sharded** (``shards=S``): workers hash the records and code each
+  partition's keys for each shard (chosen by the hash's top bits) as one
+  run of sorted, delta-coded home slots and fingerprints, 2 to 3 bytes a
+  key whatever the keys are (``Maplet.encode_runs``); Dask's own shuffle
+  routes the runs to their shards, and each shard is built on one worker
+  and saved there (``path=``) or sent back. No worker ever holds more than
+  its shards, and the result answers exactly as one maplet of the same
   parameters would (see ``mappy.ShardedMaplet``).
 - **Tree merge** (``shards=None``): every partition builds a maplet of the
   whole size, and the maplets merge pairwise in a tree. Each maplet travels
@@ -379,10 +381,15 @@ def _open_saved(path: str, operator: Any) -> Any:
 #: The largest table ``shards="auto"`` builds by tree merge.
 _TREE_MERGE_BYTES = 64 << 20
 
+#: The largest shard table ``shards="auto"`` builds. A shard is built from
+#: its keys decoded at about 16 bytes each, ten times its table: small
+#: shards keep that a small part of a worker's memory.
+_SHARD_BYTES = 2 << 20
+
 
 def _auto_shards(params: dict) -> Optional[int]:
     """``None`` (tree merge) when the whole table is small, else a number of
-    shards of about a quarter of ``_TREE_MERGE_BYTES`` each."""
+    shards of at most ``_SHARD_BYTES`` each."""
     import mappy_python as mappy
 
     n = params["expected_items"]
@@ -394,7 +401,7 @@ def _auto_shards(params: dict) -> Optional[int]:
     if whole.memory_usage <= _TREE_MERGE_BYTES:
         return None
     shards = 2
-    while shards < 1 << 16 and whole.memory_usage / shards > _TREE_MERGE_BYTES / 4:
+    while shards < 1 << 16 and whole.memory_usage / shards > _SHARD_BYTES:
         shards *= 2
     return shards
 
@@ -431,7 +438,10 @@ def build(
             of a record (or of a row namedtuple), a constant, or None for 1.
         expected_items: distinct keys expected in the whole collection. A
             sharded build may leave it out: the distinct count is then
-            estimated from a 32 KiB sketch of each partition's hashes.
+            estimated first, in a pass of its own over the collection,
+            from a 32 KiB sketch of each partition's hashes. A hint far
+            below the truth (a shard grows past 4 times its share) is
+            found out, and the build runs again at the measured size.
         false_positive_rate: as for ``Maplet``.
         operator: as for ``Maplet`` (default ``CounterOperator()``).
         seed: hash seed; every partition uses the same one.
@@ -440,14 +450,14 @@ def build(
         split_every: how many maplets each merge step of a tree merge
             combines.
         shards: a power of two: build a ``ShardedMaplet`` of that many
-            shards by shuffling hashes; ``None``: tree merge into one
+            shards by shuffling runs of each shard's keys; ``None``: tree merge into one
             ``Maplet``; ``"auto"``: tree merge when the whole table takes at
-            most 64 MiB, else shards of about 16 MiB each.
+            most 64 MiB, else shards of at most 2 MiB each.
         path: a sharded build saves its shards there (a directory every
             worker can write, created if missing, or an fsspec URL such as
             ``s3://bucket/counts``) and returns them (memory-mapped if
             local); without it the shards come back to the client.
-        shuffle_method: how a sharded build shuffles its hashes: Dask's
+        shuffle_method: how a sharded build shuffles its runs: Dask's
             ``"p2p"`` or ``"tasks"`` (None: Dask's default, P2P on a
             distributed cluster). Values that are Python objects always
             shuffle as tasks (pickled).

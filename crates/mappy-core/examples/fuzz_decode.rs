@@ -10,7 +10,9 @@
 //! sizes adjusted to match, splicing), reseals the checksum nine times in
 //! ten so that the mutations reach the structural checks, and opens them:
 //! from bytes (`from_bytes`), from a file (`load`) and, for the packed
-//! operators, memory-mapped from a file (`load_mmap`). After a successful
+//! operators, memory-mapped from a file (`load_mmap`); and a run of keys
+//! for a shard (`Maplet::decode_runs`, what a sharded build sends), whose
+//! keys it checks and inserts. After a successful
 //! opening it queries, iterates, takes `stats`, runs `verify`, encodes
 //! (`try_to_bytes`, `to_bytes`), clones and inserts, checking that:
 //!
@@ -77,7 +79,7 @@ fn cap_memory() {
 fn cap_memory() {}
 
 /// The operators of the corpus, in the order of [`corpus`].
-const NAMES: [&str; 13] = [
+const NAMES: [&str; 14] = [
     "counter",
     "counter-fixed",
     "max-i64",
@@ -91,6 +93,7 @@ const NAMES: [&str; 13] = [
     "custom-i64",
     "custom-string",
     "counter-shard",
+    "shard-runs",
 ];
 
 fn sum_i64(a: &i64, b: &i64) -> mappy_core::Result<i64> {
@@ -229,7 +232,58 @@ fn corpus() -> Vec<Vec<u8>> {
         sum.to_bytes(),
         cat.to_bytes(),
         shard.to_bytes(),
+        shard_runs(),
     ]
+}
+
+/// The shard the corpus's runs are for: shard 1 of 4 of a counter.
+fn runs_target() -> Maplet<Counter> {
+    Maplet::with_shard(
+        400,
+        0.01,
+        Counter,
+        Options::default(),
+        mappy_core::shard::Shard::new(1, 4).unwrap(),
+    )
+    .unwrap()
+}
+
+/// A run of keys for [`runs_target`], with repeated keys.
+fn shard_runs() -> Vec<u8> {
+    let m = runs_target();
+    let hashes: Vec<u64> = (0..900u64).map(|i| m.hash(&(i % 600))).collect();
+    let coded = m.encode_runs(&hashes).unwrap();
+    coded.runs.into_iter().find(|r| r.0 == 1).unwrap().1
+}
+
+/// Decodes a mutated run and inserts its keys: the keys are the shard's,
+/// in increasing order, each standing for at least one, and the insert
+/// either keeps the table within the bits sent or is reported.
+fn exercise_runs(input: &[u8]) -> Result<bool, String> {
+    let mut m = runs_target();
+    let keys = match m.decode_runs(&[input]) {
+        Ok(k) => k,
+        Err(MapletError::Corrupt(_) | MapletError::InvalidParameter(_)) => return Ok(false),
+        Err(e) => return Err(format!("unexpected error {e}")),
+    };
+    if !keys.hashes.iter().all(|&h| m.shard().owns(h)) {
+        return Err("a decoded key of another shard".into());
+    }
+    if !keys.hashes.windows(2).all(|w| w[0] < w[1]) || keys.counts.contains(&0) {
+        return Err("decoded keys out of order or counted 0".into());
+    }
+    let pairs: Vec<(u64, i64)> = keys
+        .hashes
+        .iter()
+        .zip(&keys.counts)
+        .map(|(&h, &c)| (h, i64::try_from(c).unwrap_or(i64::MAX)))
+        .collect();
+    if m.insert_many_hashes(pairs).is_ok() {
+        let _ = m.keeps_precision(keys.precision);
+        m.verify()
+            .map_err(|e| format!("a table built from runs fails verify: {e}"))?;
+    }
+    Ok(true)
 }
 
 fn u64_at(b: &[u8], at: usize) -> Option<u64> {
@@ -563,6 +617,7 @@ fn run_case(op: usize, input: &[u8], mode: Mode, file: &Path) -> Result<bool, St
         9 => exercise(input, SetUnion::<u64>::new(), mode, file),
         10 => exercise(input, sum_op(), mode, file),
         11 => exercise(input, concat_op(), mode, file),
+        13 => exercise_runs(input),
         _ => exercise(input, Counter, mode, file),
     }
 }
@@ -595,6 +650,8 @@ fn main() {
             let input = mutate(&mut rng, &corpus[op], other);
             let packed = op <= 5;
             let mode = match rng.below(8) {
+                // Runs are bytes only (they are never files).
+                _ if op == 13 => Mode::Bytes,
                 0 => Mode::File,
                 1..=3 if packed => Mode::Mmap,
                 // A side-stored operator is refused at once: now and then.

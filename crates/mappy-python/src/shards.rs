@@ -259,7 +259,7 @@ impl Maplet {
             Some(v) => RunValues::Objects(sequence(v)?),
         };
         let mut state = self.state.lock(py)?;
-        let keys = core::any_maplet_each!(&*state, m => m.decode_runs(&refs)).or_raise(py)?;
+        let mut keys = core::any_maplet_each!(&*state, m => m.decode_runs(&refs)).or_raise(py)?;
         let precision = keys.precision;
         let n = keys.counts.iter().try_fold(0usize, |n, &c| {
             usize::try_from(c).ok().and_then(|c| n.checked_add(c))
@@ -288,12 +288,20 @@ impl Maplet {
         };
         let r = match values {
             RunValues::Counts => {
-                let counts: Counts = keys
-                    .hashes
-                    .iter()
-                    .zip(&keys.counts)
-                    .map(|(&h, &c)| (h, i64::try_from(c).unwrap_or(i64::MAX)))
-                    .collect();
+                // Keys that each occurred once (the usual case) keep their
+                // hashes where they are: no copy beside them.
+                let counts = if keys.counts.iter().all(|&c| c == 1) {
+                    let hashes = std::mem::take(&mut keys.hashes);
+                    keys.counts = Vec::new();
+                    Counts::Same(hashes, Some(1))
+                } else {
+                    let counts = std::mem::take(&mut keys.counts);
+                    std::mem::take(&mut keys.hashes)
+                        .into_iter()
+                        .zip(counts)
+                        .map(|(h, c)| (h, i64::try_from(c).unwrap_or(i64::MAX)))
+                        .collect()
+                };
                 insert_counts(py, &mut state, counts)
             }
             RunValues::Ints(ints) => {
