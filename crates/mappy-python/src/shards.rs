@@ -11,12 +11,12 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use crate::batch::insert_counts_held;
 use crate::errors::{guarded, with_filename, OrRaise};
 use crate::keys::{hash_keys as hashes_of, try_collect, Counts};
 use crate::maplet::Maplet;
 use crate::operators::Spec;
-use crate::state::{Inner, Storage};
-use crate::values::batch_error;
+use crate::state::Storage;
 
 /// hash_keys(keys, seed=None)
 ///
@@ -259,7 +259,11 @@ impl Maplet {
             Some(v) => RunValues::Objects(sequence(v)?),
         };
         let mut state = self.state.lock(py)?;
-        let mut keys = core::any_maplet_each!(&*state, m => m.decode_runs(&refs)).or_raise(py)?;
+        // Decoded detached from the interpreter: a shard's runs hold millions
+        // of keys.
+        let mut keys = py
+            .detach(|| core::any_maplet_each!(&*state, m => m.decode_runs(&refs)))
+            .or_raise(py)?;
         let precision = keys.precision;
         let n = keys.counts.iter().try_fold(0usize, |n, &c| {
             usize::try_from(c).ok().and_then(|c| n.checked_add(c))
@@ -302,7 +306,7 @@ impl Maplet {
                         .map(|(h, c)| (h, i64::try_from(c).unwrap_or(i64::MAX)))
                         .collect()
                 };
-                insert_counts(py, &mut state, counts)
+                insert_counts_held(py, &mut state, counts)
             }
             RunValues::Ints(ints) => {
                 if Some(ints.len()) != n {
@@ -310,7 +314,7 @@ impl Maplet {
                 }
                 self.check_counts(py, ints.iter().copied())?;
                 let counts: Counts = expanded(ints.len())?.into_iter().zip(ints).collect();
-                insert_counts(py, &mut state, counts)
+                insert_counts_held(py, &mut state, counts)
             }
             RunValues::Objects(objects) => {
                 if Some(objects.len()) != n {
@@ -366,14 +370,4 @@ fn sequence<'py>(v: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
     v.try_iter()
         .map_err(|_| PyTypeError::new_err("values must be a sequence"))?
         .collect()
-}
-
-/// Inserts packed integers into a counter under the held `state`,
-/// detached from the interpreter.
-fn insert_counts(py: Python<'_>, state: &mut Inner, counts: Counts) -> PyResult<()> {
-    let r = py.detach(|| match state {
-        Inner::Counter(m) => counts.insert_into(m),
-        _ => unreachable!("a counter's values are counts"),
-    });
-    r.map_err(|(i, e)| batch_error(py, i, e))
 }
