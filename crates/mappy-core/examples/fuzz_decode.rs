@@ -79,7 +79,7 @@ fn cap_memory() {
 fn cap_memory() {}
 
 /// The operators of the corpus, in the order of [`corpus`].
-const NAMES: [&str; 14] = [
+const NAMES: [&str; 16] = [
     "counter",
     "counter-fixed",
     "max-i64",
@@ -94,6 +94,8 @@ const NAMES: [&str; 14] = [
     "custom-string",
     "counter-shard",
     "shard-runs",
+    "counter-large",
+    "set-large",
 ];
 
 fn sum_i64(a: &i64, b: &i64) -> mappy_core::Result<i64> {
@@ -233,6 +235,20 @@ fn corpus() -> Vec<Vec<u8>> {
         cat.to_bytes(),
         shard.to_bytes(),
         shard_runs(),
+        // Larger than the first read of a file (64 KiB), so that `load`
+        // reads a header, then the rest: the table, or the side store.
+        filled(60_000, Counter, Options::default(), 50_000, |i| {
+            i as i64 % 300 + 1
+        })
+        .to_bytes(),
+        filled(
+            3000,
+            SetUnion::<String>::new(),
+            Options::default(),
+            2500,
+            |i| BTreeSet::from([format!("a longer value {i:>24}")]),
+        )
+        .to_bytes(),
     ]
 }
 
@@ -618,6 +634,7 @@ fn run_case(op: usize, input: &[u8], mode: Mode, file: &Path) -> Result<bool, St
         10 => exercise(input, sum_op(), mode, file),
         11 => exercise(input, concat_op(), mode, file),
         13 => exercise_runs(input),
+        15 => exercise(input, SetUnion::<String>::new(), mode, file),
         _ => exercise(input, Counter, mode, file),
     }
 }
@@ -648,7 +665,7 @@ fn main() {
             let op = rng.below(corpus.len());
             let other = &corpus[rng.below(corpus.len())];
             let input = mutate(&mut rng, &corpus[op], other);
-            let packed = op <= 5;
+            let packed = op <= 5 || op == 14;
             let mode = match rng.below(8) {
                 // Runs are bytes only (they are never files).
                 _ if op == 13 => Mode::Bytes,

@@ -180,11 +180,11 @@ impl<C: Operator + Clone> AnyMaplet<C> {
         // Read into words, which the table keeps (no second copy).
         #[cfg(target_endian = "little")]
         {
-            let (buf, len) = format::read_regular_words(path)?;
-            let stored = Stored::of(&buf.as_bytes()[..len])?;
+            let file = format::read_regular_split(path)?;
+            let stored = Stored::of(&file.head)?;
             macro_rules! read {
                 ($op:expr) => {
-                    Maplet::from_file_words(buf, len, $op, format::ValueCodec::decode)?
+                    Maplet::from_split_file(file, $op, format::ValueCodec::decode)?
                 };
             }
             Ok(match stored {
@@ -198,8 +198,8 @@ impl<C: Operator + Clone> AnyMaplet<C> {
                 Stored::Custom(name) => {
                     // The name chooses the operator: damage to it is damage,
                     // not another operator.
-                    format::verified(&buf.as_bytes()[..len])?;
-                    AnyMaplet::Other(Maplet::from_file_words(buf, len, custom(&name)?, decode)?)
+                    file.verify()?;
+                    AnyMaplet::Other(Maplet::from_split_file(file, custom(&name)?, decode)?)
                 }
             })
         }
@@ -283,6 +283,23 @@ impl<C: Operator + Clone> AnyMaplet<C> {
             AnyMaplet::VecF64(m) => m.to_bytes(),
             AnyMaplet::Other(m) => m.to_bytes_with(encode)?,
         })
+    }
+
+    /// The length of [`to_bytes_with`](AnyMaplet::to_bytes_with)'s bytes,
+    /// known before they are made for every maplet but
+    /// [`AnyMaplet::Other`] (see [`Maplet::packed_bytes_len`]).
+    pub fn packed_bytes_len(&self) -> Option<usize> {
+        each!(self, m => m.packed_bytes_len())
+    }
+
+    /// Writes the bytes of [`to_bytes_with`](AnyMaplet::to_bytes_with) into
+    /// `out`, exactly [`packed_bytes_len`](AnyMaplet::packed_bytes_len)
+    /// long (see [`Maplet::write_packed_bytes`]).
+    ///
+    /// # Errors
+    /// As [`Maplet::write_packed_bytes`].
+    pub fn write_packed_bytes(&self, out: &mut [u8]) -> Result<()> {
+        each!(self, m => m.write_packed_bytes(out))
     }
 
     /// Saves to `path` atomically (a temporary file beside it, flushed,

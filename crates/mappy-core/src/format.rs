@@ -174,28 +174,35 @@ pub(crate) fn checksum(bytes: &[u8]) -> u64 {
 
 /// Checks the checksum at the end of `bytes`, returning what precedes it.
 pub(crate) fn verified(bytes: &[u8]) -> Result<&[u8]> {
-    if bytes.len() < FIXED_HEADER + 8 {
-        return Err(corrupt(format!(
-            "{} bytes is too short for a maplet",
-            bytes.len()
-        )));
+    check_start(bytes, bytes.len())?;
+    let (body, sum) = bytes.split_at(bytes.len() - 8);
+    if checksum(body) != u64::from_le_bytes(sum.try_into().unwrap()) {
+        return Err(checksum_mismatch());
     }
-    if bytes[..8] != MAGIC {
+    Ok(body)
+}
+
+/// Checks that `start`, the first bytes of `len`, begins a maplet of this
+/// version and that `len` can hold one.
+fn check_start(start: &[u8], len: usize) -> Result<()> {
+    if len < FIXED_HEADER + 8 || start.len() < 12 {
+        return Err(corrupt(format!("{len} bytes is too short for a maplet")));
+    }
+    if start[..8] != MAGIC {
         return Err(corrupt("not a maplet (bad magic bytes)"));
     }
-    let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+    let version = u32::from_le_bytes(start[8..12].try_into().unwrap());
     if version != VERSION {
         return Err(corrupt(format!(
             "format version {version} is not supported (this library reads version {VERSION})"
         )));
     }
-    let (body, sum) = bytes.split_at(bytes.len() - 8);
-    if checksum(body) != u64::from_le_bytes(sum.try_into().unwrap()) {
-        return Err(corrupt(
-            "checksum mismatch: the data is truncated or damaged",
-        ));
-    }
-    Ok(body)
+    Ok(())
+}
+
+/// The error of a checksum that does not match.
+fn checksum_mismatch() -> MapletError {
+    corrupt("checksum mismatch: the data is truncated or damaged")
 }
 
 /// Opens `path` for reading if it is a regular file (following symbolic
@@ -268,35 +275,125 @@ pub(crate) fn read_regular(path: &Path) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// [`read_regular`] into words rather than bytes, with the file's length in
-/// bytes: the table's words then need no second copy (see
-/// [`Maplet::from_file_words`](crate::Maplet)).
+/// A regular file read in two pieces: its first bytes (`head`: a saved
+/// maplet's header and operator name, up to where its table's words start)
+/// and the rest (`rest_len` bytes) into words, so that the table's words
+/// come first in them and need no moving.
+#[cfg(target_endian = "little")]
+pub(crate) struct SplitFile {
+    pub(crate) head: Vec<u8>,
+    pub(crate) rest: crate::storage::Words,
+    pub(crate) rest_len: usize,
+}
+
+#[cfg(target_endian = "little")]
+impl SplitFile {
+    /// The bytes after the head.
+    pub(crate) fn rest_bytes(&self) -> &[u8] {
+        &self.rest.as_bytes()[..self.rest_len]
+    }
+
+    /// Checks the magic bytes, the version and the checksum as
+    /// [`verified`] does on the whole file, without joining its pieces.
+    pub(crate) fn verify(&self) -> Result<()> {
+        let rest = self.rest_bytes();
+        let Some(body_rest) = rest.len().checked_sub(8) else {
+            return verified(&self.head).map(|_| ());
+        };
+        check_start(&self.head, self.head.len() + rest.len())?;
+        let mut sum = xxhash_rust::xxh3::Xxh3::new();
+        sum.update(&self.head);
+        sum.update(&rest[..body_rest]);
+        if sum.digest() != u64::from_le_bytes(rest[body_rest..].try_into().unwrap()) {
+            return Err(checksum_mismatch());
+        }
+        Ok(())
+    }
+}
+
+/// Bytes read first from a file to find where its table's words start:
+/// a smaller file is read whole into the head.
+#[cfg(target_endian = "little")]
+const PEEK: usize = 64 << 10;
+
+/// Reads the regular file at `path` (refusing anything else, as
+/// [`read_regular`] does) as a [`SplitFile`]: its head ends where the
+/// header's operator name, padded to a multiple of eight, says the table
+/// starts, when that lies within the file; else (a small or malformed
+/// file) the head is the whole file. Large parts are read on two threads.
 ///
 /// # Errors
 /// As [`read_regular`].
 #[cfg(target_endian = "little")]
-pub(crate) fn read_regular_words(path: &Path) -> Result<(crate::storage::Words, usize)> {
-    use std::io::Read;
-    let (mut file, len) = open_regular(path)?;
+pub(crate) fn read_regular_split(path: &Path) -> Result<SplitFile> {
+    let (file, len) = open_regular(path)?;
     let n = usize::try_from(len).map_err(|_| MapletError::OutOfMemory { bytes: usize::MAX })?;
-    let mut words = crate::storage::Words::try_heap(n.div_ceil(8))
-        .map_err(|_| MapletError::OutOfMemory { bytes: n })?;
-    let buf = &mut words.as_bytes_mut()[..n];
-    let mut got = 0;
-    while got < n {
-        match file.read(&mut buf[got..]) {
-            Ok(0) => {
-                return Err(corrupt(format!(
-                    "{}: the file shrank from {n} to {got} bytes while it was read",
-                    path.display()
-                )))
+    let shrank = |got: usize| {
+        corrupt(format!(
+            "{}: the file shrank from {n} to {got} bytes while it was read",
+            path.display()
+        ))
+    };
+    // Reads `buf.len()` bytes at `start`, never past the opened length.
+    let read_exact_at = |buf: &mut [u8], start: usize| -> Result<()> {
+        let mut got = 0;
+        while got < buf.len() {
+            match read_at(&file, &mut buf[got..], (start + got) as u64) {
+                Ok(0) => return Err(shrank(start + got)),
+                Ok(k) => got += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
             }
-            Ok(k) => got += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e.into()),
         }
+        Ok(())
+    };
+    let mut head = Vec::new();
+    let peek = n.min(PEEK);
+    head.try_reserve_exact(peek)
+        .map_err(|_| MapletError::OutOfMemory { bytes: peek })?;
+    head.resize(peek, 0);
+    read_exact_at(&mut head, 0)?;
+    let split = if n < PEEK {
+        n
+    } else {
+        let name_len = u32::from_le_bytes(head[20..24].try_into().unwrap()) as usize;
+        match (FIXED_HEADER + name_len).checked_next_multiple_of(8) {
+            Some(at) if at + 8 <= n => at,
+            _ => n,
+        }
+    };
+    if split > peek {
+        head.try_reserve_exact(split - peek)
+            .map_err(|_| MapletError::OutOfMemory { bytes: split })?;
+        head.resize(split, 0);
+        read_exact_at(&mut head[peek..], peek)?;
     }
-    Ok((words, n))
+    let rest_len = n - split;
+    head.truncate(split);
+    let rest = crate::storage::Words::try_filled(rest_len.div_ceil(8), |first, part| {
+        let start = first * 8;
+        let end = (start + part.len() * 8).min(rest_len);
+        let buf = &mut crate::storage::as_bytes_mut(part)[..end - start];
+        read_exact_at(buf, split + start)
+    })?;
+    Ok(SplitFile {
+        head,
+        rest,
+        rest_len,
+    })
+}
+
+/// Reads from `file` at `offset` without moving its cursor, so that two
+/// threads may read one file.
+#[cfg(unix)]
+fn read_at(file: &fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+/// Reads from `file` at `offset` (see the Unix version).
+#[cfg(windows)]
+fn read_at(file: &fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
 }
 
 /// Refuses to replace anything at `path` but a regular file or a symbolic

@@ -1913,6 +1913,44 @@ impl<O: Operator> Maplet<O> {
         Ok(out)
     }
 
+    /// The length of [`to_bytes_with`](Maplet::to_bytes_with)'s bytes for a
+    /// packed operator's maplet, known before they are made; `None` for a
+    /// side-stored one (its values must be encoded to know).
+    ///
+    /// ```
+    /// use mappy_core::{Counter, Maplet};
+    /// let mut m = Maplet::new(1000, 0.01, Counter).unwrap();
+    /// m.insert("ATC", 3).unwrap();
+    /// let mut out = vec![0; m.packed_bytes_len().unwrap()];
+    /// m.write_packed_bytes(&mut out).unwrap();
+    /// assert_eq!(out, m.to_bytes());
+    /// ```
+    pub fn packed_bytes_len(&self) -> Option<usize> {
+        O::PACKED.then(|| self.table_offset() + self.table.words().len() * 8 + 8)
+    }
+
+    /// Writes a packed operator's maplet, as
+    /// [`to_bytes_with`](Maplet::to_bytes_with) makes it, into `out`, which
+    /// must be exactly [`packed_bytes_len`](Maplet::packed_bytes_len) long:
+    /// for a caller that owns the memory the bytes go to (one copy, not
+    /// two).
+    ///
+    /// # Errors
+    /// [`MapletError::InvalidValue`] for a side-stored maplet or an `out` of
+    /// another length (then nothing is written); [`MapletError::Corrupt`]
+    /// for a damaged memory-mapped maplet.
+    pub fn write_packed_bytes(&self, out: &mut [u8]) -> Result<()> {
+        if self.packed_bytes_len() != Some(out.len()) {
+            return Err(MapletError::InvalidValue(format!(
+                "{} bytes is not the length of this maplet's bytes",
+                out.len()
+            )));
+        }
+        self.ensure_verified()?;
+        let mut w = out;
+        self.write_sealed(&mut w, |_, _| Ok(()), true)
+    }
+
     /// Writes the bytes of [`to_bytes_with`](Maplet::to_bytes_with) to `w`
     /// as they are made, holding no copy of the table: only the side store
     /// is encoded in memory first (the header gives its length).
@@ -1997,15 +2035,26 @@ impl<O: Operator> Maplet<O> {
         }
     }
 
+    /// The operator name stored in the header (empty but for a custom one).
+    fn stored_name(&self) -> &[u8] {
+        match self.op.kind() {
+            OperatorKind::Custom(n) => n.as_bytes(),
+            _ => &[],
+        }
+    }
+
+    /// Where the table's words start in the saved bytes (after the header
+    /// and the operator's name, on a multiple of eight).
+    fn table_offset(&self) -> usize {
+        (format::FIXED_HEADER + self.stored_name().len()).next_multiple_of(8)
+    }
+
     /// The bytes of the file before the table's words: this maplet's
     /// parameters with table `t`'s shape and counts, for a side store of
     /// `side_len` bytes.
     fn header(&self, t: &Table, side_len: usize) -> Vec<u8> {
-        let name = match self.op.kind() {
-            OperatorKind::Custom(n) => n.as_bytes(),
-            _ => &[],
-        };
-        let table_offset = (format::FIXED_HEADER + name.len()).next_multiple_of(8);
+        let name = self.stored_name();
+        let table_offset = self.table_offset();
         let mut head = Vec::with_capacity(table_offset);
         head.extend_from_slice(&format::MAGIC);
         head.extend_from_slice(&format::VERSION.to_le_bytes());
@@ -2165,47 +2214,49 @@ impl<O: Operator> Maplet<O> {
         op: O,
         decode: impl FnMut(&[u8]) -> Result<O::Value>,
     ) -> Result<Self> {
-        let (header, table_offset, words_len) = Header::read(body, &op)?;
+        let (header, table_offset, words_len) = Header::read(body, body.len(), &op)?;
         let (words_bytes, side_bytes) = Header::parts(body, table_offset, words_len, &header)?;
         // Sized by the input's own length, and still fallible.
-        let words =
-            Words::try_from_le_bytes(words_bytes).map_err(|_| MapletError::OutOfMemory {
-                bytes: words_bytes.len(),
-            })?;
+        let words = Words::try_from_le_bytes(words_bytes)?;
         header.into_maplet(op, words, side_bytes, decode)
     }
 
-    /// [`from_bytes_with`](Maplet::from_bytes_with) on the `len` bytes of a
-    /// file read into `buf` (see [`format::read_regular_words`]): the same
-    /// checks, after which the table's words move to the front of `buf`
-    /// and stay there, with no second copy of the table.
+    /// [`from_bytes_with`](Maplet::from_bytes_with) on a file read as a
+    /// [`format::SplitFile`]: the same checks, after which the table's
+    /// words, read to the front of its words, stay there (no second copy,
+    /// nothing moved).
     ///
     /// # Errors
     /// As [`from_bytes_with`](Maplet::from_bytes_with).
     #[cfg(target_endian = "little")]
-    pub(crate) fn from_file_words(
-        mut buf: Words,
-        len: usize,
+    pub(crate) fn from_split_file(
+        file: format::SplitFile,
         op: O,
         decode: impl FnMut(&[u8]) -> Result<O::Value>,
     ) -> Result<Self> {
-        let (header, table_offset, words_len, side) = {
-            let body = format::verified(&buf.as_bytes()[..len])?;
-            let (header, table_offset, words_len) = Header::read(body, &op)?;
-            let (_, side_bytes) = Header::parts(body, table_offset, words_len, &header)?;
-            let mut side = Vec::new();
-            side.try_reserve_exact(side_bytes.len())
-                .map_err(|_| MapletError::OutOfMemory {
-                    bytes: side_bytes.len(),
-                })?;
-            side.extend_from_slice(side_bytes);
-            (header, table_offset, words_len, side)
-        };
-        // The header's offset is a multiple of eight.
-        let at = table_offset / 8;
-        buf.copy_within(at..at + words_len, 0);
-        buf.truncate(words_len);
-        header.into_maplet(op, buf, &side, decode)
+        file.verify()?;
+        if file.rest_len == 0 {
+            // A small or malformed file, read whole into its head.
+            return Self::from_body(&file.head[..file.head.len() - 8], op, decode);
+        }
+        let body_len = file.head.len() + file.rest_len - 8;
+        let (header, table_offset, words_len) = Header::read(&file.head, body_len, &op)?;
+        if table_offset != file.head.len() {
+            return Err(MapletError::Corrupt(
+                "the table does not start where the header says".into(),
+            ));
+        }
+        let rest = file.rest_bytes();
+        let (_, side_bytes) = Header::parts(&rest[..rest.len() - 8], 0, words_len, &header)?;
+        let mut side = Vec::new();
+        side.try_reserve_exact(side_bytes.len())
+            .map_err(|_| MapletError::OutOfMemory {
+                bytes: side_bytes.len(),
+            })?;
+        side.extend_from_slice(side_bytes);
+        let mut words = file.rest;
+        words.truncate(words_len);
+        header.into_maplet(op, words, &side, decode)
     }
 
     /// Saves to `path` atomically (see [`to_bytes_with`]): a crash while
@@ -2260,8 +2311,7 @@ impl<O: Operator> Maplet<O> {
     ) -> Result<Self> {
         #[cfg(target_endian = "little")]
         {
-            let (buf, len) = format::read_regular_words(path.as_ref())?;
-            Self::from_file_words(buf, len, op, decode)
+            Self::from_split_file(format::read_regular_split(path.as_ref())?, op, decode)
         }
         #[cfg(not(target_endian = "little"))]
         Self::from_bytes_with(&format::read_regular(path.as_ref())?, op, decode)
@@ -2305,9 +2355,11 @@ struct Header {
 
 impl Header {
     /// The header, the offset of the table's words and their number.
-    fn read<O: Operator>(body: &[u8], op: &O) -> Result<(Header, usize, usize)> {
+    /// `head` holds the body's first bytes (at least up to the table, if
+    /// the body is well formed), `body_len` the body's length.
+    fn read<O: Operator>(head: &[u8], body_len: usize, op: &O) -> Result<(Header, usize, usize)> {
         let corrupt = |m: String| MapletError::Corrupt(m);
-        let mut b = &body[12..];
+        let mut b = &head[12..];
         let flags = format::take_u32(&mut b)?;
         let codes = format::take(&mut b, 4)?;
         let name_len = format::take_u32(&mut b)? as usize;
@@ -2350,20 +2402,20 @@ impl Header {
         }
         let table_offset = (format::FIXED_HEADER + name_len).next_multiple_of(8);
         // The name's padding must be present too (found by fuzz_decode).
-        if table_offset > body.len() {
+        if table_offset > body_len {
             return Err(corrupt(format!(
                 "the operator name's padding runs past the {} bytes of data",
-                body.len()
+                body_len
             )));
         }
-        let available = (body.len().saturating_sub(table_offset)) as u64;
+        let available = (body_len.saturating_sub(table_offset)) as u64;
         if words_len.checked_mul(8).is_none_or(|w| w > available)
             || side_len > available
             || len > words_len.saturating_mul(64)
         {
             return Err(corrupt(format!(
                 "sizes exceed the {} bytes of data",
-                body.len()
+                body_len
             )));
         }
         let header = Header {
@@ -2683,7 +2735,7 @@ impl<O: Operator> Maplet<O> {
             )));
         }
         let body = &bytes[..bytes.len() - 8];
-        let (header, table_offset, words_len) = Header::read(body, &op)?;
+        let (header, table_offset, words_len) = Header::read(body, body.len(), &op)?;
         let end = words_len
             .checked_mul(8)
             .and_then(|w| w.checked_add(table_offset))

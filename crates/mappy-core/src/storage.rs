@@ -23,6 +23,32 @@ fn word_bytes(n: usize) -> Result<usize, AllocError> {
     n.checked_mul(8).ok_or(AllocError { bytes: usize::MAX })
 }
 
+/// The words as bytes: on a little-endian machine byte `i` holds bits
+/// `8 i..8 i + 8` of the words, as the table numbers them.
+#[cfg(target_endian = "little")]
+#[inline(always)]
+pub(crate) fn as_bytes(words: &[u64]) -> &[u8] {
+    // SAFETY: the same memory, read only, borrowed for as long as the
+    // words: `u8` has no alignment requirement and every byte is a `u8`.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::slice::from_raw_parts(words.as_ptr() as *const u8, words.len() * 8)
+    }
+}
+
+/// [`as_bytes`], writable.
+#[cfg(target_endian = "little")]
+#[inline(always)]
+pub(crate) fn as_bytes_mut(words: &mut [u64]) -> &mut [u8] {
+    // SAFETY: the same memory, borrowed through the words' unique borrow
+    // for as long as it: `u8` has no alignment requirement, and any bytes
+    // make valid `u64`s.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, words.len() * 8)
+    }
+}
+
 /// Aborts as the standard collections do when `n` words cannot be had
 /// (for the one infallible path, `Clone`: fallible copies use `try_clone`).
 fn abort_alloc(n: usize) -> ! {
@@ -312,6 +338,10 @@ fn advise_huge_pages(a: &Anon) {
     }
 }
 
+/// Words from which [`Words::try_filled`] fills two halves on two threads
+/// (8 MiB: below, a thread costs more than it saves).
+const PARALLEL_FILL_WORDS: usize = 1 << 20;
+
 /// Tables at least this large (in words) get a mapping of their own.
 #[cfg(target_os = "linux")]
 const ANON_WORDS: usize = 32 << 10;
@@ -364,30 +394,56 @@ impl Words {
         Ok(Words::from_backing(Backing::Heap(v)))
     }
 
-    /// `n` zero words on the heap, an error if they cannot be had: for a
-    /// buffer about to be overwritten whole, where memory the allocator
-    /// hands back again costs less than fresh pages the system must clear.
-    pub(crate) fn try_heap(n: usize) -> Result<Words, AllocError> {
-        let bytes = word_bytes(n)?;
-        let mut v = Vec::new();
-        v.try_reserve_exact(n).map_err(|_| AllocError { bytes })?;
-        v.resize(n, 0);
-        Ok(Words::from_backing(Backing::Heap(v)))
+    /// The words whose little-endian bytes are `bytes` (a whole number of
+    /// words), zeroed memory filled in two halves on two threads when
+    /// large (see [`try_filled`](Words::try_filled)); an error if they
+    /// cannot be had.
+    pub(crate) fn try_from_le_bytes(bytes: &[u8]) -> crate::Result<Words> {
+        Words::try_filled(bytes.len() / 8, |at, words| {
+            for (word, c) in words.iter_mut().zip(bytes[at * 8..].chunks_exact(8)) {
+                *word = u64::from_le_bytes(c.try_into().expect("eight bytes"));
+            }
+            Ok(())
+        })
     }
 
-    /// The words whose little-endian bytes are `bytes` (a whole number of
-    /// words), on the heap; an error if they cannot be had.
-    pub(crate) fn try_from_le_bytes(bytes: &[u8]) -> Result<Words, AllocError> {
-        let n = bytes.len() / 8;
-        let mut v = Vec::new();
-        v.try_reserve_exact(n)
-            .map_err(|_| AllocError { bytes: bytes.len() })?;
-        v.extend(
-            bytes
-                .chunks_exact(8)
-                .map(|c| u64::from_le_bytes(c.try_into().expect("eight bytes"))),
-        );
-        Ok(Words::from_backing(Backing::Heap(v)))
+    /// `n` zeroed words, then `fill(first, part)` for each part of them,
+    /// `part` starting at word `first`: the whole at once, or for a large
+    /// `n` two halves on two threads where the machine has them (copying
+    /// into fresh memory is bound by the page faults, which then happen on
+    /// both cores). The first error of `fill` is returned.
+    pub(crate) fn try_filled(
+        n: usize,
+        fill: impl Fn(usize, &mut [u64]) -> crate::Result<()> + Sync,
+    ) -> crate::Result<Words> {
+        let mut words = Words::try_zeroed(n)?;
+        let two = n >= PARALLEL_FILL_WORDS
+            && std::thread::available_parallelism().is_ok_and(|c| c.get() > 1);
+        if !two {
+            fill(0, &mut words)?;
+            return Ok(words);
+        }
+        // Halves on a page boundary (512 words).
+        let mid = (n / 2) & !511;
+        let (first, second) = words.split_at_mut(mid);
+        let halves = std::thread::scope(|scope| {
+            let other = std::thread::Builder::new()
+                .spawn_scoped(scope, || fill(mid, second))
+                .ok()?;
+            let a = fill(0, first);
+            let b = other.join().unwrap_or_else(|_| {
+                Err(crate::error::MapletError::Corrupt(
+                    "the words were not filled".into(),
+                ))
+            });
+            Some(a.and(b))
+        });
+        match halves {
+            Some(r) => r?,
+            // A thread the system refuses leaves the whole to this one.
+            None => fill(0, &mut words)?,
+        }
+        Ok(words)
     }
 
     /// [`try_zeroed`](Words::try_zeroed), aborting as a `Vec` does when
@@ -454,30 +510,10 @@ impl Words {
         Ok(w)
     }
 
-    /// The words' bytes, writable: on a little-endian machine, the bytes of
-    /// the file format, so that a file is read straight into its words.
-    #[cfg(target_endian = "little")]
-    pub(crate) fn as_bytes_mut(&mut self) -> &mut [u8] {
-        let words: &mut [u64] = self;
-        // SAFETY: the same memory, borrowed through the words' unique
-        // borrow for as long as it: `u8` has no alignment requirement, and
-        // any bytes make valid `u64`s.
-        #[allow(unsafe_code)]
-        unsafe {
-            std::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, words.len() * 8)
-        }
-    }
-
     /// The words' bytes (see [`as_bytes_mut`](Words::as_bytes_mut)).
     #[cfg(target_endian = "little")]
     pub(crate) fn as_bytes(&self) -> &[u8] {
-        let words: &[u64] = self;
-        // SAFETY: the same memory, read only, borrowed for as long as the
-        // words: `u8` has no alignment requirement and every byte is a `u8`.
-        #[allow(unsafe_code)]
-        unsafe {
-            std::slice::from_raw_parts(words.as_ptr() as *const u8, words.len() * 8)
-        }
+        as_bytes(self)
     }
 
     /// The whole file, for a read-only map of one (to check its checksum).

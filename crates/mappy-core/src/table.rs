@@ -273,31 +273,8 @@ fn store_at_bit(words: &mut [u64], bit: usize, m: u64, value: u64) -> bool {
     true
 }
 
-/// The words as bytes: on a little-endian machine byte `i` holds bits
-/// `8 i..8 i + 8` of the words, as the table numbers them.
 #[cfg(target_endian = "little")]
-#[inline(always)]
-fn as_bytes(words: &[u64]) -> &[u8] {
-    // SAFETY: the same memory, read only, borrowed for as long as the
-    // words: `u8` has no alignment requirement and every byte is a `u8`.
-    #[allow(unsafe_code)]
-    unsafe {
-        std::slice::from_raw_parts(words.as_ptr() as *const u8, words.len() * 8)
-    }
-}
-
-/// [`as_bytes`], writable.
-#[cfg(target_endian = "little")]
-#[inline(always)]
-fn as_bytes_mut(words: &mut [u64]) -> &mut [u8] {
-    // SAFETY: the same memory, borrowed through the words' unique borrow
-    // for as long as it: `u8` has no alignment requirement, and any bytes
-    // make valid `u64`s.
-    #[allow(unsafe_code)]
-    unsafe {
-        std::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, words.len() * 8)
-    }
-}
+use crate::storage::{as_bytes, as_bytes_mut};
 
 /// The `width`-bit field at `bit` of `words` (`fmask` its mask), read as
 /// one load where the field lies in a single word.

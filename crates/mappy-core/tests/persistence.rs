@@ -250,3 +250,92 @@ fn fixed_precision_survives_a_round_trip() {
         Err(MapletError::Incompatible(_))
     ));
 }
+
+/// A file large enough to be read in pieces (its header first, then its
+/// table in two halves on two threads) loads exactly as its bytes do, and
+/// damage anywhere, a resealed change to the header's name length, or a
+/// cut at any of several points, is refused by both with the same error.
+#[test]
+fn large_files_load_as_their_bytes_and_refuse_damage() {
+    let mut m = Maplet::new(6_000_000, 0.01, Counter).unwrap();
+    let keys: Vec<u64> = (0..5_500_000u64).collect();
+    let values = keys
+        .iter()
+        .map(|k| (k * 7919 % (1 << 20)) as i64 + 2)
+        .collect();
+    m.insert_many(&keys, values).unwrap();
+    let bytes = m.to_bytes();
+    assert!(bytes.len() > 2 * (8 << 20), "{} bytes", bytes.len());
+    let path = temp_path("large");
+    std::fs::write(&path, &bytes).unwrap();
+    let loaded = Maplet::load(&path, Counter).unwrap();
+    assert_eq!(loaded.to_bytes(), bytes);
+    assert_eq!(loaded.query(&12345u64), m.query(&12345u64));
+    let n = bytes.len();
+    let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
+    for at in [
+        0,
+        9,
+        16,
+        60,
+        300,
+        600,
+        700,
+        n / 4,
+        n / 2 - 3,
+        n / 2 + 5,
+        n - 300,
+        n - 9,
+        n - 1,
+    ] {
+        let mut b = bytes.clone();
+        b[at] ^= 0x10;
+        cases.push((format!("flip at {at}"), b));
+    }
+    for len in [
+        n - 1,
+        n - 8,
+        n / 2,
+        (64 << 10) + 3,
+        64 << 10,
+        (64 << 10) - 1,
+        700,
+        40,
+    ] {
+        cases.push((format!("cut to {len}"), bytes[..len].to_vec()));
+    }
+    // Name lengths that move where the table starts, the checksum made
+    // right again, so the structure itself is what is refused.
+    for name_len in [1u32, 8, 4096, 70_000, u32::MAX] {
+        let mut b = bytes.clone();
+        b[20..24].copy_from_slice(&name_len.to_le_bytes());
+        reseal(&mut b);
+        cases.push((format!("name length {name_len}"), b));
+    }
+    for (what, b) in cases {
+        std::fs::write(&path, &b).unwrap();
+        let from_file = Maplet::load(&path, Counter);
+        let from_bytes = Maplet::from_bytes(&b, Counter);
+        assert!(
+            matches!(
+                from_file,
+                Err(MapletError::Corrupt(_) | MapletError::Incompatible(_))
+            ),
+            "{what}: {:?}",
+            from_file.map(|m| m.len())
+        );
+        assert_eq!(
+            from_file.unwrap_err().to_string(),
+            from_bytes.unwrap_err().to_string(),
+            "{what}"
+        );
+        let any =
+            mappy_core::AnyMaplet::<Custom<i64, fn(&i64, &i64) -> mappy_core::Result<i64>>>::load(
+                &path,
+                |_| unreachable!("no custom operator"),
+                |_| unreachable!("no side store"),
+            );
+        assert!(any.is_err(), "{what}");
+    }
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}

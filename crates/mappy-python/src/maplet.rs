@@ -154,14 +154,19 @@ impl Maplet {
         })
     }
 
-    pub(crate) fn to_bytes_inner(&self, py: Python<'_>) -> PyResult<Vec<u8>> {
+    /// The maplet's bytes (`to_bytes()`) as a Python bytes object.
+    pub(crate) fn to_py_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let state = self.state.lock(py)?;
-        if matches!(&*state, Inner::Other(_)) {
-            state.to_bytes_with(|v, out| encode_value(v.0.bind(py), out))
-        } else {
-            py.detach(|| state.to_bytes_with(|_, _| unreachable!("packed values")))
+        // Packed maplets are written straight into the new bytes object.
+        if let Some(len) = state.packed_bytes_len() {
+            return PyBytes::new_with(py, len, |buf| {
+                py.detach(|| state.write_packed_bytes(buf)).or_raise(py)
+            });
         }
-        .or_raise(py)
+        let b = state
+            .to_bytes_with(|v, out| encode_value(v.0.bind(py), out))
+            .or_raise(py)?;
+        Ok(PyBytes::new(py, &b))
     }
 
     /// `insert(key, value)`: see [`crate::fastcall`], which puts it on the class.
@@ -776,10 +781,7 @@ impl Maplet {
     /// >>> m = Maplet(100, 0.01); m.insert("a", 1); Maplet.from_bytes(m.to_bytes()).query("a")
     /// 1
     fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        guarded(py, || {
-            let b = self.to_bytes_inner(py)?;
-            Ok(PyBytes::new(py, &b))
-        })
+        guarded(py, || self.to_py_bytes(py))
     }
 
     /// from_bytes(data, operator=None, *, allow_pickle=False)
