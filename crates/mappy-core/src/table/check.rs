@@ -70,17 +70,30 @@ fn in_runs(occ: u64, ends: u64, open: u64) -> Option<u64> {
         // No 64 slots close so many runs: all lie in runs.
         return Some(u64::MAX);
     }
-    let (mut u, mut bad, mut c) = (0u64, 0u8, open);
-    for j in 0..16 {
-        let (o, e) = ((occ >> (4 * j)) & 15, (ends >> (4 * j)) & 15);
-        // Wrapping: `c` passes below zero only after a runend closed with
-        // no run open, which `bad` has recorded.
-        let t = NIBBLE[(o << 4 | e) as usize * 5 + c.min(4) as usize];
-        u |= ((t & 15) as u64) << (4 * j);
-        bad |= t;
-        c = c
-            .wrapping_add(o.count_ones() as u64)
-            .wrapping_sub(e.count_ones() as u64);
+    // Four chains of four nibbles each, independent: each starts from the
+    // open count at its first slot, from the counts of the slots before it.
+    let (mut u, mut bad) = (0u64, 0u8);
+    let mut c = [0u64; 4];
+    for (q, c) in c.iter_mut().enumerate() {
+        let below = mask(16 * q as u32);
+        // Wrapping, as below.
+        *c = open
+            .wrapping_add((occ & below).count_ones() as u64)
+            .wrapping_sub((ends & below).count_ones() as u64);
+    }
+    for j in 0..4 {
+        for (q, c) in c.iter_mut().enumerate() {
+            let at = 16 * q + 4 * j;
+            let (o, e) = ((occ >> at) & 15, (ends >> at) & 15);
+            // Wrapping: `c` passes below zero only after a runend closed
+            // with no run open, which `bad` has recorded.
+            let t = NIBBLE[(o << 4 | e) as usize * 5 + (*c).min(4) as usize];
+            u |= ((t & 15) as u64) << at;
+            bad |= t;
+            *c = c
+                .wrapping_add(o.count_ones() as u64)
+                .wrapping_sub(e.count_ones() as u64);
+        }
     }
     (bad >> 4 == 0).then_some(u)
 }
@@ -420,7 +433,7 @@ impl View<'_> {
     ) -> bool {
         let n = group_for(W);
         let full = Group::new(n, W, self.fbits);
-        let tail = Group::new(2 * SLOTS % n, W, self.fbits);
+        let tail = Group::new(SLOTS % n, W, self.fbits);
         let fbits = self.fbits as usize;
         // The pair's slots as bytes, and eight more to read each group as
         // one unaligned word; for the last pair, a copy with zeros after.
@@ -435,8 +448,7 @@ impl View<'_> {
                 &copy[..region + 8]
             }
         };
-        let mut used = used;
-        let mut cont = used & !start;
+        let cont = used & !start;
         let mut bad = 0u64;
         let mut prev_field = st.prev_field;
         let mut full_count = 0u64;
@@ -464,13 +476,18 @@ impl View<'_> {
             }
             prev_field = f >> c.top;
         };
-        for k in 0..2 * SLOTS / n {
-            group(&full, k * n * W, used as u64, cont as u64);
-            used >>= n;
-            cont >>= n;
-        }
-        if tail.n > 0 {
-            group(&tail, (2 * SLOTS - tail.n) * W, used as u64, cont as u64);
+        // Block by block, so that which slots are used is a word.
+        for half in 0..2 {
+            let (mut used, mut cont) = ((used >> (64 * half)) as u64, (cont >> (64 * half)) as u64);
+            let first = half * SLOTS * W;
+            for k in 0..SLOTS / n {
+                group(&full, first + k * n * W, used, cont);
+                used >>= n;
+                cont >>= n;
+            }
+            if tail.n > 0 {
+                group(&tail, first + (SLOTS - tail.n) * W, used, cont);
+            }
         }
         st.prev_field = prev_field;
         st.full += full_count;
