@@ -2019,13 +2019,20 @@ impl<O: Operator> Maplet<O> {
         let head = self.header(t, side.len());
         let mut w = format::Checksummed::new(w);
         w.write(&head)?;
-        let mut buf = Vec::with_capacity(64 << 10);
-        for chunk in t.words().chunks(8 << 10) {
-            buf.clear();
-            for x in chunk {
-                buf.extend_from_slice(&x.to_le_bytes());
+        #[cfg(target_endian = "little")]
+        for chunk in t.words().chunks(128 << 10) {
+            w.write(crate::storage::as_bytes(chunk))?;
+        }
+        #[cfg(not(target_endian = "little"))]
+        {
+            let mut buf = Vec::with_capacity(64 << 10);
+            for chunk in t.words().chunks(8 << 10) {
+                buf.clear();
+                for x in chunk {
+                    buf.extend_from_slice(&x.to_le_bytes());
+                }
+                w.write(&buf)?;
             }
-            w.write(&buf)?;
         }
         w.write(&side)?;
         if seal {

@@ -338,6 +338,9 @@ fn advise_huge_pages(a: &Anon) {
     }
 }
 
+/// Words below which [`Words::try_filled`] fills heap memory (32 MiB).
+const HEAP_FILL_WORDS: usize = 4 << 20;
+
 /// Words from which [`Words::try_filled`] fills two halves on two threads
 /// (8 MiB: below, a thread costs more than it saves).
 const PARALLEL_FILL_WORDS: usize = 1 << 20;
@@ -394,6 +397,15 @@ impl Words {
         Ok(Words::from_backing(Backing::Heap(v)))
     }
 
+    /// `n` zero words on the heap, an error if they cannot be had.
+    fn try_heap(n: usize) -> Result<Words, AllocError> {
+        let bytes = word_bytes(n)?;
+        let mut v = Vec::new();
+        v.try_reserve_exact(n).map_err(|_| AllocError { bytes })?;
+        v.resize(n, 0);
+        Ok(Words::from_backing(Backing::Heap(v)))
+    }
+
     /// The words whose little-endian bytes are `bytes` (a whole number of
     /// words), zeroed memory filled in two halves on two threads when
     /// large (see [`try_filled`](Words::try_filled)); an error if they
@@ -416,7 +428,14 @@ impl Words {
         n: usize,
         fill: impl Fn(usize, &mut [u64]) -> crate::Result<()> + Sync,
     ) -> crate::Result<Words> {
-        let mut words = Words::try_zeroed(n)?;
+        // Below glibc's largest reuse threshold (32 MiB) heap memory the
+        // allocator hands back again is cheaper than fresh pages; above,
+        // every buffer is fresh pages, cheaper as huge ones.
+        let mut words = if n < HEAP_FILL_WORDS {
+            Words::try_heap(n)?
+        } else {
+            Words::try_zeroed(n)?
+        };
         let two = n >= PARALLEL_FILL_WORDS
             && std::thread::available_parallelism().is_ok_and(|c| c.get() > 1);
         if !two {
