@@ -384,25 +384,36 @@ impl Words {
     /// (whose untouched pages take no memory), else on the heap; an error,
     /// allocating nothing, if the system refuses both.
     pub(crate) fn try_zeroed(n: usize) -> Result<Words, AllocError> {
-        let bytes = word_bytes(n)?;
         #[cfg(target_os = "linux")]
         if n >= ANON_WORDS {
             if let Some(a) = Anon::zeroed(n) {
                 return Ok(Words::from_backing(Backing::Anon(a)));
             }
         }
-        let mut v = Vec::new();
-        v.try_reserve_exact(n).map_err(|_| AllocError { bytes })?;
-        v.resize(n, 0);
-        Ok(Words::from_backing(Backing::Heap(v)))
+        Words::try_heap(n)
     }
 
-    /// `n` zero words on the heap, an error if they cannot be had.
+    /// `n` zero words on the heap, an error if they cannot be had: zeroed
+    /// by the allocator, which need not clear fresh pages (already zero),
+    /// only memory it hands back again.
     fn try_heap(n: usize) -> Result<Words, AllocError> {
         let bytes = word_bytes(n)?;
-        let mut v = Vec::new();
-        v.try_reserve_exact(n).map_err(|_| AllocError { bytes })?;
-        v.resize(n, 0);
+        if n == 0 {
+            return Ok(Words::from_backing(Backing::Heap(Vec::new())));
+        }
+        let layout = std::alloc::Layout::array::<u64>(n).map_err(|_| AllocError { bytes })?;
+        // SAFETY: the layout is not empty (n > 0); a non-null result is
+        // memory for `n` zeroed `u64`s (every bit pattern is a `u64`) from
+        // the global allocator with exactly the layout a `Vec<u64>` of
+        // capacity `n` frees it with.
+        #[allow(unsafe_code)]
+        let v = unsafe {
+            let ptr = std::alloc::alloc_zeroed(layout) as *mut u64;
+            if ptr.is_null() {
+                return Err(AllocError { bytes });
+            }
+            Vec::from_raw_parts(ptr, n, n)
+        };
         Ok(Words::from_backing(Backing::Heap(v)))
     }
 
