@@ -3,7 +3,7 @@ its bytes.
 
 For each size N (default 10 million and 50 million keys), builds a counter
 maplet at a false-positive rate of 0.01 as ``mmap_open.py`` does, saves it,
-then times in alternating rounds (median of ``ROUNDS``, default 9): a plain
+then times in alternating rounds (median of ``ROUNDS``, default 15): a plain
 ``open().read()`` of the file, ``Maplet.load``, ``Maplet.from_bytes`` and
 ``pickle.loads`` (every check kept: checksum, sizes, table invariants); a
 plain ``open().write()`` of the same bytes, the same followed by
@@ -27,7 +27,7 @@ import numpy as np
 
 import mappy_python as mappy
 
-ROUNDS = int(os.environ.get("ROUNDS", "9"))
+ROUNDS = int(os.environ.get("ROUNDS", "15"))
 # Compared with the plain write; the rest with the plain read.
 SAVES = {"open().write()", "open().write() + fsync", "Maplet.save", "Maplet.to_bytes", "pickle.dumps"}
 
