@@ -302,6 +302,32 @@ def test_pickle_and_cloudpickle_round_trip():
     assert cloudpickle.loads(cloudpickle.dumps(unpicklable)).operator.func(1, 2) == 1
 
 
+def test_protocol_5_pickles_hand_the_bytes_over_out_of_band():
+    m = counter()
+    m.batch_insert([(f"k{i}", i) for i in range(500)])
+    buffers = []
+    data = pickle.dumps(m, protocol=5, buffer_callback=buffers.append)
+    # The table travels beside the pickle, not in it.
+    assert len(buffers) == 1 and len(data) < 200
+    raw = bytes(buffers[0].raw())
+    assert raw == m.to_bytes()
+    for given in (raw, bytearray(raw), memoryview(raw), buffers[0]):
+        back = pickle.loads(data, buffers=[given])
+        assert all(back.query(f"k{i}") == m.query(f"k{i}") for i in range(500))
+    # In band (no callback) and under older protocols, as before.
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        assert pickle.loads(pickle.dumps(m, protocol=protocol)).query("k7") == m.query("k7")
+    # A damaged or foreign buffer is refused as damaged bytes are.
+    bad = bytearray(raw)
+    bad[len(bad) // 2] ^= 0xFF
+    with pytest.raises(mappy.CorruptDataError):
+        pickle.loads(data, buffers=[bad])
+    with pytest.raises(TypeError):
+        mappy.Maplet._restore(12345)
+    with pytest.raises(mappy.CorruptDataError):
+        mappy.Maplet._restore(memoryview(b"junk"))
+
+
 def test_save_load_and_mmap(tmp_path):
     path = tmp_path / "m.maplet"
     m = counter()

@@ -4,7 +4,8 @@ For every operator, valid maplets are mutated (bit flips, header sizes set
 to hostile values, truncations, extensions, splices; the checksum is then
 recomputed half the time, so that mutations reach the decoder past it) and
 opened through ``Maplet.from_bytes`` (refusing and allowing pickled
-values), ``pickle.loads`` of a pickled maplet, ``Maplet.load`` and
+values), ``pickle.loads`` of a pickled maplet (in band, and out of band
+under protocol 5), ``Maplet.load`` and
 ``Maplet.load(..., mmap=True)``; whatever opens is then queried, verified,
 copied and written back. A case passes if it raises a
 ``MapletError``, ``ValueError``, ``TypeError``, ``OSError`` or
@@ -71,13 +72,15 @@ def seeds():
 
 
 class Pickled:
-    """Pickles as a maplet of the given bytes would."""
+    """Pickles as a maplet of the given bytes would: in band, or (``oob``)
+    as an out-of-band buffer of a ``bytearray`` under protocol 5."""
 
-    def __init__(self, data, func):
-        self.data, self.func = data, func
+    def __init__(self, data, func, oob=False):
+        self.data, self.func, self.oob = data, func, oob
 
-    def __reduce__(self):
-        return (mappy.Maplet._restore, (self.data, self.func))
+    def __reduce_ex__(self, protocol):
+        data = pickle.PickleBuffer(bytearray(self.data)) if self.oob and protocol >= 5 else self.data
+        return (mappy.Maplet._restore, (data, self.func))
 
 
 def reseal(data):
@@ -146,7 +149,14 @@ def one_case(rng, pool, tmp, counts):
             m = mappy.Maplet.from_bytes(data, op, allow_pickle=True)
         elif mode == "pickle":
             func = op.func if isinstance(op, mappy.CustomOperator) else None
-            m = pickle.loads(pickle.dumps(Pickled(data, func)))
+            if rng.random() < 0.5:
+                m = pickle.loads(pickle.dumps(Pickled(data, func)))
+            else:
+                buffers = []
+                small = pickle.dumps(
+                    Pickled(data, func, oob=True), protocol=5, buffer_callback=buffers.append
+                )
+                m = pickle.loads(small, buffers=buffers)
         else:
             path = os.path.join(tmp, "case.maplet")
             with open(path, "wb") as f:

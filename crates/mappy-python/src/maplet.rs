@@ -890,12 +890,19 @@ impl Maplet {
         })
     }
 
-    fn __reduce__<'py>(
+    /// Pickling: the maplet's bytes, as an out-of-band buffer under
+    /// protocol 5 (`pickle.PickleBuffer`: with a `buffer_callback`, as Dask
+    /// pickles, the bytes are handed over without a copy into the pickle).
+    fn __reduce_ex__<'py>(
         slf: &Bound<'py, Self>,
+        protocol: i64,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
         let py = slf.py();
         guarded(py, || {
-            let data = slf.get().to_bytes(py)?;
+            let mut data = slf.get().to_bytes(py)?.into_any();
+            if protocol >= 5 {
+                data = py.import("pickle")?.getattr("PickleBuffer")?.call1((data,))?;
+            }
             let restore = py.get_type::<Maplet>().getattr("_restore")?;
             let func = slf
                 .get()
@@ -908,7 +915,7 @@ impl Maplet {
                 PyTuple::new(
                     py,
                     [
-                        data.into_any(),
+                        data,
                         func.into_bound(py),
                         pyo3::types::PyBool::new(py, slf.get().signed)
                             .to_owned()
@@ -922,17 +929,29 @@ impl Maplet {
     /// Unpickling: a maplet from its bytes and, for custom operators, its
     /// merge function. A pickle is trusted data (unpickling it could run
     /// any code already), so pickled values in it are allowed.
+    ///
+    /// `data` is the `bytes` of ``to_bytes()`` (read in place) or, from an
+    /// out-of-band pickle, any object with the buffer protocol (copied
+    /// first: its owner could change it while it is read).
     #[staticmethod]
     #[pyo3(signature = (data, func=None, signed=false))]
     fn _restore(
         py: Python<'_>,
-        data: &[u8],
+        data: &Bound<'_, PyAny>,
         func: Option<Py<PyAny>>,
         signed: bool,
     ) -> PyResult<Maplet> {
         guarded(py, || {
             let func = func.filter(|f| !f.is_none(py));
-            let mut m = Maplet::read(py, data, func, true)?;
+            let copy;
+            let bytes = match data.cast::<PyBytes>() {
+                Ok(b) => b.as_bytes(),
+                Err(_) => {
+                    copy = pyo3::buffer::PyBuffer::<u8>::get(data)?.to_vec(py)?;
+                    &copy[..]
+                }
+            };
+            let mut m = Maplet::read(py, bytes, func, true)?;
             m.signed |= signed && m.spec == Spec::Counter;
             Ok(m)
         })
