@@ -1,7 +1,19 @@
 """Type stubs for the native module ``mappy_python._mappy``."""
 
 from os import PathLike
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, SupportsIndex, Tuple, Union, final
+from typing import (
+    Any,
+    Callable,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    SupportsIndex,
+    Tuple,
+    Union,
+    final,
+)
 
 from typing_extensions import Self, disjoint_base
 

@@ -901,7 +901,10 @@ impl Maplet {
         guarded(py, || {
             let mut data = slf.get().to_bytes(py)?.into_any();
             if protocol >= 5 {
-                data = py.import("pickle")?.getattr("PickleBuffer")?.call1((data,))?;
+                data = py
+                    .import("pickle")?
+                    .getattr("PickleBuffer")?
+                    .call1((data,))?;
             }
             let restore = py.get_type::<Maplet>().getattr("_restore")?;
             let func = slf
