@@ -2019,8 +2019,11 @@ impl<O: Operator> Maplet<O> {
         let head = self.header(t, side.len());
         let mut w = format::Checksummed::new(w);
         w.write(&head)?;
+        // Writes of 4 MiB: each hashed while it is still in cache, and
+        // large enough for the file system (1 MiB writes measured up to
+        // twice as slow to save here; see docs/perf-notes.md).
         #[cfg(target_endian = "little")]
-        for chunk in t.words().chunks(128 << 10) {
+        for chunk in t.words().chunks(512 << 10) {
             w.write(crate::storage::as_bytes(chunk))?;
         }
         #[cfg(not(target_endian = "little"))]
