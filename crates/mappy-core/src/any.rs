@@ -182,9 +182,13 @@ impl<C: Operator + Clone> AnyMaplet<C> {
         {
             let file = format::read_regular_split(path)?;
             let stored = Stored::of(&file.head)?;
+            // Before anything is decoded; for a custom operator, before its
+            // name chooses one (damage to the name is damage, not another
+            // operator).
+            file.verify()?;
             macro_rules! read {
                 ($op:expr) => {
-                    Maplet::from_split_file(file, $op, format::ValueCodec::decode)?
+                    Maplet::from_verified_file(file, $op, format::ValueCodec::decode)?
                 };
             }
             Ok(match stored {
@@ -196,10 +200,7 @@ impl<C: Operator + Clone> AnyMaplet<C> {
                 Stored::VecF32 => AnyMaplet::VecF32(read!(VectorAdd::new())),
                 Stored::VecF64 => AnyMaplet::VecF64(read!(VectorAdd::new())),
                 Stored::Custom(name) => {
-                    // The name chooses the operator: damage to it is damage,
-                    // not another operator.
-                    file.verify()?;
-                    AnyMaplet::Other(Maplet::from_split_file(file, custom(&name)?, decode)?)
+                    AnyMaplet::Other(Maplet::from_verified_file(file, custom(&name)?, decode)?)
                 }
             })
         }

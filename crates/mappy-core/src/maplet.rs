@@ -2232,19 +2232,19 @@ impl<O: Operator> Maplet<O> {
     }
 
     /// [`from_bytes_with`](Maplet::from_bytes_with) on a file read as a
-    /// [`format::SplitFile`]: the same checks, after which the table's
-    /// words, read to the front of its words, stay there (no second copy,
-    /// nothing moved).
+    /// [`format::SplitFile`] whose checksum the caller has checked
+    /// ([`format::SplitFile::verify`]): the same checks, after which the
+    /// table's words, read to the front of its words, stay there (no
+    /// second copy, nothing moved).
     ///
     /// # Errors
     /// As [`from_bytes_with`](Maplet::from_bytes_with).
     #[cfg(target_endian = "little")]
-    pub(crate) fn from_split_file(
+    pub(crate) fn from_verified_file(
         file: format::SplitFile,
         op: O,
         decode: impl FnMut(&[u8]) -> Result<O::Value>,
     ) -> Result<Self> {
-        file.verify()?;
         if file.rest_len == 0 {
             // A small or malformed file, read whole into its head.
             return Self::from_body(&file.head[..file.head.len() - 8], op, decode);
@@ -2321,7 +2321,9 @@ impl<O: Operator> Maplet<O> {
     ) -> Result<Self> {
         #[cfg(target_endian = "little")]
         {
-            Self::from_split_file(format::read_regular_split(path.as_ref())?, op, decode)
+            let file = format::read_regular_split(path.as_ref())?;
+            file.verify()?;
+            Self::from_verified_file(file, op, decode)
         }
         #[cfg(not(target_endian = "little"))]
         Self::from_bytes_with(&format::read_regular(path.as_ref())?, op, decode)
