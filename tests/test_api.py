@@ -1,8 +1,10 @@
 """The Maplet API: Python protocols, operators, keys, copies and merges."""
 
 import copy
+import gc
 import inspect
 import pickle
+import sys
 
 import cloudpickle
 import numpy as np
@@ -326,6 +328,53 @@ def test_protocol_5_pickles_hand_the_bytes_over_out_of_band():
         mappy.Maplet._restore(12345)
     with pytest.raises(mappy.CorruptDataError):
         mappy.Maplet._restore(memoryview(b"junk"))
+
+
+def test_bytes_are_read_in_place_until_the_first_change():
+    m = counter()
+    m.batch_insert([(f"k{i}", i) for i in range(2000)])
+    data = m.to_bytes()
+    before = sys.getrefcount(data)
+    back = mappy.Maplet.from_bytes(data)
+    # The maplet keeps the bytes object (no copy of its table) ...
+    assert sys.getrefcount(data) == before + 1
+    assert back.to_bytes() == data and not back.read_only
+    # ... until it first changes: the table is copied, then changed.
+    back.insert("k3", 10)
+    assert sys.getrefcount(data) == before
+    assert back.query("k3") == m.query("k3") + 10 and data == m.to_bytes()
+    # Deleting the caller's reference leaves the maplet whole.
+    again = mappy.Maplet.from_bytes(bytes(data))
+    gc.collect()
+    assert again.query("k1999") == m.query("k1999")
+    # Pickles: in band, and out of band from bytes or from views of all
+    # of them, keep the bytes; a slice, or a writable buffer, is copied.
+    pickled = pickle.loads(pickle.dumps(m))
+    assert pickled.query("k5") == m.query("k5")
+    buffers = []
+    small = pickle.dumps(m, protocol=5, buffer_callback=buffers.append)
+    raw = bytes(buffers[0].raw())
+    padded = b"x" + raw
+    writable = bytearray(raw)
+    for given, owner, kept in (
+        (raw, raw, True),
+        (memoryview(raw), raw, True),
+        (pickle.PickleBuffer(raw), raw, True),
+        (memoryview(padded)[1:], padded, False),
+        (memoryview(raw).cast("c"), raw, False),
+        (writable, writable, False),
+        (memoryview(writable).toreadonly(), writable, False),
+    ):
+        count = sys.getrefcount(owner)
+        back = pickle.loads(small, buffers=[given])
+        assert back.to_bytes() == data
+        assert (sys.getrefcount(owner) > count) == kept, given
+        back.insert("new", 1)
+        assert back.query("new") >= 1 and bytes(buffers[0].raw()) == data
+        assert sys.getrefcount(owner) == count
+    # Still bytes only, as before.
+    with pytest.raises(TypeError):
+        mappy.Maplet.from_bytes(bytearray(data))
 
 
 def test_save_load_and_mmap(tmp_path):

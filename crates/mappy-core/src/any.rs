@@ -6,12 +6,14 @@
 //! in the [`AnyMaplet::Other`] variant, under the binding's operator `C`.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::error::{MapletError, Result};
 use crate::format;
 use crate::maplet::{Maplet, Options, Stats};
 use crate::operator::{Counter, Max, Min, Operator, VectorAdd};
 use crate::shard::Shard;
+use crate::storage::FrozenBytes;
 
 /// A maplet of any built-in storage, or of a binding's operator `C`.
 ///
@@ -147,19 +149,52 @@ impl<C: Operator + Clone> AnyMaplet<C> {
         custom: impl FnOnce(&str) -> Result<C>,
         decode: impl FnMut(&[u8]) -> Result<C::Value>,
     ) -> Result<Self> {
+        Self::read(bytes, None, custom, decode)
+    }
+
+    /// [`from_bytes`](AnyMaplet::from_bytes) of bytes that stay as they are,
+    /// whose table the maplet reads in place until its first change (see
+    /// [`Maplet::from_frozen_bytes`]).
+    ///
+    /// # Errors
+    /// As [`from_bytes`](AnyMaplet::from_bytes).
+    pub fn from_frozen_bytes(
+        owner: Arc<dyn FrozenBytes>,
+        custom: impl FnOnce(&str) -> Result<C>,
+        decode: impl FnMut(&[u8]) -> Result<C::Value>,
+    ) -> Result<Self> {
+        Self::read(owner.bytes(), Some(&owner), custom, decode)
+    }
+
+    fn read(
+        bytes: &[u8],
+        frozen: Option<&Arc<dyn FrozenBytes>>,
+        custom: impl FnOnce(&str) -> Result<C>,
+        decode: impl FnMut(&[u8]) -> Result<C::Value>,
+    ) -> Result<Self> {
+        fn plain<O: Operator>(
+            bytes: &[u8],
+            frozen: Option<&Arc<dyn FrozenBytes>>,
+            op: O,
+        ) -> Result<Maplet<O>>
+        where
+            O::Value: format::ValueCodec,
+        {
+            Maplet::read_bytes(bytes, frozen, op, <O::Value as format::ValueCodec>::decode)
+        }
         Ok(match Stored::of(bytes)? {
-            Stored::Counter => AnyMaplet::Counter(Maplet::from_bytes(bytes, Counter)?),
-            Stored::MaxI64 => AnyMaplet::MaxI64(Maplet::from_bytes(bytes, Max::new())?),
-            Stored::MinI64 => AnyMaplet::MinI64(Maplet::from_bytes(bytes, Min::new())?),
-            Stored::MaxF64 => AnyMaplet::MaxF64(Maplet::from_bytes(bytes, Max::new())?),
-            Stored::MinF64 => AnyMaplet::MinF64(Maplet::from_bytes(bytes, Min::new())?),
-            Stored::VecF32 => AnyMaplet::VecF32(Maplet::from_bytes(bytes, VectorAdd::new())?),
-            Stored::VecF64 => AnyMaplet::VecF64(Maplet::from_bytes(bytes, VectorAdd::new())?),
+            Stored::Counter => AnyMaplet::Counter(plain(bytes, frozen, Counter)?),
+            Stored::MaxI64 => AnyMaplet::MaxI64(plain(bytes, frozen, Max::new())?),
+            Stored::MinI64 => AnyMaplet::MinI64(plain(bytes, frozen, Min::new())?),
+            Stored::MaxF64 => AnyMaplet::MaxF64(plain(bytes, frozen, Max::new())?),
+            Stored::MinF64 => AnyMaplet::MinF64(plain(bytes, frozen, Min::new())?),
+            Stored::VecF32 => AnyMaplet::VecF32(plain(bytes, frozen, VectorAdd::new())?),
+            Stored::VecF64 => AnyMaplet::VecF64(plain(bytes, frozen, VectorAdd::new())?),
             Stored::Custom(name) => {
                 // The name chooses the operator: damage to it is damage, not
                 // another operator.
                 format::verified(bytes)?;
-                AnyMaplet::Other(Maplet::from_bytes_with(bytes, custom(&name)?, decode)?)
+                AnyMaplet::Other(Maplet::read_bytes(bytes, frozen, custom(&name)?, decode)?)
             }
         })
     }

@@ -49,3 +49,4 @@ pub use format::ValueCodec;
 pub use hash::{Key, DEFAULT_SEED};
 pub use maplet::{Entry, Maplet, Options, Stats, MIN_REACH};
 pub use operator::{Counter, Custom, Max, Min, Operator, OperatorKind, SetUnion, VectorAdd};
+pub use storage::FrozenBytes;

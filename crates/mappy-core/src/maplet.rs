@@ -9,10 +9,11 @@ use crate::operator::{Operator, OperatorKind};
 use crate::shard::Shard;
 use crate::side::SideStore;
 use crate::sort::{sort_by_key, sort_packed, try_vec};
-use crate::storage::Words;
+use crate::storage::{FrozenBytes, Words};
 use crate::table::{
     field_len_or_zero, field_matches, value_width, Builder, Probe, Table, MAX_FBITS, MAX_LOAD,
 };
+use std::sync::Arc;
 
 /// Options beyond the expected size and false-positive rate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1083,9 +1084,9 @@ impl<O: Operator> Maplet<O> {
     }
 
     #[inline]
-    fn writable(&self) -> Result<()> {
+    fn writable(&mut self) -> Result<()> {
         // One test on the insert path; the reasons are sorted out of line.
-        if self.trust.0.is_some() || self.table.is_mapped() {
+        if self.trust.0.is_some() || !self.table.owns_words() {
             return self.writable_slow();
         }
         Ok(())
@@ -1093,11 +1094,14 @@ impl<O: Operator> Maplet<O> {
 
     #[cold]
     #[inline(never)]
-    fn writable_slow(&self) -> Result<()> {
+    fn writable_slow(&mut self) -> Result<()> {
         if self.table.is_mapped() {
             return Err(MapletError::ReadOnly);
         }
-        self.ensure_verified()
+        self.ensure_verified()?;
+        // Words borrowed from frozen bytes are copied before the first
+        // write (fallibly: an error leaves the maplet as it was).
+        Ok(self.table.own_words()?)
     }
 
     /// `Ok` if the table is known to be valid, verifying it first (once) if
@@ -2194,6 +2198,30 @@ impl<O: Operator> Maplet<O> {
         op: O,
         decode: impl FnMut(&[u8]) -> Result<O::Value>,
     ) -> Result<Self> {
+        Self::read_bytes(bytes, None, op, decode)
+    }
+
+    /// [`from_frozen_bytes`](Maplet::from_frozen_bytes) with side-stored
+    /// values read by `decode`, as [`from_bytes_with`](Maplet::from_bytes_with).
+    ///
+    /// # Errors
+    /// As [`from_bytes_with`](Maplet::from_bytes_with).
+    pub fn from_frozen_bytes_with(
+        owner: Arc<dyn FrozenBytes>,
+        op: O,
+        decode: impl FnMut(&[u8]) -> Result<O::Value>,
+    ) -> Result<Self> {
+        Self::read_bytes(owner.bytes(), Some(&owner), op, decode)
+    }
+
+    /// [`from_bytes_with`](Maplet::from_bytes_with) of `bytes`, which, with
+    /// `frozen`, lie inside its bytes: the table then borrows its words.
+    pub(crate) fn read_bytes(
+        bytes: &[u8],
+        frozen: Option<&Arc<dyn FrozenBytes>>,
+        op: O,
+        decode: impl FnMut(&[u8]) -> Result<O::Value>,
+    ) -> Result<Self> {
         // Large packed maplets (nothing decoded, nothing but memory written)
         // have their checksum computed on a thread of its own while the
         // rest is read and checked; a mismatch is still the error reported.
@@ -2203,9 +2231,9 @@ impl<O: Operator> Maplet<O> {
                     .spawn_scoped(scope, || format::verified(bytes).map(|_| ()));
                 let Ok(sum) = sum else {
                     format::verified(bytes)?;
-                    return Self::from_body(&bytes[..bytes.len() - 8], op, decode);
+                    return Self::from_body(&bytes[..bytes.len() - 8], frozen, op, decode);
                 };
-                let read = Self::from_body(&bytes[..bytes.len() - 8], op, decode);
+                let read = Self::from_body(&bytes[..bytes.len() - 8], frozen, op, decode);
                 match sum.join() {
                     Ok(Ok(())) => read,
                     Ok(Err(e)) => Err(e),
@@ -2213,21 +2241,30 @@ impl<O: Operator> Maplet<O> {
                 }
             });
         }
-        Self::from_body(format::verified(bytes)?, op, decode)
+        Self::from_body(format::verified(bytes)?, frozen, op, decode)
     }
 
     /// [`from_bytes_with`](Maplet::from_bytes_with) of the bytes before the
-    /// checksum, which is checked apart. Whatever `body` holds, only reads
-    /// within it and allocations no larger than it.
+    /// checksum, which is checked apart (inside `frozen`'s bytes, if
+    /// given). Whatever `body` holds, only reads within it and allocations
+    /// no larger than it.
     fn from_body(
         body: &[u8],
+        frozen: Option<&Arc<dyn FrozenBytes>>,
         op: O,
         decode: impl FnMut(&[u8]) -> Result<O::Value>,
     ) -> Result<Self> {
         let (header, table_offset, words_len) = Header::read(body, body.len(), &op)?;
         let (words_bytes, side_bytes) = Header::parts(body, table_offset, words_len, &header)?;
-        // Sized by the input's own length, and still fallible.
-        let words = Words::try_from_le_bytes(words_bytes)?;
+        #[cfg(target_endian = "little")]
+        let borrowed = frozen.and_then(|owner| Words::borrowed(owner, words_bytes));
+        #[cfg(not(target_endian = "little"))]
+        let borrowed = frozen.and(None);
+        let words = match borrowed {
+            Some(words) => words,
+            // Sized by the input's own length, and still fallible.
+            None => Words::try_from_le_bytes(words_bytes)?,
+        };
         header.into_maplet(op, words, side_bytes, decode)
     }
 
@@ -2247,7 +2284,7 @@ impl<O: Operator> Maplet<O> {
     ) -> Result<Self> {
         if file.rest_len == 0 {
             // A small or malformed file, read whole into its head.
-            return Self::from_body(&file.head[..file.head.len() - 8], op, decode);
+            return Self::from_body(&file.head[..file.head.len() - 8], None, op, decode);
         }
         let body_len = file.head.len() + file.rest_len - 8;
         let (header, table_offset, words_len) = Header::read(&file.head, body_len, &op)?;
@@ -2635,6 +2672,33 @@ where
     /// As [`from_bytes_with`](Maplet::from_bytes_with).
     pub fn from_bytes(bytes: &[u8], op: O) -> Result<Self> {
         Self::from_bytes_with(bytes, op, O::Value::decode)
+    }
+
+    /// [`from_bytes`](Maplet::from_bytes) of bytes that stay as they are
+    /// (a Python `bytes` object, say): every check is the same, but the
+    /// table reads its words where they lie in `owner`, which it keeps
+    /// alive, instead of a copy. The first change to the maplet copies
+    /// them into memory of its own (its one cost, paid only if it is
+    /// changed). Bytes whose table is not 8-byte aligned are copied at
+    /// once.
+    ///
+    /// ```
+    /// use mappy_core::{Counter, Maplet};
+    /// use std::sync::Arc;
+    ///
+    /// let mut m = Maplet::new(100, 0.01, Counter).unwrap();
+    /// m.insert("a", 2).unwrap();
+    /// let frozen: Box<[u8]> = m.to_bytes().into();
+    /// let mut read = Maplet::from_frozen_bytes(Arc::new(frozen), Counter).unwrap();
+    /// assert_eq!(read.query("a"), Some(2));
+    /// read.insert("a", 1).unwrap(); // copies the table, then writes
+    /// assert_eq!(read.query("a"), Some(3));
+    /// ```
+    ///
+    /// # Errors
+    /// As [`from_bytes`](Maplet::from_bytes).
+    pub fn from_frozen_bytes(owner: Arc<dyn FrozenBytes>, op: O) -> Result<Self> {
+        Self::from_frozen_bytes_with(owner, op, O::Value::decode)
     }
 
     /// Saves to `path` atomically; only a regular file is ever replaced, and

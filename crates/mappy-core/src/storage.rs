@@ -1,6 +1,7 @@
 //! Where the slot table's words live: on the heap, in an anonymous memory
-//! mapping of their own (large tables on Linux), or in a read-only memory
-//! map of a saved maplet.
+//! mapping of their own (large tables on Linux), in a read-only memory
+//! map of a saved maplet, or inside bytes another owner keeps unchanged
+//! (copied the first time they are written).
 
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
@@ -73,6 +74,10 @@ pub(crate) struct Words {
 enum Backing {
     /// Heap words, writable.
     Heap(Vec<u64>),
+    /// Words inside frozen bytes of another owner, read in place until the
+    /// first write, which copies them into memory of their own.
+    #[cfg(target_endian = "little")]
+    Borrowed(Borrowed),
     /// Words in an anonymous mapping of their own, writable.
     #[cfg(target_os = "linux")]
     Anon(Anon),
@@ -81,14 +86,47 @@ enum Backing {
     Mapped(Mapped),
 }
 
-// SAFETY: `Words` owns its backing (a `Vec`, a mapping of its own, or a
-// shared read-only map), as a `Vec<u64>` owns its memory; the pointer only
-// caches where that backing's words are.
+// SAFETY: `Words` owns its backing (a `Vec`, a mapping of its own, a
+// shared read-only map, or a share of frozen bytes, which are `Send` and
+// `Sync` and never change), as a `Vec<u64>` owns its memory; the pointer
+// only caches where that backing's words are.
 #[allow(unsafe_code)]
 unsafe impl Send for Words {}
 // SAFETY: as for `Send`; `&Words` gives only reads.
 #[allow(unsafe_code)]
 unsafe impl Sync for Words {}
+
+/// Bytes that stay where they are, unchanged, for as long as they live:
+/// a table can then read its words from them in place (see
+/// [`crate::Maplet::from_frozen_bytes`]).
+///
+/// # Safety
+/// [`bytes`](FrozenBytes::bytes) returns the same bytes at the same
+/// address every time it is called, and nothing writes them while the
+/// value lives (from any thread: implementors are `Send + Sync`).
+#[allow(unsafe_code)]
+pub unsafe trait FrozenBytes: Send + Sync {
+    /// The bytes.
+    fn bytes(&self) -> &[u8];
+}
+
+// SAFETY: a boxed slice's bytes stay at one address while it lives, and
+// only its owner, which the trait object now is, could write them, through
+// `&mut`: never, since it is only ever shared.
+#[allow(unsafe_code)]
+unsafe impl FrozenBytes for Box<[u8]> {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+/// A run of little-endian words inside frozen bytes.
+#[cfg(target_endian = "little")]
+pub(crate) struct Borrowed {
+    owner: std::sync::Arc<dyn FrozenBytes>,
+    offset: usize,
+    len: usize,
+}
 
 /// A run of little-endian `u64` words inside a read-only memory map.
 #[cfg(all(feature = "mmap", target_endian = "little"))]
@@ -377,7 +415,69 @@ impl Words {
                 let p = unsafe { m.map.as_ptr().add(m.offset) } as *mut u64;
                 (NonNull::new(p).expect("a map's pointer"), m.len)
             }
+            #[cfg(target_endian = "little")]
+            Backing::Borrowed(b) => {
+                // SAFETY: `Words::borrowed` checked that the `len` words at
+                // `offset` lie inside the owner's bytes, 8-byte aligned;
+                // they stay there (`FrozenBytes`).
+                #[allow(unsafe_code)]
+                let p = unsafe { b.owner.bytes().as_ptr().add(b.offset) } as *mut u64;
+                (NonNull::new(p).expect("a slice's pointer"), b.len)
+            }
         };
+    }
+
+    /// The words whose little-endian bytes are `sub`, read in place inside
+    /// `owner`'s bytes; `None` unless `sub` lies inside them, a whole
+    /// number of words at an 8-byte-aligned address.
+    #[cfg(target_endian = "little")]
+    pub(crate) fn borrowed(owner: &std::sync::Arc<dyn FrozenBytes>, sub: &[u8]) -> Option<Words> {
+        let all = owner.bytes();
+        let offset = (sub.as_ptr() as usize).checked_sub(all.as_ptr() as usize)?;
+        let inside = offset.checked_add(sub.len())? <= all.len();
+        let aligned = sub.as_ptr() as usize % std::mem::align_of::<u64>() == 0;
+        (inside && aligned && sub.len() % 8 == 0).then(|| {
+            Words::from_backing(Backing::Borrowed(Borrowed {
+                owner: owner.clone(),
+                offset,
+                len: sub.len() / 8,
+            }))
+        })
+    }
+
+    /// Whether the words are borrowed from frozen bytes (see
+    /// [`own`](Words::own)).
+    pub(crate) fn is_borrowed(&self) -> bool {
+        #[cfg(target_endian = "little")]
+        if let Backing::Borrowed(_) = self.backing {
+            return true;
+        }
+        false
+    }
+
+    /// Whether the words can be written where they are: heap or a mapping
+    /// of their own (one test on the insert path).
+    #[inline]
+    pub(crate) fn is_own(&self) -> bool {
+        match self.backing {
+            Backing::Heap(_) => true,
+            #[cfg(target_os = "linux")]
+            Backing::Anon(_) => true,
+            #[cfg(target_endian = "little")]
+            Backing::Borrowed(_) => false,
+            #[cfg(all(feature = "mmap", target_endian = "little"))]
+            Backing::Mapped(_) => false,
+        }
+    }
+
+    /// Copies borrowed words into memory of their own (nothing for words
+    /// that are already); an error, leaving them borrowed, if the memory
+    /// cannot be had.
+    pub(crate) fn own(&mut self) -> Result<(), AllocError> {
+        if self.is_borrowed() {
+            *self = self.try_clone()?;
+        }
+        Ok(())
     }
 
     /// `n` zero words: a mapping of their own for a large table on Linux
@@ -494,17 +594,22 @@ impl Words {
             Backing::Heap(_) => false,
             #[cfg(target_os = "linux")]
             Backing::Anon(_) => false,
+            #[cfg(target_endian = "little")]
+            Backing::Borrowed(_) => false,
             #[cfg(all(feature = "mmap", target_endian = "little"))]
             Backing::Mapped(_) => true,
         }
     }
 
-    /// Heap bytes held (none for a memory map of a file).
+    /// Heap bytes held (none for a memory map of a file; for borrowed
+    /// words, the words', which they keep alive).
     pub(crate) fn heap_bytes(&self) -> usize {
         match &self.backing {
             Backing::Heap(v) => v.capacity() * 8,
             #[cfg(target_os = "linux")]
             Backing::Anon(a) => a.bytes,
+            #[cfg(target_endian = "little")]
+            Backing::Borrowed(b) => b.len * 8,
             #[cfg(all(feature = "mmap", target_endian = "little"))]
             Backing::Mapped(_) => 0,
         }
@@ -518,6 +623,7 @@ impl Words {
             .checked_add(n)
             .ok_or(AllocError { bytes: usize::MAX })?;
         let bytes = word_bytes(total)?;
+        self.own()?;
         let r = match &mut self.backing {
             Backing::Heap(v) => v
                 .try_reserve_exact(n)
@@ -525,6 +631,8 @@ impl Words {
                 .map_err(|_| AllocError { bytes }),
             #[cfg(target_os = "linux")]
             Backing::Anon(a) => a.resize(total),
+            #[cfg(target_endian = "little")]
+            Backing::Borrowed(_) => unreachable!("owned above"),
             #[cfg(all(feature = "mmap", target_endian = "little"))]
             Backing::Mapped(_) => unreachable!("a memory-mapped maplet is read-only"),
         };
@@ -567,6 +675,9 @@ impl Words {
                 // Shrinking never fails.
                 let _ = a.resize(n.min(a.len));
             }
+            // A shorter view of the same bytes.
+            #[cfg(target_endian = "little")]
+            Backing::Borrowed(b) => b.len = n.min(b.len),
             #[cfg(all(feature = "mmap", target_endian = "little"))]
             Backing::Mapped(_) => unreachable!("a memory-mapped maplet is read-only"),
         }
@@ -629,16 +740,32 @@ impl Deref for Words {
 impl DerefMut for Words {
     #[inline]
     fn deref_mut(&mut self) -> &mut [u64] {
-        // Every mutating maplet operation refuses a mapped maplet first.
-        #[cfg(all(feature = "mmap", target_endian = "little"))]
-        if self.is_mapped() {
-            unreachable!("a memory-mapped maplet is read-only");
+        if !self.is_own() {
+            self.make_own();
         }
         // SAFETY: the type's invariant, for a writable backing (checked
         // above), and `&mut self` makes this the only reference into it.
         #[allow(unsafe_code)]
         unsafe {
             std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len)
+        }
+    }
+}
+
+impl Words {
+    /// Before a write to words not of their own: every mutating maplet
+    /// operation refuses a mapped maplet, and owns borrowed words
+    /// fallibly, first; should one not, the copy here aborts as a `Vec`
+    /// does when the memory cannot be had.
+    #[cold]
+    #[inline(never)]
+    fn make_own(&mut self) {
+        #[cfg(all(feature = "mmap", target_endian = "little"))]
+        if self.is_mapped() {
+            unreachable!("a memory-mapped maplet is read-only");
+        }
+        if self.own().is_err() {
+            abort_alloc(self.len);
         }
     }
 }
@@ -658,7 +785,13 @@ impl std::fmt::Debug for Words {
             f,
             "Words({} words{})",
             self.len(),
-            if self.is_mapped() { ", mapped" } else { "" }
+            if self.is_mapped() {
+                ", mapped"
+            } else if self.is_borrowed() {
+                ", borrowed"
+            } else {
+                ""
+            }
         )
     }
 }

@@ -1411,6 +1411,19 @@ impl Table {
         self.words.is_mapped()
     }
 
+    /// Whether the table's words can be written where they are (see
+    /// [`Words::is_own`]).
+    #[inline]
+    pub(crate) fn owns_words(&self) -> bool {
+        self.words.is_own()
+    }
+
+    /// Copies words borrowed from frozen bytes into memory of the table's
+    /// own (see [`Words::own`]).
+    pub(crate) fn own_words(&mut self) -> Result<(), AllocError> {
+        self.words.own()
+    }
+
     /// The words, for serialization.
     pub(crate) fn words(&self) -> &[u64] {
         &self.words

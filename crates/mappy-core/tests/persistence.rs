@@ -1,8 +1,11 @@
 //! Saving, loading and memory-mapping maplets, and reading hostile bytes.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
-use mappy_core::{Counter, Custom, Maplet, MapletError, Max, Options, SetUnion, VectorAdd};
+use mappy_core::{
+    AnyMaplet, Counter, Custom, FrozenBytes, Maplet, MapletError, Max, Options, SetUnion, VectorAdd,
+};
 use proptest::prelude::*;
 
 fn sample_counter(n: u64) -> Maplet<Counter> {
@@ -149,6 +152,11 @@ proptest! {
             m.check_invariants();
             let _ = m.query("anything");
         }
+        let frozen = Maplet::from_frozen_bytes(Arc::new(bytes.clone().into_boxed_slice()), Counter);
+        prop_assert_eq!(
+            frozen.map(|m| m.to_bytes()).map_err(|e| e.to_string()),
+            Maplet::from_bytes(&bytes, Counter).map(|m| m.to_bytes()).map_err(|e| e.to_string())
+        );
         let mut sets = Maplet::new(20, 0.01, SetUnion::<String>::new()).unwrap();
         sets.insert("a", BTreeSet::from(["x".to_string()])).unwrap();
         let _ = Maplet::from_bytes(&bytes, SetUnion::<String>::new());
@@ -329,6 +337,12 @@ fn large_files_load_as_their_bytes_and_refuse_damage() {
             from_bytes.unwrap_err().to_string(),
             "{what}"
         );
+        let frozen = Maplet::from_frozen_bytes(Arc::new(b.clone().into_boxed_slice()), Counter);
+        assert_eq!(
+            frozen.unwrap_err().to_string(),
+            Maplet::from_bytes(&b, Counter).unwrap_err().to_string(),
+            "{what}"
+        );
         let any =
             mappy_core::AnyMaplet::<Custom<i64, fn(&i64, &i64) -> mappy_core::Result<i64>>>::load(
                 &path,
@@ -338,4 +352,83 @@ fn large_files_load_as_their_bytes_and_refuse_damage() {
         assert!(any.is_err(), "{what}");
     }
     std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}
+
+/// Frozen bytes at an odd address: their table cannot be read in place.
+struct Misaligned(Box<[u8]>);
+
+// SAFETY: a boxed slice's bytes stay put and are never written while shared.
+#[allow(unsafe_code)]
+unsafe impl FrozenBytes for Misaligned {
+    fn bytes(&self) -> &[u8] {
+        &self.0[1..]
+    }
+}
+
+#[test]
+fn frozen_bytes_are_read_in_place_until_the_first_change() {
+    let m = sample_counter(3000);
+    let bytes = m.to_bytes();
+    let owner: Arc<dyn FrozenBytes> = Arc::new(bytes.clone().into_boxed_slice());
+    let mut read = Maplet::from_frozen_bytes(owner.clone(), Counter).unwrap();
+    // The maplet holds the bytes (no copy), answers as the original does
+    // and writes the same bytes back.
+    assert_eq!(Arc::strong_count(&owner), 2);
+    assert_eq!(read.to_bytes(), bytes);
+    for i in 0..3000u64 {
+        assert_eq!(read.query(&i), m.query(&i));
+    }
+    let copy = read.clone();
+    assert_eq!(Arc::strong_count(&owner), 2, "a clone copies");
+    // The first change copies the table, then makes it.
+    read.insert(&5u64, 10).unwrap();
+    assert_eq!(Arc::strong_count(&owner), 1);
+    assert_eq!(read.query(&5u64), m.query(&5u64).map(|v| v + 10));
+    assert_eq!(owner.bytes(), &bytes[..], "the bytes are never written");
+    assert_eq!(copy.to_bytes(), bytes);
+    read.check_invariants();
+
+    // Every kind of change starts the same way: growth, deletes, clear,
+    // batches, merges.
+    for change in 0..5 {
+        let mut r = Maplet::from_frozen_bytes(owner.clone(), Counter).unwrap();
+        let mut expected = Maplet::from_bytes(&bytes, Counter).unwrap();
+        for t in [&mut r, &mut expected] {
+            match change {
+                0 => {
+                    for i in 10_000..20_000u64 {
+                        t.insert(&i, 1).unwrap();
+                    }
+                }
+                1 => assert!(t.delete(&7u64, &m.query(&7u64).unwrap()).unwrap()),
+                2 => t.clear().unwrap(),
+                3 => t
+                    .insert_many(&(0..5000u64).collect::<Vec<_>>(), vec![1; 5000])
+                    .unwrap(),
+                _ => t.merge(&m).unwrap(),
+            }
+        }
+        assert_eq!(r.to_bytes(), expected.to_bytes(), "change {change}");
+        r.check_invariants();
+        assert_eq!(Arc::strong_count(&owner), 1, "change {change}");
+    }
+
+    // Misaligned bytes are copied at once, with the same result.
+    let mut padded = vec![0u8];
+    padded.extend_from_slice(&bytes);
+    let odd: Arc<dyn FrozenBytes> = Arc::new(Misaligned(padded.into_boxed_slice()));
+    let read = Maplet::from_frozen_bytes(odd.clone(), Counter).unwrap();
+    assert_eq!(Arc::strong_count(&odd), 1);
+    assert_eq!(read.to_bytes(), bytes);
+
+    // Whatever the operator.
+    let any =
+        AnyMaplet::<Custom<i64, fn(&i64, &i64) -> mappy_core::Result<i64>>>::from_frozen_bytes(
+            owner.clone(),
+            |_| unreachable!("a counter"),
+            |_| unreachable!("no side store"),
+        )
+        .unwrap();
+    assert!(matches!(any, AnyMaplet::Counter(_)));
+    assert_eq!(Arc::strong_count(&owner), 2);
 }

@@ -13,8 +13,10 @@
 //! PyO3 counts the threads it knows to be attached, and a `Py` dropped on
 //! a thread it does not count waits in a pool until the next PyO3 call.
 //! Counter maplets hold no Python objects, so their calls drop none and run
-//! as they are; every other maplet's calls, and every error, are handled
-//! inside [`Python::attach`], which counts the thread as attached.
+//! as they are, except a write to one read from a `bytes` object, whose
+//! first change drops its reference to it; every other maplet's calls, and
+//! every error, are handled inside [`Python::attach`], which counts the
+//! thread as attached.
 
 use std::ffi::{c_int, CStr};
 use std::ptr;
@@ -36,20 +38,22 @@ use crate::operators::Spec;
 /// this before the call).
 unsafe fn call(
     slf: *mut ffi::PyObject,
+    writes: bool,
     body: impl FnOnce(Python<'_>, &Maplet) -> PyResult<*mut ffi::PyObject>,
 ) -> *mut ffi::PyObject {
     // SAFETY: the caller's guarantees, passed on.
-    unsafe { call_or(slf, body, ptr::null_mut()) }
+    unsafe { call_or(slf, writes, body, ptr::null_mut()) }
 }
 
-/// Runs `body` on the maplet `slf`, returning what it returns, or `failed`
-/// with its error raised.
+/// Runs `body` (which changes the maplet if `writes`) on the maplet `slf`,
+/// returning what it returns, or `failed` with its error raised.
 ///
 /// # Safety
 /// As [`call`].
 #[inline(always)]
 unsafe fn call_or<T>(
     slf: *mut ffi::PyObject,
+    writes: bool,
     body: impl FnOnce(Python<'_>, &Maplet) -> PyResult<T>,
     failed: T,
 ) -> T {
@@ -60,7 +64,7 @@ unsafe fn call_or<T>(
     // SAFETY: as above: the descriptor checked the instance's type.
     let slf = unsafe { slf.cast_unchecked::<Maplet>() };
     let maplet = slf.get();
-    let r = if maplet.spec == Spec::Counter {
+    let r = if maplet.spec == Spec::Counter && !(writes && maplet.lent) {
         guarded(py, || body(py, maplet))
     } else {
         Python::attach(|py| guarded(py, || body(py, maplet)))
@@ -102,7 +106,7 @@ unsafe extern "C" fn query(slf: *mut ffi::PyObject, key: *mut ffi::PyObject) -> 
     // SAFETY: called by the interpreter through the `METH_O` descriptor
     // `install` made: `slf` is a `Maplet`, `key` a borrowed reference.
     unsafe {
-        call(slf, |py, m| {
+        call(slf, false, |py, m| {
             let key = Borrowed::from_ptr(py, key);
             Ok(match m.query_key(py, &key)? {
                 Some(v) => v.into_ptr(),
@@ -118,7 +122,7 @@ unsafe extern "C" fn contains(
 ) -> *mut ffi::PyObject {
     // SAFETY: as in `query`.
     unsafe {
-        call(slf, |py, m| {
+        call(slf, false, |py, m| {
             let key = Borrowed::from_ptr(py, key);
             Ok(py_bool(m.contains_key(py, &key)?))
         })
@@ -134,6 +138,7 @@ unsafe extern "C" fn sq_contains(slf: *mut ffi::PyObject, key: *mut ffi::PyObjec
     unsafe {
         call_or(
             slf,
+            false,
             |py, m| {
                 let key = Borrowed::from_ptr(py, key);
                 Ok(c_int::from(m.contains_key(py, &key)?))
@@ -151,7 +156,7 @@ unsafe extern "C" fn insert(
     // SAFETY: called by the interpreter through the `METH_FASTCALL`
     // descriptor `install` made: `args` holds `nargs` borrowed references.
     unsafe {
-        call(slf, |py, m| {
+        call(slf, true, |py, m| {
             if nargs != 2 {
                 return Err(pyo3::exceptions::PyTypeError::new_err(format!(
                     "insert() takes exactly 2 arguments (key, value) ({nargs} given)"

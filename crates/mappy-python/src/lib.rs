@@ -15,6 +15,7 @@ use pyo3::prelude::*;
 mod batch;
 mod errors;
 mod fastcall;
+mod frozen;
 mod keys;
 mod kmers;
 mod lock;

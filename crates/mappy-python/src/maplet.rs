@@ -13,6 +13,7 @@ use pyo3::types::{PyBytes, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::errors::{guarded, map_err, raise, with_filename, Class, OrRaise};
+use crate::frozen;
 use crate::keys::hash_key;
 use crate::lock::StateLock;
 use crate::operators::{
@@ -50,6 +51,10 @@ pub(crate) struct Maplet {
     pub(crate) func: Option<Py<PyAny>>,
     /// A counter that allows negative counts (its answers are two-sided).
     pub(crate) signed: bool,
+    /// Read from a `bytes` object whose buffer its table may still borrow
+    /// (a change may drop the last reference to it: see
+    /// [`crate::fastcall`]).
+    pub(crate) lent: bool,
 }
 
 /// The operator a saved custom-operator maplet needs, from its saved name.
@@ -108,6 +113,7 @@ impl Maplet {
             spec,
             func,
             signed,
+            lent: false,
         }
     }
 
@@ -125,6 +131,26 @@ impl Maplet {
         )
         .or_raise(py)?;
         Ok(Maplet::from_inner(inner, func, false))
+    }
+
+    /// A maplet read from a `bytes` object, whose table it reads in place
+    /// (keeping the object alive) until its first change.
+    fn read_lent(
+        py: Python<'_>,
+        data: &Bound<'_, PyBytes>,
+        func: Option<Py<PyAny>>,
+        allow_pickle: bool,
+    ) -> PyResult<Maplet> {
+        let inner = Inner::from_frozen_bytes(
+            frozen::lend(data),
+            |name| saved_operator(py, name, func.as_ref()).map(|(op, _)| op),
+            |b| decode_value(py, b, allow_pickle),
+        )
+        .or_raise(py)?;
+        Ok(Maplet {
+            lent: true,
+            ..Maplet::from_inner(inner, func, false)
+        })
     }
 
     fn operator_object<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -800,13 +826,13 @@ impl Maplet {
     fn from_bytes(
         _cls: &Bound<'_, PyType>,
         py: Python<'_>,
-        data: &[u8],
+        data: &Bound<'_, PyBytes>,
         operator: Option<&Bound<'_, PyAny>>,
         allow_pickle: bool,
     ) -> PyResult<Maplet> {
         guarded(py, || {
             let (_, func, signed) = spec_of(operator)?;
-            let mut m = Maplet::read(py, data, func, allow_pickle)?;
+            let mut m = Maplet::read_lent(py, data, func, allow_pickle)?;
             m.signed |= signed && m.spec == Spec::Counter;
             Ok(m)
         })
@@ -933,9 +959,11 @@ impl Maplet {
     /// merge function. A pickle is trusted data (unpickling it could run
     /// any code already), so pickled values in it are allowed.
     ///
-    /// `data` is the `bytes` of ``to_bytes()`` (read in place) or, from an
-    /// out-of-band pickle, any object with the buffer protocol (copied
-    /// first: its owner could change it while it is read).
+    /// `data` is the `bytes` of ``to_bytes()`` or, from an out-of-band
+    /// pickle, any object with the buffer protocol. The table of a `bytes`
+    /// object (or of a `PickleBuffer` or read-only `memoryview` of a whole
+    /// one) is read in place until the maplet's first change; any other
+    /// buffer is copied first (its owner could change it while it is read).
     #[staticmethod]
     #[pyo3(signature = (data, func=None, signed=false))]
     fn _restore(
@@ -946,15 +974,13 @@ impl Maplet {
     ) -> PyResult<Maplet> {
         guarded(py, || {
             let func = func.filter(|f| !f.is_none(py));
-            let copy;
-            let bytes = match data.cast::<PyBytes>() {
-                Ok(b) => b.as_bytes(),
-                Err(_) => {
-                    copy = pyo3::buffer::PyBuffer::<u8>::get(data)?.to_vec(py)?;
-                    &copy[..]
+            let mut m = match lendable(data)? {
+                Some(b) => Maplet::read_lent(py, &b, func, true)?,
+                None => {
+                    let copy = pyo3::buffer::PyBuffer::<u8>::get(data)?.to_vec(py)?;
+                    Maplet::read(py, &copy, func, true)?
                 }
             };
-            let mut m = Maplet::read(py, bytes, func, true)?;
             m.signed |= signed && m.spec == Spec::Counter;
             Ok(m)
         })
@@ -1016,4 +1042,31 @@ pub(crate) fn merge(py: Python<'_>, maplets: &Bound<'_, PyAny>) -> PyResult<Py<M
         }
         Ok(out.unbind())
     })
+}
+
+/// The `bytes` object whose whole buffer `data` is: `data` itself, or the
+/// object under a `PickleBuffer` or `memoryview` of all of it, read-only
+/// (the buffers an out-of-band pickle of a `bytes` object hands over).
+fn lendable<'py>(data: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    if let Ok(b) = data.cast::<PyBytes>() {
+        return Ok(Some(b.clone()));
+    }
+    let pickle_buffer = data.py().import("pickle")?.getattr("PickleBuffer")?;
+    let view = if data.is_exact_instance_of::<pyo3::types::PyMemoryView>() {
+        data.clone()
+    } else if data.is_exact_instance(&pickle_buffer) {
+        data.call_method0("raw")?
+    } else {
+        return Ok(None);
+    };
+    let obj = view.getattr("obj")?;
+    let Ok(b) = obj.cast::<PyBytes>() else {
+        return Ok(None);
+    };
+    // All of it, as plain bytes: a slice or a cast view is copied.
+    let whole = view.getattr("readonly")?.is_truthy()?
+        && view.getattr("contiguous")?.is_truthy()?
+        && view.getattr("nbytes")?.extract::<usize>()? == b.as_bytes().len()
+        && view.getattr("format")?.extract::<String>()? == "B";
+    Ok(whole.then(|| b.clone()))
 }
