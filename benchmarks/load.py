@@ -11,7 +11,8 @@ plain ``open().write()`` of the same bytes, the same followed by
 flushed to disk, renamed over the old one, the rename made durable),
 ``Maplet.save``, ``Maplet.to_bytes`` and ``pickle.dumps``; and pickling
 under protocol 5 with a ``buffer_callback``, as Dask's workers do (the
-bytes out of band, received as a memoryview). Reports MB/s
+bytes out of band, received as a memoryview of ``bytes``, which is read in
+place, and of a ``bytearray``, which is copied first). Reports MB/s
 (10^6 bytes) and each time over the plain read's (loads) or plain write's
 (saves). Writes ``benchmarks/RESULTS-load.md``.
 
@@ -85,12 +86,16 @@ def measure(n, d):
     frames = []
     small = pickle.dumps(m, protocol=5, buffer_callback=frames.append)
     received = [memoryview(bytes(f.raw())) for f in frames]
+    # A frame in writable memory (a bytearray) must be copied before it is
+    # checked: its owner could change it meanwhile.
+    writable = [memoryview(bytearray(f.raw())) for f in frames]
     # Each loaded maplet answers as the saved one.
     for x in (
         mappy.Maplet.load(path),
         mappy.Maplet.from_bytes(data),
         pickle.loads(pickled),
         pickle.loads(small, buffers=received),
+        pickle.loads(small, buffers=writable),
     ):
         assert len(x) == len(m) and x.query(12345) == m.query(12345)
         del x
@@ -105,6 +110,7 @@ def measure(n, d):
         "Maplet.from_bytes": lambda: mappy.Maplet.from_bytes(data),
         "pickle.loads": lambda: pickle.loads(pickled),
         "pickle.loads, out of band": lambda: pickle.loads(small, buffers=received),
+        "the same from writable memory": lambda: pickle.loads(small, buffers=writable),
         "open().write()": lambda: plain_write(plain, data, False),
         "open().write() + fsync": lambda: plain_write(plain, data, True),
         "the same, atomically (as save)": lambda: atomic_write(plain, data),
