@@ -9,7 +9,8 @@
 //! table header words, side-store lengths, truncation, extension with the
 //! sizes adjusted to match, splicing), reseals the checksum nine times in
 //! ten so that the mutations reach the structural checks, and opens them:
-//! from bytes (`from_bytes`), from a file (`load`) and, for the packed
+//! from bytes (`from_bytes`, and `from_frozen_bytes`, which must agree
+//! with it and copy before a change), from a file (`load`) and, for the packed
 //! operators, memory-mapped from a file (`load_mmap`); and a run of keys
 //! for a shard (`Maplet::decode_runs`, what a sharded build sends), whose
 //! keys it checks and inserts. After a successful
@@ -36,12 +37,13 @@
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mappy_core::hash::hash_bytes;
 use mappy_core::{
-    Counter, Custom, Maplet, MapletError, Max, Min, Operator, Options, SetUnion, ValueCodec,
-    VectorAdd,
+    Counter, Custom, FrozenBytes, Maplet, MapletError, Max, Min, Operator, Options, SetUnion,
+    ValueCodec, VectorAdd,
 };
 
 struct Rng(u64);
@@ -501,6 +503,43 @@ fn mutate(rng: &mut Rng, base: &[u8], other: &[u8]) -> Vec<u8> {
     b
 }
 
+/// Checks that `input` read in place (`from_frozen_bytes`) gives what
+/// `from_bytes` gave (`opened`): the same maplet or the same error; and
+/// that changing it copies the table, leaving the bytes as they were.
+fn same_when_frozen<O>(
+    input: &[u8],
+    op: O,
+    opened: &mappy_core::Result<Maplet<O>>,
+) -> Result<(), String>
+where
+    O: Operator + Clone,
+    O::Value: ValueCodec + std::fmt::Debug,
+{
+    let owner: Arc<dyn FrozenBytes> = Arc::new(input.to_vec().into_boxed_slice());
+    let frozen = Maplet::from_frozen_bytes(owner.clone(), op);
+    match (opened, frozen) {
+        (Ok(m), Ok(mut f)) => {
+            if m.try_to_bytes().ok() != f.try_to_bytes().ok() {
+                return Err("read in place, the maplet differs".into());
+            }
+            if let Some(e) = m.entries().next() {
+                let _ = f.insert(&777u64, e.value);
+                f.check_invariants();
+            }
+            if owner.bytes() != input {
+                return Err("a change wrote into the frozen bytes".into());
+            }
+            Ok(())
+        }
+        (Err(a), Err(b)) if a.to_string() == b.to_string() => Ok(()),
+        (a, b) => Err(format!(
+            "read in place, the opening differs: {:?} against {:?}",
+            a.as_ref().map(|m| m.len()),
+            b.map(|m| m.len())
+        )),
+    }
+}
+
 /// How a case was opened.
 #[derive(Clone, Copy)]
 enum Mode {
@@ -529,6 +568,9 @@ where
             Maplet::load_mmap(file, op.clone())
         }
     };
+    if let Mode::Bytes = mode {
+        same_when_frozen(input, op.clone(), &opened)?;
+    }
     let m = match opened {
         Ok(m) => m,
         Err(
