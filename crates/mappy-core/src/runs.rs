@@ -39,7 +39,22 @@ pub(crate) fn encode_run(entries: impl Iterator<Item = (u64, u64)>, r: u32) -> V
         match prev {
             Some(p) => {
                 let gap: u64 = key - p - 1;
-                w.unary(gap >> r);
+                let q = gap >> r;
+                let len = 64 - count.leading_zeros();
+                let (head, tail) = (q as u32 + 1 + r, 2 * len - 1);
+                if q < UNARY_MAX && head + tail <= 32 {
+                    // The common entry in one write: the quotient's ones
+                    // and zero, the gap's low bits, the count's gamma code.
+                    let code = ((1u64 << q) - 1)
+                        | (gap & ((1u64 << r) - 1)) << (q + 1)
+                        | ((1u64 << (len - 1)) - 1) << head
+                        | (count & ((1u64 << (len - 1)) - 1)) << (head + len);
+                    w.put(code, head + tail);
+                    prev = Some(key);
+                    n += 1;
+                    continue;
+                }
+                w.unary(q);
                 w.put(gap, r);
             }
             None => first = key,
@@ -131,6 +146,18 @@ impl<B: AsRef<[u8]>> BitReader<B> {
     #[inline]
     fn refill(&mut self) {
         let bytes = self.bytes.as_ref();
+        if let Some(word) = bytes
+            .get(self.at..self.at + 8)
+            .filter(|_| self.at + 8 <= self.end)
+        {
+            // Whole bytes up to 56 bits or more, from one unaligned read.
+            let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+            let take = (63 - self.n) / 8;
+            self.acc |= (word & mask_bits(8 * take)) << self.n;
+            self.at += take as usize;
+            self.n += 8 * take;
+            return;
+        }
         while self.n <= 56 && self.at < self.end {
             self.acc |= (bytes[self.at] as u64) << self.n;
             self.at += 1;
@@ -261,6 +288,11 @@ impl<B: AsRef<[u8]>> Run<B> {
             return Ok(None);
         }
         self.left -= 1;
+        if self.first.is_none() {
+            if let Some(entry) = self.next_short() {
+                return Ok(Some(entry));
+            }
+        }
         let key = match self.first.take() {
             Some(f) => f,
             None => {
@@ -278,5 +310,45 @@ impl<B: AsRef<[u8]>> Run<B> {
         };
         self.prev = key;
         Ok(Some((key, self.bits.gamma()?)))
+    }
+
+    /// The next entry after the first when it is the common one that
+    /// [`encode_run`] writes at once (all its bits among those at hand,
+    /// and its key in range); else `None`, having read nothing.
+    #[inline]
+    fn next_short(&mut self) -> Option<(u64, u64)> {
+        let b = &mut self.bits;
+        if b.n < 32 {
+            b.refill();
+        }
+        let q = b.acc.trailing_ones();
+        let head = q + 1 + self.r;
+        if q as u64 >= UNARY_MAX || head >= b.n {
+            return None;
+        }
+        let low = (b.acc >> (q + 1)) & mask_bits(self.r);
+        let rest = b.acc >> head;
+        let len = rest.trailing_ones() + 1;
+        if head + 2 * len - 1 > b.n {
+            return None;
+        }
+        let count = (1u64 << (len - 1)) | ((rest >> len) & mask_bits(len - 1));
+        let key = self
+            .prev
+            .checked_add(((q as u64) << self.r) | low)?
+            .checked_add(1)?;
+        b.consume(head + 2 * len - 1);
+        self.prev = key;
+        Some((key, count))
+    }
+}
+
+/// The low `bits` bits set (all 64 for 64).
+#[inline]
+fn mask_bits(bits: u32) -> u64 {
+    if bits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
     }
 }
