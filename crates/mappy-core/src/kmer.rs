@@ -77,17 +77,33 @@ fn check_k(k: usize) -> Result<()> {
     }
 }
 
-/// The hash of a packed k-mer: its text, hashed as a string key.
+/// The text of a packed k-mer, upper case, in `text[..k]`.
 #[inline]
-fn hash_packed(packed: u64, k: usize, seed: u64) -> u64 {
+fn spell(packed: u64, k: usize, text: &mut [u8; 32]) {
     // Four bases a byte of the packed k-mer, left-aligned: eight lookups.
     let left = packed << (64 - 2 * k);
-    let mut text = [0u8; 32];
     for (j, four) in text.chunks_exact_mut(4).enumerate() {
         four.copy_from_slice(&FOUR_BASES[(left >> (56 - 8 * j)) as u8 as usize]);
     }
-    // The bytes of the k-mer's text, as `hash_str` hashes them.
-    hash_str_bytes(&text[..k], seed)
+}
+
+/// Replaces each packed k-mer of `packed` by its hash: its text, hashed as
+/// a string key. The texts of a block of k-mers are spelled before any of
+/// them is hashed: hashing a text just written reads it in words that
+/// straddle the four-byte writes, which the processor cannot forward from
+/// its store buffer (2.7x slower, measured).
+fn hash_packed(packed: &mut [u64], k: usize, seed: u64) {
+    const BLOCK: usize = 64;
+    let mut texts = [[0u8; 32]; BLOCK];
+    for block in packed.chunks_mut(BLOCK) {
+        for (p, text) in block.iter().zip(texts.iter_mut()) {
+            spell(*p, k, text);
+        }
+        for (p, text) in block.iter_mut().zip(&texts) {
+            // The bytes of the k-mer's text, as `hash_str` hashes them.
+            *p = hash_str_bytes(&text[..k], seed);
+        }
+    }
 }
 
 /// The text of each byte of packed bases (four, the first in the top bits).
@@ -249,9 +265,9 @@ fn count_sequences_into<'a>(
     let mut stats = KmerStats::default();
     let mut batch = Vec::new();
     for seq in sequences {
-        for_each_kmer(seq, k, canonical, &mut stats, |p| {
-            batch.push(hash_packed(p, k, seed))
-        });
+        let from = batch.len();
+        for_each_kmer(seq, k, canonical, &mut stats, |p| batch.push(p));
+        hash_packed(&mut batch[from..], k, seed);
         if batch.len() >= 1 << 16 {
             maplet
                 .insert_hashes_streaming(&batch, 1)
@@ -364,10 +380,9 @@ fn hash_files(
                     let mut stats = KmerStats::default();
                     let mut out = Vec::with_capacity(chunk.iter().map(|s| s.len()).sum());
                     for seq in &chunk {
-                        for_each_kmer(seq, k, canonical, &mut stats, |p| {
-                            out.push(hash_packed(p, k, seed))
-                        });
+                        for_each_kmer(seq, k, canonical, &mut stats, |p| out.push(p));
                     }
+                    hash_packed(&mut out, k, seed);
                     if let Some(e) = &mut est {
                         for &h in &out {
                             e.add(h);
@@ -1405,6 +1420,7 @@ fn split_files(
                 let mut stats = KmerStats::default();
                 let mut est = Hll::new();
                 let mut placed: Vec<(u32, u32)> = Vec::new();
+                let mut hashes: Vec<u64> = Vec::new();
                 let fail = |e: MapletError| {
                     failed.store(true, Ordering::Relaxed);
                     error.lock().expect("error lock").get_or_insert(e);
@@ -1420,13 +1436,15 @@ fn split_files(
                     let before = stats.kmers;
                     // Hashed and placed without the lock, then added.
                     placed.clear();
+                    hashes.clear();
                     for seq in &chunk {
-                        for_each_kmer(seq, k, canonical, &mut stats, |p| {
-                            let h = hash_packed(p, k, seed);
-                            est.add(h);
-                            let key = ((h as u128 * c0 as u128) >> (64 - level)) as u64;
-                            placed.push(Buckets::place(shift, start, h, key));
-                        });
+                        for_each_kmer(seq, k, canonical, &mut stats, |p| hashes.push(p));
+                    }
+                    hash_packed(&mut hashes, k, seed);
+                    for &h in &hashes {
+                        est.add(h);
+                        let key = ((h as u128 * c0 as u128) >> (64 - level)) as u64;
+                        placed.push(Buckets::place(shift, start, h, key));
                     }
                     let mut written = Ok(());
                     {
