@@ -1095,13 +1095,19 @@ impl<O: Operator> Maplet<O> {
     #[cold]
     #[inline(never)]
     fn writable_slow(&mut self) -> Result<()> {
-        if self.table.is_mapped() {
-            return Err(MapletError::ReadOnly);
-        }
-        self.ensure_verified()?;
+        self.writable_in_place()?;
         // Words borrowed from frozen bytes are copied before the first
         // write (fallibly: an error leaves the maplet as it was).
         Ok(self.table.own_words()?)
+    }
+
+    /// [`writable`](Maplet::writable) for a change that replaces the table
+    /// instead of writing its words: not memory-mapped, known valid.
+    fn writable_in_place(&self) -> Result<()> {
+        if self.table.is_mapped() {
+            return Err(MapletError::ReadOnly);
+        }
+        self.ensure_verified()
     }
 
     /// `Ok` if the table is known to be valid, verifying it first (once) if
@@ -1133,7 +1139,8 @@ impl<O: Operator> Maplet<O> {
     /// # Errors
     /// [`MapletError::ReadOnly`] for a memory-mapped maplet.
     pub fn clear(&mut self) -> Result<()> {
-        self.writable()?;
+        // The old words are dropped, not changed: borrowed ones need no copy.
+        self.writable_in_place()?;
         self.table = Table::try_new(self.initial_canonical, self.initial_fbits, 1, false)?;
         self.side = SideStore::default();
         self.side

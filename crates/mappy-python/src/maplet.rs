@@ -832,7 +832,10 @@ impl Maplet {
     ) -> PyResult<Maplet> {
         guarded(py, || {
             let (_, func, signed) = spec_of(operator)?;
-            let mut m = Maplet::read_lent(py, data, func, allow_pickle)?;
+            let mut m = match lendable(data.as_any())? {
+                Some(b) => Maplet::read_lent(py, &b, func, allow_pickle)?,
+                None => Maplet::read(py, data.as_bytes(), func, allow_pickle)?,
+            };
             m.signed |= signed && m.spec == Spec::Counter;
             Ok(m)
         })
@@ -961,9 +964,10 @@ impl Maplet {
     ///
     /// `data` is the `bytes` of ``to_bytes()`` or, from an out-of-band
     /// pickle, any object with the buffer protocol. The table of a `bytes`
-    /// object (or of a `PickleBuffer` or read-only `memoryview` of a whole
-    /// one) is read in place until the maplet's first change; any other
-    /// buffer is copied first (its owner could change it while it is read).
+    /// object (exactly, not a subclass; or of a `PickleBuffer` or read-only
+    /// `memoryview` of a whole one) is read in place until the maplet's
+    /// first change; any other buffer is copied first (its owner could
+    /// change it while it is read).
     #[staticmethod]
     #[pyo3(signature = (data, func=None, signed=false))]
     fn _restore(
@@ -1047,20 +1051,27 @@ pub(crate) fn merge(py: Python<'_>, maplets: &Bound<'_, PyAny>) -> PyResult<Py<M
 /// The `bytes` object whose whole buffer `data` is: `data` itself, or the
 /// object under a `PickleBuffer` or `memoryview` of all of it, read-only
 /// (the buffers an out-of-band pickle of a `bytes` object hands over).
+/// Exact `bytes` only: a subclass can hold references (a cycle through the
+/// maplet, which the collector could not see) and run code when dropped
+/// (while the maplet is locked), so it is copied instead.
 fn lendable<'py>(data: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyBytes>>> {
-    if let Ok(b) = data.cast::<PyBytes>() {
+    if let Ok(b) = data.cast_exact::<PyBytes>() {
         return Ok(Some(b.clone()));
     }
     let pickle_buffer = data.py().import("pickle")?.getattr("PickleBuffer")?;
     let view = if data.is_exact_instance_of::<pyo3::types::PyMemoryView>() {
         data.clone()
     } else if data.is_exact_instance(&pickle_buffer) {
-        data.call_method0("raw")?
+        // A view of a buffer that is not contiguous has no raw form: copied.
+        match data.call_method0("raw") {
+            Ok(view) => view,
+            Err(_) => return Ok(None),
+        }
     } else {
         return Ok(None);
     };
     let obj = view.getattr("obj")?;
-    let Ok(b) = obj.cast::<PyBytes>() else {
+    let Ok(b) = obj.cast_exact::<PyBytes>() else {
         return Ok(None);
     };
     // All of it, as plain bytes: a slice or a cast view is copied.
