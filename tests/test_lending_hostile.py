@@ -35,10 +35,22 @@ import mappy_python as mappy
 TABLE_AT = 616  # the table of a maplet without an operator name (docs/FORMAT.md)
 
 
+# The resident memory of the process, for code run by `run_python` (which
+# puts it where a line reads RSS_HELPER).
+RSS_HELPER = """
+def rss():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) * 1024
+"""
+
+
 def run_python(code, timeout=60, env=None):
     """Runs `code` in a fresh interpreter: (exit status, stdout + stderr)."""
+    code = textwrap.dedent(code).replace("\nRSS_HELPER\n", RSS_HELPER)
     r = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -930,11 +942,7 @@ def test_memory_stays_flat_over_many_load_change_drop_cycles():
     import numpy as np
     import mappy_python as mappy
 
-    def rss():
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS"):
-                    return int(line.split()[1]) * 1024
+    RSS_HELPER
 
     n = 1_000_000
     m = mappy.Maplet(n, 0.01)
@@ -1084,11 +1092,7 @@ def test_loads_take_no_memory_for_the_table_until_the_first_change():
     import numpy as np
     import mappy_python as mappy
 
-    def rss():
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS"):
-                    return int(line.split()[1]) * 1024
+    RSS_HELPER
 
     n = 8_000_000
     m = mappy.Maplet(n, 0.01)

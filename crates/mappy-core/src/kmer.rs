@@ -359,15 +359,8 @@ fn hash_files(
         input.seed,
     );
     std::thread::scope(|scope| {
-        let (seq_tx, seq_rx) = mpsc::sync_channel::<Vec<Vec<u8>>>(workers);
-        let seq_rx = std::sync::Arc::new(std::sync::Mutex::new(seq_rx));
+        let (reader, seq_rx) = start_reader(scope, paths, workers);
         let (hash_tx, hash_rx) = mpsc::sync_channel::<(Vec<u64>, KmerStats)>(workers);
-        let reader = scope.spawn(move || -> Result<()> {
-            for path in paths {
-                read_file(path, &seq_tx)?;
-            }
-            Ok(())
-        });
         for _ in 0..workers {
             let rx = seq_rx.clone();
             let tx = hash_tx.clone();
@@ -789,14 +782,7 @@ fn estimate_files(input: &Input<'_>, progress: Progress<'_>) -> Result<f64> {
     let read = Mutex::new(0u64);
     let hll = Mutex::new(Hll::new());
     std::thread::scope(|scope| -> Result<()> {
-        let (seq_tx, seq_rx) = mpsc::sync_channel::<Vec<Vec<u8>>>(workers);
-        let seq_rx = std::sync::Arc::new(Mutex::new(seq_rx));
-        let reader = scope.spawn(move || -> Result<()> {
-            for path in input.paths {
-                read_file(path, &seq_tx)?;
-            }
-            Ok(())
-        });
+        let (reader, seq_rx) = start_reader(scope, input.paths, workers);
         for _ in 0..workers {
             let rx = seq_rx.clone();
             let (error, read, hll, failed) = (&error, &read, &hll, &failed);
@@ -1403,14 +1389,7 @@ fn split_files(
     let failed = AtomicBool::new(false);
     let read = Mutex::new(0u64);
     let stats = std::thread::scope(|scope| -> Result<KmerStats> {
-        let (seq_tx, seq_rx) = mpsc::sync_channel::<Vec<Vec<u8>>>(workers);
-        let seq_rx = std::sync::Arc::new(Mutex::new(seq_rx));
-        let reader = scope.spawn(move || -> Result<()> {
-            for path in input.paths {
-                read_file(path, &seq_tx)?;
-            }
-            Ok(())
-        });
+        let (reader, seq_rx) = start_reader(scope, input.paths, workers);
         let mut handles = Vec::new();
         for _ in 0..workers {
             let rx = seq_rx.clone();
@@ -1743,6 +1722,27 @@ fn runs_of(file: Result<File>) -> impl Iterator<Item = Result<(u64, u64)>> {
             Err(e) => return fail(e, &mut failed),
         }
     })
+}
+
+/// The chunks of sequences the workers share, one receiver for all.
+type Chunks = std::sync::Arc<std::sync::Mutex<mpsc::Receiver<Vec<Vec<u8>>>>>;
+
+/// Starts the thread that reads `paths` in order (see [`read_file`]),
+/// `workers` chunks ahead at most; it stops early, without error, when no
+/// worker is left to take its chunks.
+fn start_reader<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    paths: &'scope [PathBuf],
+    workers: usize,
+) -> (std::thread::ScopedJoinHandle<'scope, Result<()>>, Chunks) {
+    let (tx, rx) = mpsc::sync_channel::<Vec<Vec<u8>>>(workers);
+    let reader = scope.spawn(move || -> Result<()> {
+        for path in paths {
+            read_file(path, &tx)?;
+        }
+        Ok(())
+    });
+    (reader, std::sync::Arc::new(std::sync::Mutex::new(rx)))
 }
 
 /// Parses one file, sending its sequences in chunks of about 16 KB. A
