@@ -863,12 +863,9 @@ fn count_tables(
             senders.push(tx);
             let (total, over, error) = (&total, &over, &error);
             handles.push(scope.spawn(move || {
-                for batch in rx {
-                    if over.load(Ordering::Relaxed) {
-                        continue;
-                    }
+                let mut insert = |hashes: &[u64]| {
                     let before = m.len();
-                    let fits = match insert_capped(&mut m, &batch) {
+                    let fits = match insert_capped(&mut m, hashes) {
                         Ok(fits) => fits,
                         Err(e) => {
                             error.lock().expect("error lock").get_or_insert(e);
@@ -879,6 +876,22 @@ fn count_tables(
                     if !fits || total.fetch_add(added, Ordering::Relaxed) + added > max_len {
                         over.store(true, Ordering::Relaxed);
                     }
+                };
+                let (mut pending, mut ordered) = (Vec::new(), Vec::new());
+                for batch in rx {
+                    if over.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    pending.extend_from_slice(&batch);
+                    if pending.len() >= ORDERED_BATCH {
+                        in_table_order(&pending, &mut ordered);
+                        insert(&ordered);
+                        pending.clear();
+                    }
+                }
+                if !over.load(Ordering::Relaxed) {
+                    in_table_order(&pending, &mut ordered);
+                    insert(&ordered);
                 }
                 m
             }));
@@ -914,6 +927,31 @@ fn count_tables(
         return Err(e);
     }
     Ok((stats, (!over.into_inner()).then_some(tables)))
+}
+
+/// Hashes a counting thread gathers before it inserts them, in the order
+/// of [`in_table_order`] (1 MiB).
+const ORDERED_BATCH: usize = 1 << 17;
+
+/// `hashes` into `out` by their top 12 bits (one counting-sort pass): the
+/// order of their home slots, to 1/4096 of the table, so that inserting
+/// them sweeps the table instead of jumping about it.
+fn in_table_order(hashes: &[u64], out: &mut Vec<u64>) {
+    let mut at = vec![0usize; 1 << 12];
+    for &h in hashes {
+        at[(h >> 52) as usize] += 1;
+    }
+    let mut sum = 0;
+    for a in &mut at {
+        (*a, sum) = (sum, sum + *a);
+    }
+    out.clear();
+    out.resize(hashes.len(), 0);
+    for &h in hashes {
+        let b = &mut at[(h >> 52) as usize];
+        out[*b] = h;
+        *b += 1;
+    }
 }
 
 /// The final number of doublings: the smallest from `floor` whose
