@@ -15,6 +15,7 @@
 //! allocation beyond the run's own size.
 
 use crate::error::{MapletError, Result};
+use crate::table::mask;
 
 /// Bytes of a run's header.
 pub(crate) const RUN_HEADER: usize = 25;
@@ -153,7 +154,7 @@ impl<B: AsRef<[u8]>> BitReader<B> {
             // Whole bytes up to 56 bits or more, from one unaligned read.
             let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
             let take = (63 - self.n) / 8;
-            self.acc |= (word & mask_bits(8 * take)) << self.n;
+            self.acc |= (word & mask(8 * take)) << self.n;
             self.at += take as usize;
             self.n += 8 * take;
             return;
@@ -326,13 +327,13 @@ impl<B: AsRef<[u8]>> Run<B> {
         if q as u64 >= UNARY_MAX || head >= b.n {
             return None;
         }
-        let low = (b.acc >> (q + 1)) & mask_bits(self.r);
+        let low = (b.acc >> (q + 1)) & mask(self.r);
         let rest = b.acc >> head;
         let len = rest.trailing_ones() + 1;
         if head + 2 * len - 1 > b.n {
             return None;
         }
-        let count = (1u64 << (len - 1)) | ((rest >> len) & mask_bits(len - 1));
+        let count = (1u64 << (len - 1)) | ((rest >> len) & mask(len - 1));
         let key = self
             .prev
             .checked_add(((q as u64) << self.r) | low)?
@@ -340,15 +341,5 @@ impl<B: AsRef<[u8]>> Run<B> {
         b.consume(head + 2 * len - 1);
         self.prev = key;
         Some((key, count))
-    }
-}
-
-/// The low `bits` bits set (all 64 for 64).
-#[inline]
-fn mask_bits(bits: u32) -> u64 {
-    if bits >= 64 {
-        u64::MAX
-    } else {
-        (1u64 << bits) - 1
     }
 }

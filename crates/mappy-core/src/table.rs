@@ -35,8 +35,9 @@ pub(crate) const MAX_LOAD: f64 = 0.95;
 /// Widest fingerprint field (fingerprint bits plus the marker).
 pub(crate) const MAX_FBITS: u32 = 62;
 
+/// The low `width` bits set (all 64 for 64).
 #[inline]
-fn mask(width: u32) -> u64 {
+pub(crate) fn mask(width: u32) -> u64 {
     if width >= 64 {
         u64::MAX
     } else {
