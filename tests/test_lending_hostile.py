@@ -38,11 +38,14 @@ TABLE_AT = 616  # the table of a maplet without an operator name (docs/FORMAT.md
 # The resident memory of the process, for code run by `run_python` (which
 # puts it where a line reads RSS_HELPER).
 RSS_HELPER = """
-def rss():
+def status(field):
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS"):
+            if line.startswith(field):
                 return int(line.split()[1]) * 1024
+
+def rss():
+    return status("VmRSS")
 """
 
 
@@ -1123,16 +1126,16 @@ def test_loads_take_no_memory_for_the_table_until_the_first_change():
 
 # MALLOC_MMAP_THRESHOLD_ makes every large allocation a mapping of its own,
 # which RLIMIT_DATA then counts: no freed heap memory can hide an allocation.
-LIMITED = """
+LIMITED = (
+    """
 import gc, pickle, resource, sys
 import numpy as np
 import mappy_python as mappy
-
+"""
+    + RSS_HELPER
+    + """
 def vmdata():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmData"):
-                return int(line.split()[1]) * 1024
+    return status("VmData")
 
 def limited(headroom):
     resource.setrlimit(resource.RLIMIT_DATA, (vmdata() + headroom, resource.RLIM_INFINITY))
@@ -1153,6 +1156,7 @@ del m, buffers
 gc.collect()
 base = sys.getrefcount(data)
 """
+)
 
 
 def test_the_first_copy_failing_is_a_memory_error_that_changes_nothing():

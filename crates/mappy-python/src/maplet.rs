@@ -117,38 +117,30 @@ impl Maplet {
         }
     }
 
-    /// A maplet read from saved bytes.
+    /// A maplet read from saved bytes in `data`: a `bytes` object, whose
+    /// table it reads in place (keeping the object alive) until its first
+    /// change (see [`lendable`]), or any other buffer, copied first.
     fn read(
         py: Python<'_>,
-        data: &[u8],
+        data: &Bound<'_, PyAny>,
         func: Option<Py<PyAny>>,
         allow_pickle: bool,
     ) -> PyResult<Maplet> {
-        let inner = Inner::from_bytes(
-            data,
-            |name| saved_operator(py, name, func.as_ref()).map(|(op, _)| op),
-            |b| decode_value(py, b, allow_pickle),
-        )
-        .or_raise(py)?;
-        Ok(Maplet::from_inner(inner, func, false))
-    }
-
-    /// A maplet read from a `bytes` object, whose table it reads in place
-    /// (keeping the object alive) until its first change.
-    fn read_lent(
-        py: Python<'_>,
-        data: &Bound<'_, PyBytes>,
-        func: Option<Py<PyAny>>,
-        allow_pickle: bool,
-    ) -> PyResult<Maplet> {
-        let inner = Inner::from_frozen_bytes(
-            frozen::lend(data),
-            |name| saved_operator(py, name, func.as_ref()).map(|(op, _)| op),
-            |b| decode_value(py, b, allow_pickle),
-        )
+        let operator = |name: &str| saved_operator(py, name, func.as_ref()).map(|(op, _)| op);
+        let decode = |b: &[u8]| decode_value(py, b, allow_pickle);
+        let lent = lendable(data)?;
+        let inner = match (&lent, data.cast::<PyBytes>()) {
+            (Some(b), _) => Inner::from_frozen_bytes(frozen::lend(b), operator, decode),
+            // A subclass of bytes: immutable, read as it is.
+            (None, Ok(b)) => Inner::from_bytes(b.as_bytes(), operator, decode),
+            (None, Err(_)) => {
+                let copy = pyo3::buffer::PyBuffer::<u8>::get(data)?.to_vec(py)?;
+                Inner::from_bytes(&copy, operator, decode)
+            }
+        }
         .or_raise(py)?;
         Ok(Maplet {
-            lent: true,
+            lent: lent.is_some(),
             ..Maplet::from_inner(inner, func, false)
         })
     }
@@ -832,10 +824,7 @@ impl Maplet {
     ) -> PyResult<Maplet> {
         guarded(py, || {
             let (_, func, signed) = spec_of(operator)?;
-            let mut m = match lendable(data.as_any())? {
-                Some(b) => Maplet::read_lent(py, &b, func, allow_pickle)?,
-                None => Maplet::read(py, data.as_bytes(), func, allow_pickle)?,
-            };
+            let mut m = Maplet::read(py, data.as_any(), func, allow_pickle)?;
             m.signed |= signed && m.spec == Spec::Counter;
             Ok(m)
         })
@@ -978,13 +967,7 @@ impl Maplet {
     ) -> PyResult<Maplet> {
         guarded(py, || {
             let func = func.filter(|f| !f.is_none(py));
-            let mut m = match lendable(data)? {
-                Some(b) => Maplet::read_lent(py, &b, func, true)?,
-                None => {
-                    let copy = pyo3::buffer::PyBuffer::<u8>::get(data)?.to_vec(py)?;
-                    Maplet::read(py, &copy, func, true)?
-                }
-            };
+            let mut m = Maplet::read(py, data, func, true)?;
             m.signed |= signed && m.spec == Spec::Counter;
             Ok(m)
         })
