@@ -121,6 +121,42 @@ static FOUR_BASES: [[u8; 4]; 256] = {
     t
 };
 
+/// Packed k-mers handed on at once at most (512 KiB of them): a long
+/// sequence (a whole chromosome) is handed on in pieces, never needing 8
+/// bytes of memory per base.
+const PACKED_BATCH: usize = 1 << 16;
+
+/// Calls `batch` with the packed (canonical) k-mers of `seqs` in order, in
+/// `buf`, at most [`PACKED_BATCH`] at a time; the last call (made even if
+/// there are none) is given what `seqs` held. After the first error of
+/// `batch`, the k-mers left are read but not handed on, and it is returned.
+fn packed_batches<'s>(
+    seqs: impl IntoIterator<Item = &'s [u8]>,
+    k: usize,
+    canonical: bool,
+    buf: &mut Vec<u64>,
+    mut batch: impl FnMut(&mut Vec<u64>, Option<KmerStats>) -> Result<()>,
+) -> Result<KmerStats> {
+    let mut stats = KmerStats::default();
+    let mut result = Ok(());
+    buf.clear();
+    for seq in seqs {
+        for_each_kmer(seq, k, canonical, &mut stats, |p| {
+            if result.is_ok() {
+                buf.push(p);
+                if buf.len() >= PACKED_BATCH {
+                    result = batch(buf, None);
+                    buf.clear();
+                }
+            }
+        });
+    }
+    result?;
+    batch(buf, Some(stats))?;
+    buf.clear();
+    Ok(stats)
+}
+
 /// Calls `emit` with the packed (canonical) k-mers of `seq`, in order.
 fn for_each_kmer(
     seq: &[u8],
@@ -262,23 +298,10 @@ fn count_sequences_into<'a>(
     canonical: bool,
 ) -> Result<KmerStats> {
     let seed = maplet.seed();
-    let mut stats = KmerStats::default();
-    let mut batch = Vec::new();
-    for seq in sequences {
-        let from = batch.len();
-        for_each_kmer(seq, k, canonical, &mut stats, |p| batch.push(p));
-        hash_packed(&mut batch[from..], k, seed);
-        if batch.len() >= 1 << 16 {
-            maplet
-                .insert_hashes_streaming(&batch, 1)
-                .map_err(|(_, e)| e)?;
-            batch.clear();
-        }
-    }
-    maplet
-        .insert_hashes_streaming(&batch, 1)
-        .map_err(|(_, e)| e)?;
-    Ok(stats)
+    packed_batches(sequences, k, canonical, &mut Vec::new(), |batch, _| {
+        hash_packed(batch, k, seed);
+        maplet.insert_hashes_streaming(batch, 1).map_err(|(_, e)| e)
+    })
 }
 
 /// Counts the k-mers of FASTA/FASTQ files (plain or gzip) into `maplet`,
@@ -366,22 +389,25 @@ fn hash_files(
             let tx = hash_tx.clone();
             scope.spawn(move || {
                 let mut est = hll.map(|_| Hll::new());
+                let mut buf = Vec::new();
                 loop {
                     let Ok(chunk) = rx.lock().expect("reader lock").recv() else {
                         break;
                     };
-                    let mut stats = KmerStats::default();
-                    let mut out = Vec::with_capacity(chunk.iter().map(|s| s.len()).sum());
-                    for seq in &chunk {
-                        for_each_kmer(seq, k, canonical, &mut stats, |p| out.push(p));
-                    }
-                    hash_packed(&mut out, k, seed);
-                    if let Some(e) = &mut est {
-                        for &h in &out {
-                            e.add(h);
+                    let mut gone = false;
+                    let seqs = chunk.iter().map(|s| &s[..]);
+                    let _ = packed_batches(seqs, k, canonical, &mut buf, |out, stats| {
+                        hash_packed(out, k, seed);
+                        if let Some(e) = &mut est {
+                            for &h in out.iter() {
+                                e.add(h);
+                            }
                         }
-                    }
-                    if tx.send((out, stats)).is_err() {
+                        let hashes = out.clone();
+                        gone = gone || tx.send((hashes, stats.unwrap_or_default())).is_err();
+                        Ok(())
+                    });
+                    if gone {
                         break;
                     }
                 }
@@ -1436,7 +1462,7 @@ fn split_files(
             handles.push(scope.spawn(move || {
                 let mut stats = KmerStats::default();
                 let mut est = Hll::new();
-                let mut placed: Vec<(u32, u32)> = Vec::new();
+                let mut placed: Vec<(u32, u32)> = Vec::with_capacity(PACKED_BATCH);
                 let mut hashes: Vec<u64> = Vec::new();
                 let fail = |e: MapletError| {
                     failed.store(true, Ordering::Relaxed);
@@ -1450,44 +1476,37 @@ fn split_files(
                         // Drain the reader, which then stops.
                         continue;
                     }
-                    let before = stats.kmers;
-                    // Hashed and placed without the lock, then added.
-                    placed.clear();
-                    hashes.clear();
-                    for seq in &chunk {
-                        for_each_kmer(seq, k, canonical, &mut stats, |p| hashes.push(p));
-                    }
-                    hash_packed(&mut hashes, k, seed);
-                    for &h in &hashes {
-                        est.add(h);
-                        let key = ((h as u128 * c0 as u128) >> (64 - level)) as u64;
-                        placed.push(Buckets::place(shift, start, h, key));
-                    }
-                    let mut written = Ok(());
-                    {
-                        let mut shared = buckets.lock().expect("buckets lock");
-                        for &x in &placed {
-                            if shared.push(x) {
-                                // A bucket is full: all are written out.
-                                written = shared.flush(writers, workers);
-                                if written.is_err() {
-                                    break;
+                    let seqs = chunk.iter().map(|s| &s[..]);
+                    let r = packed_batches(seqs, k, canonical, &mut hashes, |hashes, _| {
+                        // Hashed and placed without the lock, then added.
+                        hash_packed(hashes, k, seed);
+                        placed.clear();
+                        for &h in hashes.iter() {
+                            est.add(h);
+                            let key = ((h as u128 * c0 as u128) >> (64 - level)) as u64;
+                            placed.push(Buckets::place(shift, start, h, key));
+                        }
+                        {
+                            let mut shared = buckets.lock().expect("buckets lock");
+                            for &x in &placed {
+                                if shared.push(x) {
+                                    // A bucket is full: all are written out.
+                                    shared.flush(writers, workers)?;
                                 }
                             }
                         }
-                    }
-                    // Reported under the lock: in order.
-                    let r = {
+                        // Reported under the lock: in order.
                         let mut done = read.lock().expect("progress lock");
-                        *done += stats.kmers - before;
+                        *done += placed.len() as u64;
                         progress(Report {
                             stage: Stage::Reading,
                             done: *done,
                             total: None,
                         })
-                    };
-                    if let Err(e) = written.and(r) {
-                        fail(e);
+                    });
+                    match r {
+                        Ok(s) => stats += s,
+                        Err(e) => fail(e),
                     }
                 }
                 (stats, est)
@@ -1816,6 +1835,51 @@ fn read_file(path: &Path, tx: &mpsc::SyncSender<Vec<Vec<u8>>>) -> Result<()> {
 mod tests {
     use super::*;
     use crate::runs::RUN_HEADER;
+
+    /// A long sequence (and a chunk of short ones) is handed on in batches
+    /// of at most PACKED_BATCH k-mers, together the k-mers of the whole in
+    /// order, the last batch told what the sequences held; an error stops
+    /// the batches and is returned.
+    #[test]
+    fn long_sequences_are_handed_on_in_bounded_batches() {
+        let mut x = 7u64;
+        let mut long: Vec<u8> = (0..PACKED_BATCH * 3 + 100)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                b"ACGT"[(x >> 62) as usize]
+            })
+            .collect();
+        long[PACKED_BATCH + 5] = b'N';
+        let seqs: Vec<&[u8]> = vec![b"ACGTACGTAC", &long, b"GGGGCCCCAAAATTT"];
+        let mut want = Vec::new();
+        let mut want_stats = KmerStats::default();
+        for s in &seqs {
+            for_each_kmer(s, 11, true, &mut want_stats, |p| want.push(p));
+        }
+        let (mut got, mut sizes, mut told) = (Vec::new(), Vec::new(), Vec::new());
+        let stats = packed_batches(seqs.iter().copied(), 11, true, &mut Vec::new(), |b, s| {
+            got.extend_from_slice(b);
+            sizes.push(b.len());
+            told.push(s);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got, want);
+        assert!(
+            sizes.len() >= 3 && sizes.iter().all(|&n| n <= PACKED_BATCH),
+            "{sizes:?}"
+        );
+        assert_eq!((stats, told.pop().unwrap()), (want_stats, Some(want_stats)));
+        assert!(told.iter().all(|s| s.is_none()));
+        let mut calls = 0;
+        let r = packed_batches(seqs.iter().copied(), 11, true, &mut Vec::new(), |_, _| {
+            calls += 1;
+            Err(MapletError::InvalidParameter("stop".into()))
+        });
+        assert!(matches!(r, Err(MapletError::InvalidParameter(_))) && calls == 1);
+    }
 
     #[test]
     fn packing_and_canonical_forms() {

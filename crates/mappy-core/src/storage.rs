@@ -719,6 +719,21 @@ impl Words {
         }
         v.fill(0);
     }
+
+    #[cfg(feature = "kmers")]
+    /// [`release`](Words::release) for words given back front to back:
+    /// words `..start` were released by earlier calls, so the page that
+    /// holds word `start` (which [`release`](Words::release) would keep,
+    /// as it holds words before `start`) is given back with the rest.
+    /// Without it, the page each call ends in would never be given back.
+    pub(crate) fn release_front(&mut self, start: usize, end: usize) {
+        #[cfg(target_os = "linux")]
+        let start = {
+            let into_page = (self[start..].as_ptr() as usize % page_size()) / 8;
+            start.saturating_sub(into_page)
+        };
+        self.release(start, end);
+    }
 }
 
 impl Deref for Words {
@@ -799,6 +814,45 @@ impl std::fmt::Debug for Words {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Words given back front to back in pieces of any size, as a table
+    /// saved as it is built gives them back, leave none of their pages in
+    /// memory (asked of the kernel by `mincore`), and keep the words after.
+    #[cfg(all(target_os = "linux", feature = "kmers"))]
+    #[test]
+    fn words_released_front_to_back_leave_no_page_in_memory() {
+        let n = 1 << 20;
+        let mut w = Words::zeroed(n);
+        for (i, x) in w.iter_mut().enumerate() {
+            *x = i as u64 + 1;
+        }
+        let (page, piece, end) = (page_size(), 1000, n / 2);
+        let mut at = 0;
+        while at < end {
+            let next = (at + piece).min(end);
+            w.release_front(at, next);
+            at = next;
+        }
+        let base = w.as_ptr() as usize;
+        assert_eq!(base % page, 0, "a mapping of its own starts a page");
+        let pages = end * 8 / page;
+        let mut resident = vec![0u8; pages];
+        // SAFETY: `base..base + pages * page` lies inside the words we
+        // hold, and `resident` has one byte for each of those pages.
+        #[allow(unsafe_code)]
+        let r = unsafe {
+            libc::mincore(
+                base as *mut libc::c_void,
+                pages * page,
+                resident.as_mut_ptr(),
+            )
+        };
+        assert_eq!(r, 0);
+        let kept = resident.iter().filter(|&&b| b & 1 == 1).count();
+        assert_eq!(kept, 0, "{kept} of {pages} released pages still in memory");
+        assert!(w[..end].iter().all(|&x| x == 0));
+        assert!((end..n).all(|i| w[i] == i as u64 + 1));
+    }
 
     /// Every way the words change size keeps what they held and reads zero
     /// where nothing was written, for heap words and for a mapping alike.

@@ -1914,7 +1914,9 @@ impl Builder {
         if upto > *drained {
             let stride = self.table.stride;
             out(&self.table.words[*drained * stride..upto * stride])?;
-            self.table.words.release(*drained * stride, upto * stride);
+            self.table
+                .words
+                .release_front(*drained * stride, upto * stride);
             *drained = upto;
         }
         Ok(())
@@ -1932,7 +1934,7 @@ impl Builder {
         self.settle(self.table.nblocks());
         let (stride, end) = (self.table.stride, self.table.words.len());
         out(&self.table.words[drained * stride..])?;
-        self.table.words.release(drained * stride, end);
+        self.table.words.release_front(drained * stride, end);
         Ok(self.table)
     }
 }
