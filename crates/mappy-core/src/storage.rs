@@ -684,7 +684,6 @@ impl Words {
         self.sync();
     }
 
-    #[cfg(feature = "kmers")]
     /// Sets words `start..end` to zero, giving the memory of the whole
     /// pages among them back to the system (they read as zero and take no
     /// memory until written again), so that a table written front to back

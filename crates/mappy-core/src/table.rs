@@ -1670,6 +1670,13 @@ impl Table {
                 widen_pair(&pair, new);
             }
         }
+        // The words the pairs from `first` moved out of are zero now: their
+        // pages go back to the system. (A table whose first pairs are empty,
+        // as each k-mer counting thread's but the first, would otherwise
+        // keep them in memory, more at each widening.)
+        if first > 0 {
+            self.words.release(first * old_stride, first * stride);
+        }
         self.vbits = vbits;
         self.signed = signed;
         self.stride = stride;
@@ -2194,6 +2201,46 @@ mod byte_slot_tests {
 mod widen_tests {
     use super::test_util::{assert_stored, insert_new, next};
     use super::*;
+
+    /// A table whose first half is empty, as each k-mer counting thread's
+    /// but the first, keeps none of that half in memory as its values
+    /// widen (asked of the kernel by `mincore`): the words its pairs move
+    /// out of go back to the system.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn widening_gives_back_the_words_pairs_move_out_of() {
+        let canonical = 1 << 18;
+        let mut t = Table::new(canonical, 10, 1, false);
+        let mut x = 5u64;
+        let mut stored = Vec::new();
+        for _ in 0..20_000 {
+            next(&mut x);
+            let (q, f) = t.locate(x);
+            let q = canonical / 2 + q / 2;
+            if insert_new(&mut t, q, f, 1) {
+                stored.push((q, f, 1));
+            }
+        }
+        for vbits in [2, 5, 9, 17] {
+            t.widen_values(vbits, false).unwrap();
+        }
+        assert_stored(&t, &stored);
+        // What the kernel counts in memory of the table's own mapping (a
+        // page only read, as the empty half's headers are, is not).
+        let base = format!("{:x}-", t.words.as_ptr() as usize);
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let rss_kib: usize = smaps
+            .lines()
+            .skip_while(|l| !l.starts_with(&base))
+            .find_map(|l| l.strip_prefix("Rss:"))
+            .and_then(|l| l.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("the table's mapping");
+        let half_kib = t.words.len() * 8 / 2 / 1024;
+        assert!(
+            rss_kib <= half_kib + 16,
+            "{rss_kib} KiB in memory, the used half {half_kib} KiB"
+        );
+    }
 
     /// Widening values in place leaves the same words as building the
     /// widened table anew, across word and pair boundaries and into signed
