@@ -126,12 +126,13 @@ static FOUR_BASES: [[u8; 4]; 256] = {
 /// bytes of memory per base.
 const PACKED_BATCH: usize = 1 << 16;
 
-/// Calls `batch` with the packed (canonical) k-mers of `seqs` in order, in
+/// Calls `batch` with the packed (canonical) k-mers of `seqs` (each with
+/// whether it goes on from the one before, as [`for_each_kmer`]) in order, in
 /// `buf`, at most [`PACKED_BATCH`] at a time; the last call (made even if
 /// there are none) is given what `seqs` held. After the first error of
 /// `batch`, the k-mers left are read but not handed on, and it is returned.
 fn packed_batches<'s>(
-    seqs: impl IntoIterator<Item = &'s [u8]>,
+    seqs: impl IntoIterator<Item = (&'s [u8], bool)>,
     k: usize,
     canonical: bool,
     buf: &mut Vec<u64>,
@@ -140,8 +141,8 @@ fn packed_batches<'s>(
     let mut stats = KmerStats::default();
     let mut result = Ok(());
     buf.clear();
-    for seq in seqs {
-        for_each_kmer(seq, k, canonical, &mut stats, |p| {
+    for (seq, cont) in seqs {
+        for_each_kmer(seq, cont, k, canonical, &mut stats, |p| {
             if result.is_ok() {
                 buf.push(p);
                 if buf.len() >= PACKED_BATCH {
@@ -158,8 +159,12 @@ fn packed_batches<'s>(
 }
 
 /// Calls `emit` with the packed (canonical) k-mers of `seq`, in order.
+/// `cont`: `seq` goes on from a piece before it, whose last `k - 1` bases
+/// it repeats (see [`Piece`]): counted as no new sequence and none of
+/// those bases.
 fn for_each_kmer(
     seq: &[u8],
+    cont: bool,
     k: usize,
     canonical: bool,
     stats: &mut KmerStats,
@@ -186,8 +191,8 @@ fn for_each_kmer(
             emit(if canonical { fwd.min(rev) } else { fwd });
         }
     }
-    stats.sequences += 1;
-    stats.bases += seq.len() as u64;
+    stats.sequences += u64::from(!cont);
+    stats.bases += (seq.len() - if cont { k - 1 } else { 0 }) as u64;
     stats.kmers += counted;
     stats.skipped += (seq.len() + 1).saturating_sub(k) as u64 - counted;
 }
@@ -298,7 +303,8 @@ fn count_sequences_into<'a>(
     canonical: bool,
 ) -> Result<KmerStats> {
     let seed = maplet.seed();
-    packed_batches(sequences, k, canonical, &mut Vec::new(), |batch, _| {
+    let seqs = sequences.into_iter().map(|s| (s, false));
+    packed_batches(seqs, k, canonical, &mut Vec::new(), |batch, _| {
         hash_packed(batch, k, seed);
         maplet.insert_hashes_streaming(batch, 1).map_err(|(_, e)| e)
     })
@@ -382,7 +388,7 @@ fn hash_files(
         input.seed,
     );
     std::thread::scope(|scope| {
-        let (reader, seq_rx) = start_reader(scope, paths, workers);
+        let (reader, seq_rx) = start_reader(scope, paths, k, workers);
         let (hash_tx, hash_rx) = mpsc::sync_channel::<(Vec<u64>, KmerStats)>(workers);
         for _ in 0..workers {
             let rx = seq_rx.clone();
@@ -395,7 +401,7 @@ fn hash_files(
                         break;
                     };
                     let mut gone = false;
-                    let seqs = chunk.iter().map(|s| &s[..]);
+                    let seqs = chunk.iter().map(|p| (&p.seq[..], p.cont));
                     let _ = packed_batches(seqs, k, canonical, &mut buf, |out, stats| {
                         hash_packed(out, k, seed);
                         if let Some(e) = &mut est {
@@ -808,7 +814,7 @@ fn estimate_files(input: &Input<'_>, progress: Progress<'_>) -> Result<f64> {
     let read = Mutex::new(0u64);
     let hll = Mutex::new(Hll::new());
     std::thread::scope(|scope| -> Result<()> {
-        let (reader, seq_rx) = start_reader(scope, input.paths, workers);
+        let (reader, seq_rx) = start_reader(scope, input.paths, input.k, workers);
         for _ in 0..workers {
             let rx = seq_rx.clone();
             let (error, read, hll, failed) = (&error, &read, &hll, &failed);
@@ -822,8 +828,9 @@ fn estimate_files(input: &Input<'_>, progress: Progress<'_>) -> Result<f64> {
                         break;
                     }
                     let before = stats.kmers;
-                    for seq in &chunk {
-                        for_each_kmer(seq, k, canonical, &mut stats, |p| est.add(mix(p)));
+                    for piece in &chunk {
+                        let (seq, cont) = (&piece.seq, piece.cont);
+                        for_each_kmer(seq, cont, k, canonical, &mut stats, |p| est.add(mix(p)));
                     }
                     let mut done = read.lock().expect("progress lock");
                     *done += stats.kmers - before;
@@ -1453,7 +1460,7 @@ fn split_files(
     let failed = AtomicBool::new(false);
     let read = Mutex::new(0u64);
     let stats = std::thread::scope(|scope| -> Result<KmerStats> {
-        let (reader, seq_rx) = start_reader(scope, input.paths, workers);
+        let (reader, seq_rx) = start_reader(scope, input.paths, input.k, workers);
         let mut handles = Vec::new();
         for _ in 0..workers {
             let rx = seq_rx.clone();
@@ -1476,7 +1483,7 @@ fn split_files(
                         // Drain the reader, which then stops.
                         continue;
                     }
-                    let seqs = chunk.iter().map(|s| &s[..]);
+                    let seqs = chunk.iter().map(|p| (&p.seq[..], p.cont));
                     let r = packed_batches(seqs, k, canonical, &mut hashes, |hashes, _| {
                         // Hashed and placed without the lock, then added.
                         hash_packed(hashes, k, seed);
@@ -1781,8 +1788,21 @@ fn runs_of(file: Result<File>) -> impl Iterator<Item = Result<(u64, u64)>> {
     })
 }
 
+/// A sequence, or a piece of a long one: a record longer than
+/// [`PIECE`] bases goes to the workers in pieces of at most that many
+/// (a whole chromosome is never held by more than the parser), each after
+/// the first repeating the last `k - 1` bases of the one before (`cont`),
+/// so that every k-mer is in exactly one piece.
+struct Piece {
+    seq: Vec<u8>,
+    cont: bool,
+}
+
+/// Bases of a piece of a long sequence, beside the `k - 1` it repeats.
+const PIECE: usize = 1 << 20;
+
 /// The chunks of sequences the workers share, one receiver for all.
-type Chunks = std::sync::Arc<std::sync::Mutex<mpsc::Receiver<Vec<Vec<u8>>>>>;
+type Chunks = std::sync::Arc<std::sync::Mutex<mpsc::Receiver<Vec<Piece>>>>;
 
 /// Starts the thread that reads `paths` in order (see [`read_file`]),
 /// `workers` chunks ahead at most; it stops early, without error, when no
@@ -1790,39 +1810,57 @@ type Chunks = std::sync::Arc<std::sync::Mutex<mpsc::Receiver<Vec<Vec<u8>>>>>;
 fn start_reader<'scope>(
     scope: &'scope std::thread::Scope<'scope, '_>,
     paths: &'scope [PathBuf],
+    k: usize,
     workers: usize,
 ) -> (std::thread::ScopedJoinHandle<'scope, Result<()>>, Chunks) {
-    let (tx, rx) = mpsc::sync_channel::<Vec<Vec<u8>>>(workers);
+    let (tx, rx) = mpsc::sync_channel::<Vec<Piece>>(workers);
     let reader = scope.spawn(move || -> Result<()> {
         for path in paths {
-            read_file(path, &tx)?;
+            read_file(path, k, &tx)?;
         }
         Ok(())
     });
     (reader, std::sync::Arc::new(std::sync::Mutex::new(rx)))
 }
 
-/// Parses one file, sending its sequences in chunks of about 16 KB. A
-/// chunk becomes 8 bytes of hash per k-mer (128 KB), and only a few chunks
-/// are in flight at once (the channels hold one per worker), so the
-/// pipeline needs about a MiB beside the table.
-fn read_file(path: &Path, tx: &mpsc::SyncSender<Vec<Vec<u8>>>) -> Result<()> {
+/// Parses one file, sending its sequences (long ones in pieces, see
+/// [`Piece`]) in chunks of about 16 KB. A chunk becomes 8 bytes of hash
+/// per k-mer (128 KB), and only a few chunks are in flight at once (the
+/// channels hold one per worker), so the pipeline needs about a MiB beside
+/// the table for reads, and a few times [`PIECE`] for long sequences.
+fn read_file(path: &Path, k: usize, tx: &mpsc::SyncSender<Vec<Piece>>) -> Result<()> {
     let bad = |e: &dyn std::fmt::Display| {
         MapletError::InvalidParameter(format!("{}: {e}", path.display()))
     };
     let mut reader = needletail::parse_fastx_file(path).map_err(|e| bad(&e))?;
     let mut chunk = Vec::new();
     let mut size = 0;
+    let mut send = |piece: Piece, chunk: &mut Vec<Piece>| {
+        size += piece.seq.len();
+        chunk.push(piece);
+        if size >= 1 << 14 {
+            size = 0;
+            return tx.send(std::mem::take(chunk)).is_ok();
+        }
+        true
+    };
     while let Some(record) = reader.next() {
         let record = record.map_err(|e| bad(&e))?;
-        let seq = record.seq().into_owned();
-        size += seq.len();
-        chunk.push(seq);
-        if size >= 1 << 14 {
-            if tx.send(std::mem::take(&mut chunk)).is_err() {
+        let seq = record.seq();
+        let mut start = 0;
+        loop {
+            let end = (start + PIECE + k - 1).min(seq.len());
+            let piece = Piece {
+                seq: seq[start..end].to_vec(),
+                cont: start > 0,
+            };
+            if !send(piece, &mut chunk) {
                 return Ok(());
             }
-            size = 0;
+            if end == seq.len() {
+                break;
+            }
+            start = end - (k - 1);
         }
     }
     if !chunk.is_empty() {
@@ -1856,15 +1894,21 @@ mod tests {
         let mut want = Vec::new();
         let mut want_stats = KmerStats::default();
         for s in &seqs {
-            for_each_kmer(s, 11, true, &mut want_stats, |p| want.push(p));
+            for_each_kmer(s, false, 11, true, &mut want_stats, |p| want.push(p));
         }
         let (mut got, mut sizes, mut told) = (Vec::new(), Vec::new(), Vec::new());
-        let stats = packed_batches(seqs.iter().copied(), 11, true, &mut Vec::new(), |b, s| {
-            got.extend_from_slice(b);
-            sizes.push(b.len());
-            told.push(s);
-            Ok(())
-        })
+        let stats = packed_batches(
+            seqs.iter().map(|&s| (s, false)),
+            11,
+            true,
+            &mut Vec::new(),
+            |b, s| {
+                got.extend_from_slice(b);
+                sizes.push(b.len());
+                told.push(s);
+                Ok(())
+            },
+        )
         .unwrap();
         assert_eq!(got, want);
         assert!(
@@ -1874,10 +1918,16 @@ mod tests {
         assert_eq!((stats, told.pop().unwrap()), (want_stats, Some(want_stats)));
         assert!(told.iter().all(|s| s.is_none()));
         let mut calls = 0;
-        let r = packed_batches(seqs.iter().copied(), 11, true, &mut Vec::new(), |_, _| {
-            calls += 1;
-            Err(MapletError::InvalidParameter("stop".into()))
-        });
+        let r = packed_batches(
+            seqs.iter().map(|&s| (s, false)),
+            11,
+            true,
+            &mut Vec::new(),
+            |_, _| {
+                calls += 1;
+                Err(MapletError::InvalidParameter("stop".into()))
+            },
+        );
         assert!(matches!(r, Err(MapletError::InvalidParameter(_))) && calls == 1);
     }
 
@@ -1885,15 +1935,15 @@ mod tests {
     fn packing_and_canonical_forms() {
         let mut seen = Vec::new();
         let mut stats = KmerStats::default();
-        for_each_kmer(b"ACGTT", 3, false, &mut stats, |p| seen.push(p));
+        for_each_kmer(b"ACGTT", false, 3, false, &mut stats, |p| seen.push(p));
         assert_eq!(seen, vec![0b000110, 0b011011, 0b101111]); // ACG CGT GTT
         seen.clear();
-        for_each_kmer(b"ACGTT", 3, true, &mut stats, |p| seen.push(p));
+        for_each_kmer(b"ACGTT", false, 3, true, &mut stats, |p| seen.push(p));
         assert_eq!(seen, vec![0b000110, 0b000110, 0b000001]); // ACG ACG AAC
         assert_eq!(canonical_kmer("GTT").as_deref(), Some("AAC"));
         assert_eq!(canonical_kmer("ANC"), None);
         let mut stats = KmerStats::default();
-        for_each_kmer(&[b'A'; 40], 32, true, &mut stats, |_| {});
+        for_each_kmer(&[b'A'; 40], false, 32, true, &mut stats, |_| {});
         assert_eq!(stats.kmers, 9);
     }
 
@@ -2008,7 +2058,7 @@ mod tests {
         for (k, canonical) in [(5, true), (11, true), (21, true), (31, false), (32, true)] {
             let mut exact = std::collections::HashSet::new();
             for s in &seqs {
-                for_each_kmer(s, k, canonical, &mut KmerStats::default(), |p| {
+                for_each_kmer(s, false, k, canonical, &mut KmerStats::default(), |p| {
                     exact.insert(p);
                 });
             }

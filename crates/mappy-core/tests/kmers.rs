@@ -627,3 +627,58 @@ fn one_kmer_repeated_more_than_a_buffer_holds() {
     assert!(files[0] == files[1]);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A record longer than the pieces the reader hands out (a whole
+/// chromosome) counts exactly what the whole sequence counts: every k-mer
+/// across the cuts once, and the bases and sequences as they are; in
+/// memory and in parts, whatever the threads.
+#[test]
+fn a_long_record_counts_as_one_sequence() {
+    use mappy_core::kmer::{count_files_to_path, KmerStats};
+    use mappy_core::Options;
+    let dir = temp_dir("long");
+    // 2.5 Mbp: cut in three at least, with N (and lowercase) near the cuts.
+    let mut seqs = vec![random_dna(2_500_000, 77), random_dna(300, 78)];
+    for at in [(1 << 20) - 3, (1 << 20) + 12, 2 << 20] {
+        seqs[0][at] = b'N';
+    }
+    let reads = write_fasta(&dir, &seqs);
+    let truth = exact(&seqs, 31, true);
+    let mut whole = Maplet::new(truth.len(), 0.001, Counter).unwrap();
+    let want = count_sequences(&mut whole, seqs.iter().map(|s| s.as_slice()), 31, true).unwrap();
+    assert_eq!(want.sequences, 2);
+    assert_eq!(want.bases, 2_500_300);
+    assert_eq!(want.kmers as i64, truth.values().sum::<i64>());
+    for threads in [Some(1), Some(2)] {
+        let mut m = Maplet::new(truth.len(), 0.001, Counter).unwrap();
+        let got: KmerStats =
+            count_files(&mut m, std::slice::from_ref(&reads), 31, true, threads).unwrap();
+        assert_eq!(got, want);
+        assert_eq!(
+            m.entries().collect::<Vec<_>>(),
+            whole.entries().collect::<Vec<_>>()
+        );
+    }
+    let mut files = Vec::new();
+    for parts in [1, 4] {
+        let out = dir.join(format!("long{parts}.maplet"));
+        let saved = count_files_to_path(
+            std::slice::from_ref(&reads),
+            &out,
+            31,
+            true,
+            Some(2),
+            None,
+            0.001,
+            Options::default(),
+            parts,
+            None,
+            &|_| Ok(()),
+        )
+        .unwrap();
+        assert_eq!(saved.stats, want, "{parts} parts");
+        files.push(std::fs::read(&out).unwrap());
+    }
+    assert!(files[0] == files[1], "in memory and in parts differ");
+    std::fs::remove_dir_all(dir).unwrap();
+}
