@@ -1844,23 +1844,45 @@ fn read_file(path: &Path, k: usize, tx: &mpsc::SyncSender<Vec<Piece>>) -> Result
         }
         true
     };
+    let cap = PIECE + k - 1;
     while let Some(record) = reader.next() {
         let record = record.map_err(|e| bad(&e))?;
-        let seq = record.seq();
-        let mut start = 0;
-        loop {
-            let end = (start + PIECE + k - 1).min(seq.len());
-            let piece = Piece {
-                seq: seq[start..end].to_vec(),
-                cont: start > 0,
-            };
-            if !send(piece, &mut chunk) {
-                return Ok(());
+        // Cut from the text as it is in the parser's buffer, line breaks
+        // dropped here, so that a long FASTA record is never copied whole.
+        let raw = record.raw_seq();
+        let broken = matches!(record.format(), needletail::parser::Format::Fasta)
+            && (raw.contains(&b'\n') || raw.contains(&b'\r'));
+        let lines = std::iter::once(raw).filter(|_| !broken).chain(
+            broken
+                .then(|| raw.split(|&c| c == b'\n' || c == b'\r'))
+                .into_iter()
+                .flatten(),
+        );
+        let mut piece = Vec::with_capacity(raw.len().min(cap));
+        let mut cont = false;
+        for mut line in lines {
+            while !line.is_empty() {
+                let take = (cap - piece.len()).min(line.len());
+                piece.extend_from_slice(&line[..take]);
+                line = &line[take..];
+                if piece.len() == cap {
+                    let next = piece[cap - (k - 1)..].to_vec();
+                    let full = std::mem::replace(&mut piece, next);
+                    if !send(Piece { seq: full, cont }, &mut chunk) {
+                        return Ok(());
+                    }
+                    cont = true;
+                    piece.reserve(cap - piece.len());
+                }
             }
-            if end == seq.len() {
-                break;
-            }
-            start = end - (k - 1);
+        }
+        // A last piece of only the bases it repeats has no k-mer, and no
+        // base of its own to count.
+        if cont && piece.len() == k - 1 {
+            continue;
+        }
+        if !send(Piece { seq: piece, cont }, &mut chunk) {
+            return Ok(());
         }
     }
     if !chunk.is_empty() {

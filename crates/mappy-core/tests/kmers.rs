@@ -642,13 +642,34 @@ fn a_long_record_counts_as_one_sequence() {
     for at in [(1 << 20) - 3, (1 << 20) + 12, 2 << 20] {
         seqs[0][at] = b'N';
     }
-    let reads = write_fasta(&dir, &seqs);
     let truth = exact(&seqs, 31, true);
     let mut whole = Maplet::new(truth.len(), 0.001, Counter).unwrap();
     let want = count_sequences(&mut whole, seqs.iter().map(|s| s.as_slice()), 31, true).unwrap();
     assert_eq!(want.sequences, 2);
     assert_eq!(want.bases, 2_500_300);
     assert_eq!(want.kmers as i64, truth.values().sum::<i64>());
+    // One line a record, and lines of 80 and (with DOS line ends) 61 bases.
+    let wrapped = |width: usize, end: &str| -> String {
+        seqs.iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let lines: Vec<_> = s.chunks(width).map(String::from_utf8_lossy).collect();
+                format!(">r{i}{end}{}{end}", lines.join(end))
+            })
+            .collect()
+    };
+    let reads = write_fasta(&dir, &seqs);
+    for (name, text) in [("80.fa", wrapped(80, "\n")), ("61.fa", wrapped(61, "\r\n"))] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let mut m = Maplet::new(truth.len(), 0.001, Counter).unwrap();
+        let got = count_files(&mut m, std::slice::from_ref(&path), 31, true, Some(2)).unwrap();
+        assert_eq!(got, want, "{name}");
+        assert_eq!(
+            m.entries().collect::<Vec<_>>(),
+            whole.entries().collect::<Vec<_>>()
+        );
+    }
     for threads in [Some(1), Some(2)] {
         let mut m = Maplet::new(truth.len(), 0.001, Counter).unwrap();
         let got: KmerStats =
