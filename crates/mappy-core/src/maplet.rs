@@ -1223,7 +1223,8 @@ impl<O: Operator> Maplet<O> {
 
     #[cfg(feature = "kmers")]
     /// Inserts `value` under each of `hashes` one at a time, each home
-    /// slot prefetched a few inserts ahead, inside an open
+    /// slot's header and slots prefetched 16 inserts ahead (a header
+    /// alone, 8 ahead, left the slot load missing the cache), inside an open
     /// [`atomically`](Maplet::atomically) batch. Unlike
     /// [`insert_hashes_with_value`](Maplet::insert_hashes_with_value) it
     /// needs no memory beyond the table: the first call of the batch sets
@@ -1235,13 +1236,15 @@ impl<O: Operator> Maplet<O> {
         hashes: &[u64],
         value: O::Value,
     ) -> std::result::Result<(), (usize, MapletError)> {
-        const AHEAD: usize = 8;
+        const AHEAD: usize = 16;
         // Before any copy: a memory-mapped maplet refuses at once.
         self.writable().map_err(|e| (0, e))?;
         self.set_table_aside();
         for (i, &h) in hashes.iter().enumerate() {
             if let Some(&next) = hashes.get(i + AHEAD) {
-                self.table.prefetch(self.place(next).0);
+                let q = self.place(next).0;
+                self.table.prefetch(q);
+                self.table.prefetch_home(q);
             }
             self.insert_hash(h, value.clone()).map_err(|e| (i, e))?;
         }
