@@ -409,7 +409,8 @@ fn hash_files(
                                 e.add(h);
                             }
                         }
-                        let hashes = out.clone();
+                        // Handed on whole; `out` starts again with room for as many.
+                        let hashes = std::mem::replace(out, Vec::with_capacity(out.len()));
                         gone = gone || tx.send((hashes, stats.unwrap_or_default())).is_err();
                         Ok(())
                     });
