@@ -25,7 +25,9 @@
 //! A table that fails is handed to [`Table::validate_by_runs`], which says
 //! what is wrong.
 
-use super::{as_bytes, mask, Table, HDR, SLOTS};
+use super::bits::{mask, read_bits};
+use super::{Table, HDR, SLOTS};
+use crate::storage::as_bytes;
 
 /// `NIBBLE[(o << 4 | e) * 5 + c]` for the occupied bits `o` and runend bits
 /// `e` of four slots, with `c` (at most 4) runs open before them: bits 0-3
@@ -270,11 +272,11 @@ impl View<'_> {
         ((s / (2 * SLOTS)) * self.stride + HDR) * 64 + (s % (2 * SLOTS)) * self.width
     }
     fn field(&self, s: usize) -> u64 {
-        super::read_bits(self.words, self.slot_bit(s), self.fbits)
+        read_bits(self.words, self.slot_bit(s), self.fbits)
     }
     fn raw_value(&self, s: usize) -> u64 {
         let vbits = (self.width - self.fbits as usize) as u32;
-        super::read_bits(self.words, self.slot_bit(s) + self.fbits as usize, vbits)
+        read_bits(self.words, self.slot_bit(s) + self.fbits as usize, vbits)
     }
 
     /// The state of the pass at the start of pair `pair`, from the headers
