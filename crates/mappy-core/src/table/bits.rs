@@ -231,7 +231,7 @@ pub(super) fn write_bits(words: &mut [u64], bit: usize, width: u32, value: u64) 
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::next;
+    use super::super::tests::next;
     use super::*;
 
     #[test]

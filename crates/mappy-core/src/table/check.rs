@@ -536,7 +536,7 @@ impl View<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::{insert_new, next};
+    use super::super::tests::{insert_new, next};
     use super::*;
 
     /// A table of `canonical` home slots holding `n` entries (about a third
