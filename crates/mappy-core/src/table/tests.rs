@@ -32,44 +32,6 @@ pub(super) fn assert_stored(t: &Table, stored: &[(u64, u64, i64)]) {
     }
 }
 
-/// Slots widened by `pdep` hold the bits they held, each at its new
-/// place, and nothing else is written: every pair of widths up to 32,
-/// random slots and random bits before and after them.
-#[cfg(target_arch = "x86_64")]
-#[test]
-fn pdep_widening_moves_each_slot_unchanged() {
-    if !std::is_x86_feature_detected!("bmi2") {
-        return;
-    }
-    let mut x = 7u64;
-    for width in 2..=32usize {
-        for old_width in 1..=width {
-            let old_words = (HDR * 64 + 2 * SLOTS * old_width).div_ceil(64) + 1;
-            let mut old: Vec<u64> = (0..old_words).map(|_| next(&mut x)).collect();
-            let slots: Vec<u64> = (0..2 * SLOTS)
-                .map(|i| read_bits(&old, HDR * 64 + i * old_width, old_width as u32))
-                .collect();
-            // Bits past the last slot must not reach the new slots.
-            let end = HDR * 64 + 2 * SLOTS * old_width;
-            write_bits(&mut old, end, 1, 1);
-            // One word more than the slots take, which must stay zero.
-            let new_words = (HDR * 64 + 2 * SLOTS * width).div_ceil(64);
-            let mut new = vec![0u64; new_words + 1];
-            // SAFETY: this CPU has BMI2.
-            #[allow(unsafe_code)]
-            unsafe {
-                widen_slots_pdep(&old, &mut new, old_width, width)
-            };
-            assert!(new[..HDR].iter().all(|&w| w == 0), "{old_width} -> {width}");
-            for (i, &v) in slots.iter().enumerate() {
-                let got = read_bits(&new, HDR * 64 + i * width, width as u32);
-                assert_eq!(got, v, "slot {i}: {old_width} -> {width}");
-            }
-            assert_eq!(new[new_words], 0, "{old_width} -> {width}");
-        }
-    }
-}
-
 #[test]
 fn field_matching_respects_prefix_length() {
     // fbits 8: field 1011_0100 has L = 5 (prefix 10110).
