@@ -1,8 +1,9 @@
-//! Checking a slot table read from untrusted bytes, in one linear pass over
-//! its words, a few machine operations per slot.
+//! Checking a slot table's invariants: run by run, saying what is wrong,
+//! and, for a table read from untrusted bytes, in one linear pass over its
+//! words, a few machine operations per slot.
 //!
 //! [`Table::validate_by_runs`] states the invariants run by run and slot by
-//! slot; this pass checks the same ones word-wise:
+//! slot; the word-wise pass checks the same ones:
 //!
 //! - **Layout.** Read the occupieds as opening brackets and the runends as
 //!   closing ones, slot by slot (a slot's opening first). The runs are laid
@@ -26,7 +27,7 @@
 //! what is wrong.
 
 use super::bits::{mask, read_bits};
-use super::{Table, HDR, SLOTS};
+use super::{field_len, Table, HDR, SLOTS};
 use crate::storage::as_bytes;
 
 /// `NIBBLE[(o << 4 | e) * 5 + c]` for the occupied bits `o` and runend bits
@@ -176,6 +177,136 @@ struct State {
 }
 
 impl Table {
+    /// Checks every invariant from scratch (for tests), panicking with what
+    /// is wrong: run by run, and word-wise as loading does, which must agree.
+    pub(crate) fn check_invariants(&self) {
+        let by_runs = self.validate_by_runs();
+        if let Err(e) = &by_runs {
+            panic!("slot table invariant broken: {e}");
+        }
+        assert!(
+            self.check_words(),
+            "the word-wise check rejects a table that holds every invariant"
+        );
+    }
+
+    /// Checks every invariant from scratch, run by run, saying what is
+    /// wrong; then that rank and select find every run. Never panics,
+    /// whatever the words hold. Loading checks the same invariants faster,
+    /// word-wise ([`validate`](Table::validate)), and comes here to say
+    /// what is wrong.
+    pub(crate) fn validate_by_runs(&self) -> Result<(), String> {
+        let nslots = self.nslots();
+        if self.words.len() % self.stride != 0 || self.nblocks() < Self::blocks_for(self.canonical)
+        {
+            return Err(format!(
+                "{} words do not hold {} home slots",
+                self.words.len(),
+                self.canonical
+            ));
+        }
+        for q in self.canonical as usize..nslots {
+            if self.is_occupied(q) {
+                return Err(format!(
+                    "home slot {q} is past the {} home slots",
+                    self.canonical
+                ));
+            }
+        }
+        // One pass over the home slots in order, allocating nothing and
+        // visiting each slot a bounded number of times whatever the words
+        // hold (a run that never ends, spills of billions), so that a
+        // damaged table of any size is rejected in linear time.
+        let mut next_free = 0usize;
+        let mut count = 0usize;
+        let mut hist = [0u64; 64];
+        // Blocks whose spill has been checked: `0..checked`.
+        let mut checked = 0usize;
+        // Entries before the runs of block `b` all lie below `next_free`
+        // and fill every slot from their home on, so the entries with home
+        // before `64 b` at a slot from `64 b` on number exactly
+        // `next_free - 64 b` (or none) once every home slot before `64 b`
+        // is placed.
+        let check_spills = |upto: usize, next_free: usize, checked: &mut usize| {
+            while *checked < upto {
+                let b = *checked;
+                let want = next_free.saturating_sub(b * SLOTS);
+                if self.spill(b) != want {
+                    return Err(format!(
+                        "block {b} records {} spilled entries, holds {want}",
+                        self.spill(b)
+                    ));
+                }
+                *checked += 1;
+            }
+            Ok(())
+        };
+        // Slots `from..to`, between runs, must be empty.
+        let check_empty = |from: usize, to: usize| {
+            for s in from..to {
+                if self.is_runend(s) || self.field(s) != 0 || self.raw_value(s) != 0 {
+                    return Err(format!("slot {s} is outside every run but not empty"));
+                }
+            }
+            Ok(())
+        };
+        for q in 0..self.canonical as usize {
+            if !self.is_occupied(q) {
+                continue;
+            }
+            check_spills(q / SLOTS + 1, next_free, &mut checked)?;
+            let start = q.max(next_free);
+            check_empty(next_free, start)?;
+            let mut end = start;
+            while end < nslots && !self.is_runend(end) {
+                end += 1;
+            }
+            if end >= nslots {
+                return Err(format!("the run of home slot {q} does not end"));
+            }
+            let mut prev = 0;
+            for s in start..=end {
+                let f = self.field(s);
+                if f == 0 {
+                    return Err(format!(
+                        "empty field at slot {s} in the run of home slot {q}"
+                    ));
+                }
+                if f < prev {
+                    return Err(format!("the run of home slot {q} is not sorted"));
+                }
+                prev = f;
+                hist[field_len(f, self.fbits) as usize] += 1;
+            }
+            count += end - start + 1;
+            next_free = end + 1;
+        }
+        check_spills(self.nblocks(), next_free, &mut checked)?;
+        check_empty(next_free, nslots)?;
+        if count != self.len {
+            return Err(format!("{count} entries stored, {} recorded", self.len));
+        }
+        if hist != self.len_hist {
+            return Err("fingerprint length counts do not match the entries".into());
+        }
+        // With the layout verified, rank and select find every run.
+        next_free = 0;
+        for q in 0..self.canonical as usize {
+            if self.is_occupied(q) {
+                let start = q.max(next_free);
+                let mut end = start;
+                while !self.is_runend(end) {
+                    end += 1;
+                }
+                if self.run(q as u64) != Some((start, end)) {
+                    return Err(format!("rank and select miss the run of home slot {q}"));
+                }
+                next_free = end + 1;
+            }
+        }
+        Ok(())
+    }
+
     /// Checks every invariant, as [`validate_by_runs`](Table::validate_by_runs)
     /// does, in one word-wise pass; when one is broken, that check says
     /// which. Never panics, whatever the words hold.
@@ -192,7 +323,7 @@ impl Table {
     /// Whether every invariant holds (see the module documentation). A
     /// large table is checked in two halves on two threads where the
     /// machine has them.
-    pub(super) fn check_words(&self) -> bool {
+    fn check_words(&self) -> bool {
         let nblocks = self.nblocks();
         if self.words.len() % self.stride != 0
             || nblocks < Self::blocks_for(self.canonical)
@@ -527,7 +658,7 @@ impl View<'_> {
             if f == 0 || ((start >> i) & 1 == 0 && f < st.prev_field) {
                 return false;
             }
-            st.hist[super::field_len(f, self.fbits) as usize] += 1;
+            st.hist[field_len(f, self.fbits) as usize] += 1;
             st.prev_field = f;
         }
         true
