@@ -155,6 +155,7 @@ impl Table {
         Self::with_blocks(canonical, fbits, vbits, signed, Self::blocks_for(canonical))
     }
 
+    /// An empty table of `nblocks` blocks, a whole number of pairs.
     fn with_blocks(
         canonical: u64,
         fbits: u32,
@@ -167,7 +168,29 @@ impl Table {
         let words = (nblocks / 2)
             .checked_mul(stride)
             .ok_or(AllocError { bytes: usize::MAX })?;
-        Ok(Table {
+        let words = Words::try_zeroed(words)?;
+        Ok(Self::assemble(
+            canonical, fbits, vbits, signed, words, 0, [0; 64],
+        ))
+    }
+
+    /// A table of these widths, words and counts, with the fields cached
+    /// from them (stride, slot width, masks, slots, most entries): the one
+    /// place a `Table` is put together, which every constructor, clone and
+    /// load goes through. The caller has checked the widths and that the
+    /// words are whole pairs of blocks for `canonical` home slots.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn assemble(
+        canonical: u64,
+        fbits: u32,
+        vbits: u32,
+        signed: bool,
+        words: Words,
+        len: usize,
+        len_hist: [u64; 64],
+    ) -> Table {
+        let stride = Self::stride_for(fbits, vbits);
+        Table {
             canonical,
             fbits,
             vbits,
@@ -176,12 +199,12 @@ impl Table {
             width: (fbits + vbits) as usize,
             fmask: mask(fbits),
             vmask: mask(vbits),
-            words: Words::try_zeroed(words)?,
-            nslots: nblocks * SLOTS,
+            nslots: words.len() / stride * 2 * SLOTS,
             max_len: (MAX_LOAD * canonical as f64) as usize,
-            len: 0,
-            len_hist: [0; 64],
-        })
+            words,
+            len,
+            len_hist,
+        }
     }
 
     fn stride_for(fbits: u32, vbits: u32) -> usize {

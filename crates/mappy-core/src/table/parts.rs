@@ -2,8 +2,7 @@
 //! table of given widths takes, a table from serialized parts, and its
 //! words for serialization, memory maps and copies.
 
-use super::bits::mask;
-use super::{Table, MAX_FBITS, MAX_LOAD, SLOTS};
+use super::{Table, MAX_FBITS};
 use crate::storage::{AllocError, Words};
 
 impl Table {
@@ -55,10 +54,15 @@ impl Table {
 
     /// A copy in memory of its own; an error if the memory cannot be had.
     pub(crate) fn try_clone(&self) -> Result<Table, crate::storage::AllocError> {
-        Ok(Table {
-            words: self.words.try_clone()?,
-            ..*self
-        })
+        Ok(Self::assemble(
+            self.canonical,
+            self.fbits,
+            self.vbits,
+            self.signed,
+            self.words.try_clone()?,
+            self.len,
+            self.len_hist,
+        ))
     }
 
     /// A table from serialized parts; checks that the sizes agree (but not
@@ -88,20 +92,8 @@ impl Table {
                 words.len()
             ));
         }
-        Ok(Table {
-            canonical,
-            fbits,
-            vbits,
-            signed,
-            stride,
-            width: (fbits + vbits) as usize,
-            fmask: mask(fbits),
-            vmask: mask(vbits),
-            nslots: words.len() / stride * 2 * SLOTS,
-            max_len: (MAX_LOAD * canonical as f64) as usize,
-            words,
-            len,
-            len_hist,
-        })
+        Ok(Self::assemble(
+            canonical, fbits, vbits, signed, words, len, len_hist,
+        ))
     }
 }
