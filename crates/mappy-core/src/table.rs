@@ -39,9 +39,9 @@ mod passes;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use bits::mask;
 #[cfg(target_endian = "little")]
 use bits::store_at_bit;
+pub(crate) use bits::{field_len, field_len_or_zero, field_matches, mask, value_width};
 use bits::{read_bits, read_bits_masked, select64, shift_bits_up, write_bits};
 pub(crate) use builder::Builder;
 
@@ -49,43 +49,6 @@ pub(crate) use builder::Builder;
 pub(crate) const MAX_LOAD: f64 = 0.95;
 /// Widest fingerprint field (fingerprint bits plus the marker).
 pub(crate) const MAX_FBITS: u32 = 62;
-
-/// Fingerprint length of a field (bits before the marker).
-#[inline]
-pub(crate) fn field_len(field: u64, fbits: u32) -> u32 {
-    fbits - 1 - field.trailing_zeros()
-}
-
-/// [`field_len`] of a field that may be zero (in a memory map not yet
-/// verified: `validate` rejects zero fields inside runs), read as 0 instead
-/// of overflowing. For iteration; the hot paths see only valid tables.
-#[inline]
-pub(crate) fn field_len_or_zero(field: u64, fbits: u32) -> u32 {
-    (fbits - 1).saturating_sub(field.trailing_zeros())
-}
-
-/// Whether a stored field matches a full-length query field.
-#[inline]
-pub(crate) fn field_matches(field: u64, query: u64) -> bool {
-    // Wrapping: only a zero field (damaged data, which `validate` rejects)
-    // shifts by 65; release builds compute the same either way.
-    (field ^ query).wrapping_shr(field.trailing_zeros() + 1) == 0
-}
-
-/// Bits needed to hold `x` (packed, sign-extended if `signed`).
-#[inline]
-pub(crate) fn value_width(x: i64, signed: bool) -> u32 {
-    let w = if signed {
-        65 - if x < 0 {
-            (!x).leading_zeros()
-        } else {
-            x.leading_zeros()
-        }
-    } else {
-        64 - (x as u64).leading_zeros()
-    };
-    w.clamp(1, 64)
-}
 
 /// Slots per block.
 const SLOTS: usize = 64;

@@ -1,6 +1,7 @@
 //! Bit-level helpers over words: masks, select within a word (by `pdep`
-//! where the CPU has a fast one, else broadword), and reading, writing and
-//! shifting bit fields that may cross word boundaries.
+//! where the CPU has a fast one, else broadword), reading, writing and
+//! shifting bit fields that may cross word boundaries, and the bit counts
+//! of fingerprint fields and values.
 
 #[cfg(target_endian = "little")]
 use crate::storage::{as_bytes, as_bytes_mut};
@@ -227,6 +228,43 @@ pub(super) fn write_bits(words: &mut [u64], bit: usize, width: u32, value: u64) 
         let hi = 64 - sh;
         words[w + 1] = (words[w + 1] & !(m >> hi)) | (value >> hi);
     }
+}
+
+/// Fingerprint length of a field (bits before the marker).
+#[inline]
+pub(crate) fn field_len(field: u64, fbits: u32) -> u32 {
+    fbits - 1 - field.trailing_zeros()
+}
+
+/// [`field_len`] of a field that may be zero (in a memory map not yet
+/// verified: `validate` rejects zero fields inside runs), read as 0 instead
+/// of overflowing. For iteration; the hot paths see only valid tables.
+#[inline]
+pub(crate) fn field_len_or_zero(field: u64, fbits: u32) -> u32 {
+    (fbits - 1).saturating_sub(field.trailing_zeros())
+}
+
+/// Whether a stored field matches a full-length query field.
+#[inline]
+pub(crate) fn field_matches(field: u64, query: u64) -> bool {
+    // Wrapping: only a zero field (damaged data, which `validate` rejects)
+    // shifts by 65; release builds compute the same either way.
+    (field ^ query).wrapping_shr(field.trailing_zeros() + 1) == 0
+}
+
+/// Bits needed to hold `x` (packed, sign-extended if `signed`).
+#[inline]
+pub(crate) fn value_width(x: i64, signed: bool) -> u32 {
+    let w = if signed {
+        65 - if x < 0 {
+            (!x).leading_zeros()
+        } else {
+            x.leading_zeros()
+        }
+    } else {
+        64 - (x as u64).leading_zeros()
+    };
+    w.clamp(1, 64)
 }
 
 #[cfg(test)]

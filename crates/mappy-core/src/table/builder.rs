@@ -2,8 +2,8 @@
 //! order and writes each where it belongs, with no shifting; doubling a
 //! table rebuilds it through one.
 
-use super::bits::{mask, write_bits};
-use super::{field_len, Table, SLOTS};
+use super::bits::{field_len, mask, write_bits};
+use super::{Table, SLOTS};
 use crate::storage::AllocError;
 
 /// Builds a table from entries given in home-slot order (fields ascending

@@ -26,8 +26,8 @@
 //! A table that fails is handed to [`Table::validate_by_runs`], which says
 //! what is wrong.
 
-use super::bits::{mask, read_bits};
-use super::{field_len, Table, HDR, SLOTS};
+use super::bits::{field_len, mask, read_bits};
+use super::{Table, HDR, SLOTS};
 use crate::storage::as_bytes;
 
 /// `NIBBLE[(o << 4 | e) * 5 + c]` for the occupied bits `o` and runend bits

@@ -2,10 +2,10 @@
 //! key), prefetching its slots, the matching entries of its run, and the
 //! value of a found slot read and written by its first bit.
 
+use super::bits::{field_matches, mask, read_bits, read_bits_masked, write_bits};
 #[cfg(target_endian = "little")]
 use super::bits::{load_at_bit, store_at_bit};
-use super::bits::{mask, read_bits, read_bits_masked, write_bits};
-use super::{field_matches, Table, SLOTS};
+use super::{Table, SLOTS};
 
 impl Table {
     /// Home slot and full-length query field of a hash.
