@@ -25,6 +25,15 @@
 //!    `fbits - 1` bits; it matches a field when their first `L` bits agree.
 //!    Doubling the table moves the first fingerprint bit into the home slot,
 //!    so every entry keeps matching exactly the keys it matched before.
+//!
+//! # Files
+//! This file holds the table, its one constructor ([`Table::assemble`]),
+//! the header and slot access, rank and select, and the insert and removal
+//! of one entry. Below it, `bits` holds the bit-level helpers; above it,
+//! each adding an `impl Table` block, `lookup` the lookups, `passes`
+//! the whole-table passes, `builder` the front-to-back [`Builder`] and
+//! doubling, `parts` the sizes and the words for saving and loading, and
+//! `check` the invariant checks.
 
 #[cfg(target_endian = "little")]
 use crate::storage::as_bytes_mut;
