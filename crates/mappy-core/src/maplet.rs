@@ -1,4 +1,21 @@
 //! [`Maplet`]: the approximate key-value map.
+//!
+//! # Files
+//! This file holds the struct, [`Options`], [`Stats`], [`Entry`], sizing,
+//! construction and the accessors. Each child adds one concern's
+//! `impl Maplet` block, and they depend one way (`trust` at the bottom,
+//! `batch` on top):
+//! - `trust`: whether the table is known valid; the gates every write, copy
+//!   and save passes; `verify`;
+//! - `journal`: the undo record of an open batch, `atomically`;
+//! - `grow`: widening the values, doubling the table;
+//! - `query`: query, contains, their batches, entries, stats;
+//! - `insert`: insert, delete, remove, clear;
+//! - `header`: the saved header, written and read in this one place;
+//! - `save` and `load`: into and from bytes, writers and files;
+//! - `mmap`: read-only memory-mapped opening;
+//! - `merge`: merge, map_values, concat;
+//! - `batch`: the bulk inserts, all or nothing.
 
 use crate::error::{MapletError, Result};
 use crate::hash::{Key, DEFAULT_SEED};
