@@ -111,7 +111,7 @@ pub(super) fn packed_batches<'s>(
 
 /// Calls `emit` with the packed (canonical) k-mers of `seq`, in order.
 /// `cont`: `seq` goes on from a piece before it, whose last `k - 1` bases
-/// it repeats (see [`Piece`](super::Piece)): counted as no new sequence and none of
+/// it repeats (see [`Piece`](super::read::Piece)): counted as no new sequence and none of
 /// those bases.
 pub(super) fn for_each_kmer(
     seq: &[u8],
