@@ -5,10 +5,10 @@ use std::path::Path;
 use std::sync::mpsc;
 
 use super::encode::for_each_kmer;
-use super::read::{hash_files, start_reader, Input};
+use super::read::{hash_files, start_reader, FirstError, Input};
 use super::report::{KmerStats, Progress, Report, SavedCount, Stage};
 use super::size::{build, choose, Hll, Shapes};
-use crate::error::{MapletError, Result};
+use crate::error::Result;
 use crate::{Counter, Maplet};
 
 /// Inserts `hashes` into `m` unless that would double its table: `false`
@@ -91,23 +91,21 @@ pub(super) fn count_in_memory(
 /// register (a bijection of the packed k-mer, so distinct k-mers stay
 /// distinct), much cheaper than hashing their text.
 pub(super) fn estimate_files(input: &Input<'_>, progress: Progress<'_>) -> Result<f64> {
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Mutex;
     let (k, canonical, workers) = (input.k, input.canonical, input.workers);
-    let failed = AtomicBool::new(false);
-    let error: Mutex<Option<MapletError>> = Mutex::new(None);
+    let first = FirstError::new();
     let read = Mutex::new(0u64);
     let hll = Mutex::new(Hll::new());
     std::thread::scope(|scope| -> Result<()> {
         let (reader, seq_rx) = start_reader(scope, input.paths, input.k, workers);
         for _ in 0..workers {
             let rx = seq_rx.clone();
-            let (error, read, hll, failed) = (&error, &read, &hll, &failed);
+            let (first, read, hll) = (&first, &read, &hll);
             scope.spawn(move || {
                 let mut est = Hll::new();
                 let mut stats = KmerStats::default();
                 while let Ok(chunk) = rx.lock().expect("reader lock").recv() {
-                    if failed.load(Ordering::Relaxed) {
+                    if first.stopped() {
                         // Every worker stops; the reader, finding no one
                         // to take its chunks, then stops too.
                         break;
@@ -125,8 +123,7 @@ pub(super) fn estimate_files(input: &Input<'_>, progress: Progress<'_>) -> Resul
                         total: None,
                     });
                     if let Err(e) = r {
-                        failed.store(true, Ordering::Relaxed);
-                        error.lock().expect("error lock").get_or_insert(e);
+                        first.fail(e);
                         break;
                     }
                 }
@@ -136,9 +133,7 @@ pub(super) fn estimate_files(input: &Input<'_>, progress: Progress<'_>) -> Resul
         drop(seq_rx);
         reader.join().expect("the reader thread does not panic")
     })?;
-    if let Some(e) = error.into_inner().expect("error lock") {
-        return Err(e);
-    }
+    first.into_result()?;
     Ok(hll.into_inner().expect("estimate lock").estimate())
 }
 
@@ -165,39 +160,39 @@ fn count_tables(
     hll: Option<&std::sync::Mutex<Hll>>,
     make: &(dyn Fn() -> Result<Maplet<Counter>> + Sync),
 ) -> Result<(KmerStats, Option<Vec<Maplet<Counter>>>)> {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let ranges = input.workers;
     let tables = (0..ranges).map(|_| make()).collect::<Result<Vec<_>>>()?;
     let canonical = tables[0].capacity();
     let max_len = tables[0].max_len();
     let total = AtomicUsize::new(0);
-    let over = AtomicBool::new(false);
-    let error: std::sync::Mutex<Option<MapletError>> = std::sync::Mutex::new(None);
+    // Stopped, without an error, when the entries outnumber the maximum load.
+    let first = FirstError::new();
     let (stats, tables) = std::thread::scope(|scope| -> Result<_> {
         let mut senders = Vec::new();
         let mut handles = Vec::new();
         for mut m in tables {
             let (tx, rx) = mpsc::sync_channel::<Vec<u64>>(4);
             senders.push(tx);
-            let (total, over, error) = (&total, &over, &error);
+            let (total, first) = (&total, &first);
             handles.push(scope.spawn(move || {
                 let mut insert = |hashes: &[u64]| {
                     let before = m.len();
                     let fits = match insert_capped(&mut m, hashes) {
                         Ok(fits) => fits,
                         Err(e) => {
-                            error.lock().expect("error lock").get_or_insert(e);
+                            first.fail(e);
                             false
                         }
                     };
                     let added = m.len() - before;
                     if !fits || total.fetch_add(added, Ordering::Relaxed) + added > max_len {
-                        over.store(true, Ordering::Relaxed);
+                        first.stop();
                     }
                 };
                 let (mut pending, mut ordered) = (Vec::new(), Vec::new());
                 for batch in rx {
-                    if over.load(Ordering::Relaxed) {
+                    if first.stopped() {
                         continue;
                     }
                     pending.extend_from_slice(&batch);
@@ -207,7 +202,7 @@ fn count_tables(
                         pending.clear();
                     }
                 }
-                if !over.load(Ordering::Relaxed) {
+                if !first.stopped() {
                     in_table_order(&pending, &mut ordered);
                     insert(&ordered);
                 }
@@ -219,7 +214,7 @@ fn count_tables(
         let per_slot = ((ranges as u128) << 64).div_ceil(canonical as u128);
         let mut split: Vec<Vec<u64>> = vec![Vec::new(); ranges];
         let stats = hash_files(input, progress, hll, |hashes| {
-            if over.load(Ordering::Relaxed) {
+            if first.stopped() {
                 return Ok(());
             }
             for &h in hashes {
@@ -241,10 +236,9 @@ fn count_tables(
             .collect();
         Ok((stats?, tables))
     })?;
-    if let Some(e) = error.into_inner().expect("error lock") {
-        return Err(e);
-    }
-    Ok((stats, (!over.into_inner()).then_some(tables)))
+    let over = first.stopped();
+    first.into_result()?;
+    Ok((stats, (!over).then_some(tables)))
 }
 
 /// Hashes a counting thread gathers before it inserts them, in the order

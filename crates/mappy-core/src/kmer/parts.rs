@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::encode::{hash_packed, packed_batches, PACKED_BATCH};
-use super::read::{start_reader, Input};
+use super::read::{start_reader, FirstError, Input};
 use super::report::{KmerStats, Progress, Report, SavedCount, Stage};
 use super::size::{build, choose, merge_at, Hll, Shapes};
 use crate::error::{MapletError, Result};
@@ -354,7 +354,6 @@ fn split_files(
     hll: &std::sync::Mutex<Hll>,
     progress: Progress<'_>,
 ) -> Result<KmerStats> {
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Mutex;
     let writers = parts
         .iter()
@@ -364,30 +363,24 @@ fn split_files(
     let shared = Buckets::new(range, parts.len(), SPLIT_BUFFER)?;
     let (shift, start) = (shared.shift, &shared.start.clone());
     let buckets = Mutex::new(shared);
-    let error: Mutex<Option<MapletError>> = Mutex::new(None);
-    let failed = AtomicBool::new(false);
+    let first = FirstError::new();
     let read = Mutex::new(0u64);
     let stats = std::thread::scope(|scope| -> Result<KmerStats> {
         let (reader, seq_rx) = start_reader(scope, input.paths, input.k, workers);
         let mut handles = Vec::new();
         for _ in 0..workers {
             let rx = seq_rx.clone();
-            let (writers, error, failed, read, buckets) =
-                (&writers, &error, &failed, &read, &buckets);
+            let (writers, first, read, buckets) = (&writers, &first, &read, &buckets);
             handles.push(scope.spawn(move || {
                 let mut stats = KmerStats::default();
                 let mut est = Hll::new();
                 let mut placed: Vec<(u32, u32)> = Vec::with_capacity(PACKED_BATCH);
                 let mut hashes: Vec<u64> = Vec::new();
-                let fail = |e: MapletError| {
-                    failed.store(true, Ordering::Relaxed);
-                    error.lock().expect("error lock").get_or_insert(e);
-                };
                 loop {
                     let Ok(chunk) = rx.lock().expect("reader lock").recv() else {
                         break;
                     };
-                    if failed.load(Ordering::Relaxed) {
+                    if first.stopped() {
                         // Drain the reader, which then stops.
                         continue;
                     }
@@ -421,7 +414,7 @@ fn split_files(
                     });
                     match r {
                         Ok(s) => stats += s,
-                        Err(e) => fail(e),
+                        Err(e) => first.fail(e),
                     }
                 }
                 (stats, est)
@@ -438,9 +431,7 @@ fn split_files(
         reader.join().expect("the reader thread does not panic")?;
         Ok(stats)
     })?;
-    if let Some(e) = error.into_inner().expect("error lock") {
-        return Err(e);
-    }
+    first.into_result()?;
     buckets
         .into_inner()
         .expect("buckets lock")
@@ -493,7 +484,7 @@ fn merge_parts(
     shifts: &[u32],
     progress: Progress<'_>,
 ) -> Result<(Vec<format::ScratchFile>, Vec<Vec<Tally>>)> {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
     let n = parts.len();
     let entries = (0..n)
@@ -504,8 +495,7 @@ fn merge_parts(
     let tallies: Vec<Mutex<Vec<Tally>>> = (0..n).map(|_| Mutex::new(Vec::new())).collect();
     let next = AtomicUsize::new(0);
     let counted = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
-    let error: Mutex<Option<MapletError>> = Mutex::new(None);
+    let first = FirstError::new();
     let merge_one = |i: usize| -> Result<()> {
         let part = parts[i]
             .lock()
@@ -566,19 +556,16 @@ fn merge_parts(
         for _ in 0..workers.min(n) {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n || stop.load(Ordering::Relaxed) {
+                if i >= n || first.stopped() {
                     return;
                 }
                 if let Err(e) = merge_one(i) {
-                    stop.store(true, Ordering::Relaxed);
-                    error.lock().expect("error lock").get_or_insert(e);
+                    first.fail(e);
                 }
             });
         }
     });
-    if let Some(e) = error.into_inner().expect("error lock") {
-        return Err(e);
-    }
+    first.into_result()?;
     let tallies = tallies
         .into_iter()
         .map(|t| t.into_inner().expect("tally lock"))

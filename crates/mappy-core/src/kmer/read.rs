@@ -2,7 +2,8 @@
 //! pieces of sequence, and the workers that hash their k-mers.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Mutex};
 
 use super::encode::{check_k, hash_packed, packed_batches};
 use super::report::{KmerStats, Progress, Report, Stage};
@@ -207,4 +208,45 @@ fn read_file(path: &Path, k: usize, tx: &mpsc::SyncSender<Vec<Piece>>) -> Result
         let _ = tx.send(chunk);
     }
     Ok(())
+}
+
+/// The first error of the threads of a stage, and whether they are to
+/// stop: a thread that fails tells the others, which stop, and the stage
+/// returns the error that came first.
+pub(super) struct FirstError {
+    error: Mutex<Option<MapletError>>,
+    stop: AtomicBool,
+}
+
+impl FirstError {
+    pub(super) fn new() -> FirstError {
+        FirstError {
+            error: Mutex::new(None),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    /// Keeps `e` unless an error came before it; every thread is to stop.
+    pub(super) fn fail(&self, e: MapletError) {
+        self.stop();
+        self.error.lock().expect("error lock").get_or_insert(e);
+    }
+
+    /// Every thread is to stop, with no error (the work has become moot).
+    pub(super) fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the threads are to stop.
+    pub(super) fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// The error that came first, if any.
+    pub(super) fn into_result(self) -> Result<()> {
+        match self.error.into_inner().expect("error lock") {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
 }
