@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::mpsc;
 
 use super::encode::for_each_kmer;
-use super::read::{hash_files, start_reader, FirstError, Input};
+use super::read::{fan_out, hash_files, FirstError, Input};
 use super::report::{KmerStats, Progress, Report, SavedCount, Stage};
 use super::size::{build, choose, Hll, Shapes};
 use crate::error::Result;
@@ -97,40 +97,35 @@ pub(super) fn estimate_files(input: &Input<'_>, progress: Progress<'_>) -> Resul
     let read = Mutex::new(0u64);
     let hll = Mutex::new(Hll::new());
     std::thread::scope(|scope| -> Result<()> {
-        let (reader, seq_rx) = start_reader(scope, input.paths, input.k, workers);
-        for _ in 0..workers {
-            let rx = seq_rx.clone();
-            let (first, read, hll) = (&first, &read, &hll);
-            scope.spawn(move || {
-                let mut est = Hll::new();
-                let mut stats = KmerStats::default();
-                while let Ok(chunk) = rx.lock().expect("reader lock").recv() {
-                    if first.stopped() {
-                        // Every worker stops; the reader, finding no one
-                        // to take its chunks, then stops too.
-                        break;
-                    }
-                    let before = stats.kmers;
-                    for piece in &chunk {
-                        let (seq, cont) = (&piece.seq, piece.cont);
-                        for_each_kmer(seq, cont, k, canonical, &mut stats, |p| est.add(mix(p)));
-                    }
-                    let mut done = read.lock().expect("progress lock");
-                    *done += stats.kmers - before;
-                    let r = progress(Report {
-                        stage: Stage::Reading,
-                        done: *done,
-                        total: None,
-                    });
-                    if let Err(e) = r {
-                        first.fail(e);
-                        break;
-                    }
+        let (first, read, hll) = (&first, &read, &hll);
+        let (reader, _) = fan_out(scope, input.paths, input.k, workers, move |chunks| {
+            let mut est = Hll::new();
+            let mut stats = KmerStats::default();
+            for chunk in chunks {
+                if first.stopped() {
+                    // Every worker stops; the reader, finding no one
+                    // to take its chunks, then stops too.
+                    break;
                 }
-                hll.lock().expect("estimate lock").merge(&est);
-            });
-        }
-        drop(seq_rx);
+                let before = stats.kmers;
+                for piece in &chunk {
+                    let (seq, cont) = (&piece.seq, piece.cont);
+                    for_each_kmer(seq, cont, k, canonical, &mut stats, |p| est.add(mix(p)));
+                }
+                let mut done = read.lock().expect("progress lock");
+                *done += stats.kmers - before;
+                let r = progress(Report {
+                    stage: Stage::Reading,
+                    done: *done,
+                    total: None,
+                });
+                if let Err(e) = r {
+                    first.fail(e);
+                    break;
+                }
+            }
+            hll.lock().expect("estimate lock").merge(&est);
+        });
         reader.join().expect("the reader thread does not panic")
     })?;
     first.into_result()?;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::encode::{hash_packed, packed_batches, PACKED_BATCH};
-use super::read::{start_reader, FirstError, Input};
+use super::read::{fan_out, FirstError, Input};
 use super::report::{KmerStats, Progress, Report, SavedCount, Stage};
 use super::size::{build, choose, merge_at, Hll, Shapes};
 use crate::error::{MapletError, Result};
@@ -366,61 +366,52 @@ fn split_files(
     let first = FirstError::new();
     let read = Mutex::new(0u64);
     let stats = std::thread::scope(|scope| -> Result<KmerStats> {
-        let (reader, seq_rx) = start_reader(scope, input.paths, input.k, workers);
-        let mut handles = Vec::new();
-        for _ in 0..workers {
-            let rx = seq_rx.clone();
-            let (writers, first, read, buckets) = (&writers, &first, &read, &buckets);
-            handles.push(scope.spawn(move || {
-                let mut stats = KmerStats::default();
-                let mut est = Hll::new();
-                let mut placed: Vec<(u32, u32)> = Vec::with_capacity(PACKED_BATCH);
-                let mut hashes: Vec<u64> = Vec::new();
-                loop {
-                    let Ok(chunk) = rx.lock().expect("reader lock").recv() else {
-                        break;
-                    };
-                    if first.stopped() {
-                        // Drain the reader, which then stops.
-                        continue;
+        let (writers, first, read, buckets) = (&writers, &first, &read, &buckets);
+        let (reader, handles) = fan_out(scope, input.paths, input.k, workers, move |chunks| {
+            let mut stats = KmerStats::default();
+            let mut est = Hll::new();
+            let mut placed: Vec<(u32, u32)> = Vec::with_capacity(PACKED_BATCH);
+            let mut hashes: Vec<u64> = Vec::new();
+            for chunk in chunks {
+                if first.stopped() {
+                    // Drain the reader, which then stops.
+                    continue;
+                }
+                let seqs = chunk.iter().map(|p| (&p.seq[..], p.cont));
+                let r = packed_batches(seqs, k, canonical, &mut hashes, |hashes, _| {
+                    // Hashed and placed without the lock, then added.
+                    hash_packed(hashes, k, seed);
+                    placed.clear();
+                    for &h in hashes.iter() {
+                        est.add(h);
+                        let key = ((h as u128 * c0 as u128) >> (64 - level)) as u64;
+                        placed.push(Buckets::place(shift, start, h, key));
                     }
-                    let seqs = chunk.iter().map(|p| (&p.seq[..], p.cont));
-                    let r = packed_batches(seqs, k, canonical, &mut hashes, |hashes, _| {
-                        // Hashed and placed without the lock, then added.
-                        hash_packed(hashes, k, seed);
-                        placed.clear();
-                        for &h in hashes.iter() {
-                            est.add(h);
-                            let key = ((h as u128 * c0 as u128) >> (64 - level)) as u64;
-                            placed.push(Buckets::place(shift, start, h, key));
-                        }
-                        {
-                            let mut shared = buckets.lock().expect("buckets lock");
-                            for &x in &placed {
-                                if shared.push(x) {
-                                    // A bucket is full: all are written out.
-                                    shared.flush(writers, workers)?;
-                                }
+                    {
+                        let mut shared = buckets.lock().expect("buckets lock");
+                        for &x in &placed {
+                            if shared.push(x) {
+                                // A bucket is full: all are written out.
+                                shared.flush(writers, workers)?;
                             }
                         }
-                        // Reported under the lock: in order.
-                        let mut done = read.lock().expect("progress lock");
-                        *done += placed.len() as u64;
-                        progress(Report {
-                            stage: Stage::Reading,
-                            done: *done,
-                            total: None,
-                        })
-                    });
-                    match r {
-                        Ok(s) => stats += s,
-                        Err(e) => first.fail(e),
                     }
+                    // Reported under the lock: in order.
+                    let mut done = read.lock().expect("progress lock");
+                    *done += placed.len() as u64;
+                    progress(Report {
+                        stage: Stage::Reading,
+                        done: *done,
+                        total: None,
+                    })
+                });
+                match r {
+                    Ok(s) => stats += s,
+                    Err(e) => first.fail(e),
                 }
-                (stats, est)
-            }));
-        }
-        drop(seq_rx);
+            }
+            (stats, est)
+        });
         let mut stats = KmerStats::default();
         let mut est = hll.lock().expect("estimate lock");
         for h in handles {

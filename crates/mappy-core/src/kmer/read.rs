@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::{Scope, ScopedJoinHandle};
 
 use super::encode::{check_k, hash_packed, packed_batches};
 use super::report::{KmerStats, Progress, Report, Stage};
@@ -43,42 +44,34 @@ pub(super) fn hash_files(
         input.seed,
     );
     std::thread::scope(|scope| {
-        let (reader, seq_rx) = start_reader(scope, paths, k, workers);
         let (hash_tx, hash_rx) = mpsc::sync_channel::<(Vec<u64>, KmerStats)>(workers);
-        for _ in 0..workers {
-            let rx = seq_rx.clone();
-            let tx = hash_tx.clone();
-            scope.spawn(move || {
-                let mut est = hll.map(|_| Hll::new());
-                let mut buf = Vec::new();
-                loop {
-                    let Ok(chunk) = rx.lock().expect("reader lock").recv() else {
-                        break;
-                    };
-                    let mut gone = false;
-                    let seqs = chunk.iter().map(|p| (&p.seq[..], p.cont));
-                    let _ = packed_batches(seqs, k, canonical, &mut buf, |out, stats| {
-                        hash_packed(out, k, seed);
-                        if let Some(e) = &mut est {
-                            for &h in out.iter() {
-                                e.add(h);
-                            }
+        // Each worker owns a clone of the sender: `hash_rx` ends with the last.
+        let (reader, _) = fan_out(scope, paths, k, workers, move |chunks| {
+            let mut est = hll.map(|_| Hll::new());
+            let mut buf = Vec::new();
+            for chunk in chunks {
+                let mut gone = false;
+                let seqs = chunk.iter().map(|p| (&p.seq[..], p.cont));
+                let _ = packed_batches(seqs, k, canonical, &mut buf, |out, stats| {
+                    hash_packed(out, k, seed);
+                    if let Some(e) = &mut est {
+                        for &h in out.iter() {
+                            e.add(h);
                         }
-                        // Handed on whole; `out` starts again with room for as many.
-                        let hashes = std::mem::replace(out, Vec::with_capacity(out.len()));
-                        gone = gone || tx.send((hashes, stats.unwrap_or_default())).is_err();
-                        Ok(())
-                    });
-                    if gone {
-                        break;
                     }
+                    // Handed on whole; `out` starts again with room for as many.
+                    let hashes = std::mem::replace(out, Vec::with_capacity(out.len()));
+                    gone = gone || hash_tx.send((hashes, stats.unwrap_or_default())).is_err();
+                    Ok(())
+                });
+                if gone {
+                    break;
                 }
-                if let (Some(e), Some(hll)) = (est, hll) {
-                    hll.lock().expect("estimate lock").merge(&e);
-                }
-            });
-        }
-        drop(hash_tx);
+            }
+            if let (Some(e), Some(hll)) = (est, hll) {
+                hll.lock().expect("estimate lock").merge(&e);
+            }
+        });
         let mut stats = KmerStats::default();
         let mut result = Ok(());
         for (hashes, s) in hash_rx {
@@ -120,18 +113,37 @@ pub(super) struct Piece {
 /// Bases of a piece of a long sequence, beside the `k - 1` it repeats.
 const PIECE: usize = 1 << 20;
 
-/// The chunks of sequences the workers share, one receiver for all.
-pub(super) type Chunks = std::sync::Arc<std::sync::Mutex<mpsc::Receiver<Vec<Piece>>>>;
+/// The chunks of sequences the workers share, one receiver for all: each
+/// chunk goes to whichever worker asks first.
+pub(super) struct Chunks(Arc<Mutex<mpsc::Receiver<Vec<Piece>>>>);
+
+impl Iterator for Chunks {
+    type Item = Vec<Piece>;
+
+    fn next(&mut self) -> Option<Vec<Piece>> {
+        self.0.lock().expect("reader lock").recv().ok()
+    }
+}
 
 /// Starts the thread that reads `paths` in order (see [`read_file`]),
-/// `workers` chunks ahead at most; it stops early, without error, when no
-/// worker is left to take its chunks.
-pub(super) fn start_reader<'scope>(
-    scope: &'scope std::thread::Scope<'scope, '_>,
+/// `workers` chunks ahead at most, and `workers` threads, each running
+/// `worker` on the chunks it takes; the handles of the reader and of the
+/// workers. The reader stops early, without error, when no worker is left
+/// to take its chunks.
+pub(super) fn fan_out<'scope, T, W>(
+    scope: &'scope Scope<'scope, '_>,
     paths: &'scope [PathBuf],
     k: usize,
     workers: usize,
-) -> (std::thread::ScopedJoinHandle<'scope, Result<()>>, Chunks) {
+    worker: W,
+) -> (
+    ScopedJoinHandle<'scope, Result<()>>,
+    Vec<ScopedJoinHandle<'scope, T>>,
+)
+where
+    W: FnOnce(Chunks) -> T + Clone + Send + 'scope,
+    T: Send + 'scope,
+{
     let (tx, rx) = mpsc::sync_channel::<Vec<Piece>>(workers);
     let reader = scope.spawn(move || -> Result<()> {
         for path in paths {
@@ -139,7 +151,14 @@ pub(super) fn start_reader<'scope>(
         }
         Ok(())
     });
-    (reader, std::sync::Arc::new(std::sync::Mutex::new(rx)))
+    let rx = Arc::new(Mutex::new(rx));
+    let handles = (0..workers)
+        .map(|_| {
+            let (chunks, worker) = (Chunks(Arc::clone(&rx)), worker.clone());
+            scope.spawn(move || worker(chunks))
+        })
+        .collect();
+    (reader, handles)
 }
 
 /// Parses one file, sending its sequences (long ones in pieces, see
