@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::encode::{hash_packed, packed_batches, PACKED_BATCH};
 use super::read::{fan_out, FirstError, Input};
 use super::report::{KmerStats, Progress, Report, SavedCount, Stage};
-use super::size::{build, choose, merge_at, Hll, Shapes};
+use super::size::{build, choose, merge_at, sum_equal, Hll, Shapes};
 use crate::error::{MapletError, Result};
 use crate::format;
 use crate::runs::{encode_run, rice_bits, Run};
@@ -284,14 +284,15 @@ fn flush_part(
         return Ok(());
     };
     let keys = &*keys;
-    let all = coalesced(
+    let all = sum_equal(
         lens.iter()
             .zip(start)
             .enumerate()
             .flat_map(|(b, (&len, &st))| {
-                summed(&keys[b * room..][..len]).map(move |(k, c)| (st + k as u64, c))
+                summed(&keys[b * room..][..len]).map(move |(k, c)| Ok((st + k as u64, c)))
             }),
-    );
+    )
+    .map(|e| e.expect("the counts of one buffer do not overflow"));
     let run = encode_run(all, rice_bits(first, last, n));
     writer.lock().expect("part lock").write_all(&run)?;
     Ok(())
@@ -447,24 +448,6 @@ fn summed<T: Copy + PartialEq>(keys: &[T]) -> impl Iterator<Item = (T, u64)> + '
     })
 }
 
-/// Sorted keys with counts, equal neighbours summed into one (counts of
-/// one buffer: they cannot overflow).
-fn coalesced(mut entries: impl Iterator<Item = (u64, u64)>) -> impl Iterator<Item = (u64, u64)> {
-    let mut pending = entries.next();
-    std::iter::from_fn(move || {
-        let (key, mut count) = pending?;
-        loop {
-            match entries.next() {
-                Some((k, c)) if k == key => count += c,
-                next => {
-                    pending = next;
-                    return Some((key, count));
-                }
-            }
-        }
-    })
-}
-
 /// Merges each part's runs into its sorted distinct keys with their
 /// counts, `workers` parts at once, in one run per part in new scratch
 /// files (in order); each part's file is removed once merged.
@@ -512,20 +495,22 @@ fn merge_parts(
                 heap.push(std::cmp::Reverse((key, r, v)));
             }
         }
-        let mut merged: Vec<(u64, u64)> = Vec::new();
-        while let Some(std::cmp::Reverse((key, r, v))) = heap.pop() {
-            match merged.last_mut() {
-                Some((k, c)) if *k == key => {
-                    *c = c.checked_add(v).ok_or_else(|| {
-                        MapletError::InvalidValue("a k-mer count overflows 64 bits".into())
-                    })?
+        // All the runs' entries in order: the run of the one handed on last
+        // is read on before the next is taken.
+        let mut last: Option<usize> = None;
+        let sorted = std::iter::from_fn(|| {
+            if let Some(r) = last.take() {
+                match runs[r].next_entry() {
+                    Ok(Some((key, v))) => heap.push(std::cmp::Reverse((key, r, v))),
+                    Ok(None) => {}
+                    Err(e) => return Some(Err(e)),
                 }
-                _ => merged.push((key, v)),
             }
-            if let Some((key, v)) = runs[r].next_entry()? {
-                heap.push(std::cmp::Reverse((key, r, v)));
-            }
-        }
+            let std::cmp::Reverse((key, r, v)) = heap.pop()?;
+            last = Some(r);
+            Some(Ok((key, v)))
+        });
+        let merged: Vec<(u64, u64)> = sum_equal(sorted).collect::<Result<_>>()?;
         drop(runs);
         let mut out = BufWriter::with_capacity(64 << 10, entries[i].file()?);
         if let (Some(first), Some(last)) = (merged.first(), merged.last()) {

@@ -246,29 +246,34 @@ where
 /// bits, equal keys summed.
 pub(super) fn merge_at(
     level: u32,
-    mut entries: impl Iterator<Item = Result<(u64, u32, u64)>>,
+    entries: impl Iterator<Item = Result<(u64, u32, u64)>>,
+) -> impl Iterator<Item = Result<(u64, u64)>> {
+    sum_equal(entries.map(move |e| e.map(|(key, l, v)| (key >> (l - level), v))))
+}
+
+/// Sorted keys with counts, equal neighbours summed into one; an error
+/// where `entries` has one, or where a sum overflows 64 bits.
+pub(super) fn sum_equal(
+    mut entries: impl Iterator<Item = Result<(u64, u64)>>,
 ) -> impl Iterator<Item = Result<(u64, u64)>> {
     let mut pending: Option<(u64, u64)> = None;
     std::iter::from_fn(move || loop {
         match entries.next() {
-            Some(Ok((key, l, v))) => {
-                let key = key >> (l - level);
-                match &mut pending {
-                    Some((pk, pv)) if *pk == key => match pv.checked_add(v) {
-                        Some(s) => *pv = s,
-                        None => {
-                            return Some(Err(MapletError::InvalidValue(
-                                "a k-mer count overflows 64 bits".into(),
-                            )))
-                        }
-                    },
-                    _ => {
-                        if let Some(p) = pending.replace((key, v)) {
-                            return Some(Ok(p));
-                        }
+            Some(Ok((key, v))) => match &mut pending {
+                Some((pk, pv)) if *pk == key => match pv.checked_add(v) {
+                    Some(s) => *pv = s,
+                    None => {
+                        return Some(Err(MapletError::InvalidValue(
+                            "a k-mer count overflows 64 bits".into(),
+                        )))
+                    }
+                },
+                _ => {
+                    if let Some(p) = pending.replace((key, v)) {
+                        return Some(Ok(p));
                     }
                 }
-            }
+            },
             Some(Err(e)) => return Some(Err(e)),
             None => return pending.take().map(Ok),
         }
