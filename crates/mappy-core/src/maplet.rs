@@ -411,6 +411,30 @@ impl<O: Operator> Maplet<O> {
         })
     }
 
+    /// A maplet with this one's parameters (size, rate, options, initial
+    /// shape and shard) that holds `table` and `side` and merges with `op`:
+    /// valid, with no batch open.
+    fn with_contents<O2: Operator>(
+        &self,
+        op: O2,
+        table: Table,
+        side: SideStore<O2::Value>,
+    ) -> Maplet<O2> {
+        Maplet {
+            op,
+            table,
+            side,
+            expected_items: self.expected_items,
+            false_positive_rate: self.false_positive_rate,
+            options: self.options,
+            initial_canonical: self.initial_canonical,
+            initial_fbits: self.initial_fbits,
+            shard: self.shard,
+            journal: None,
+            trust: Trust::trusted(),
+        }
+    }
+
     /// Home slots and field width (with its marker) the maplet was built
     /// with, and those it has now (after any doublings).
     pub(crate) fn shapes(&self) -> ((u64, u32), (u64, u32)) {
@@ -559,17 +583,9 @@ impl<O: Operator + Clone> Maplet<O> {
     /// A copy of everything but the table, with `table`.
     fn with_table(&self, table: Table) -> Self {
         Maplet {
-            op: self.op.clone(),
-            table,
-            side: self.side.clone(),
-            expected_items: self.expected_items,
-            false_positive_rate: self.false_positive_rate,
-            options: self.options,
-            initial_canonical: self.initial_canonical,
-            initial_fbits: self.initial_fbits,
-            shard: self.shard,
             journal: self.journal.clone(),
             trust: self.trust.clone(),
+            ..self.with_contents(self.op.clone(), table, self.side.clone())
         }
     }
 }

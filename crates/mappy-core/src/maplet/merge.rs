@@ -1,7 +1,6 @@
 //! Maplets combined: compatibility, merge, value mapping and concatenation of
 //! shards.
 
-use super::trust::Trust;
 use super::{widths_for, Maplet};
 use crate::error::{MapletError, Result};
 use crate::operator::Operator;
@@ -210,19 +209,7 @@ impl<O: Operator> Maplet<O> {
             }
         }
         side.count_values(&op, self.options.memory_limit.is_some());
-        Ok(Maplet {
-            op,
-            table: out.finish(),
-            side,
-            expected_items: self.expected_items,
-            false_positive_rate: self.false_positive_rate,
-            options: self.options,
-            initial_canonical: self.initial_canonical,
-            initial_fbits: self.initial_fbits,
-            shard: self.shard,
-            journal: None,
-            trust: Trust::trusted(),
-        })
+        Ok(self.with_contents(op, out.finish(), side))
     }
 
     /// The one ordinary maplet that `shards`, all the shards of a sharded
@@ -310,17 +297,9 @@ impl<O: Operator> Maplet<O> {
         }
         side.count_values(&first.op, first.options.memory_limit.is_some());
         let m = Maplet {
-            op: first.op.clone(),
-            table: out.finish(),
-            side,
-            expected_items: first.expected_items,
-            false_positive_rate: first.false_positive_rate,
-            options: first.options,
             initial_canonical: first.initial_canonical * count as u64,
-            initial_fbits: first.initial_fbits,
             shard: Shard::WHOLE,
-            journal: None,
-            trust: Trust::trusted(),
+            ..first.with_contents(first.op.clone(), out.finish(), side)
         };
         first.check_memory_of(&m)?;
         Ok(m)
