@@ -33,7 +33,8 @@ pub use report::{KmerStats, Progress, Report, SavedCount, Stage};
 use std::path::{Path, PathBuf};
 
 use crate::error::{MapletError, Result};
-use crate::{Counter, Maplet, Options};
+use crate::maplet::{Maplet, Options};
+use crate::operator::Counter;
 use encode::{check_k, hash_packed, packed_batches};
 use memory::count_in_memory;
 use parts::{count_in_parts, Scratch};

@@ -46,11 +46,11 @@
 //! ```
 
 use crate::error::{MapletError, Result};
+use crate::maplet::Maplet;
 use crate::operator::Operator;
 use crate::runs::{encode_run, rice_bits, Run};
 use crate::shard::Shard;
 use crate::sort::try_vec;
-use crate::Maplet;
 
 /// Sort-key bits sent beyond those of the shard's table as built: room for
 /// at least two doublings (each may widen new fingerprints by one bit).

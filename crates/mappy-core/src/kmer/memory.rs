@@ -9,7 +9,8 @@ use super::read::{fan_out, hash_files, FirstError, Input};
 use super::report::{KmerStats, Progress, Report, SavedCount, Stage};
 use super::size::{build, choose, Hll, Shapes};
 use crate::error::Result;
-use crate::{Counter, Maplet};
+use crate::maplet::Maplet;
+use crate::operator::Counter;
 
 /// Inserts `hashes` into `m` unless that would double its table: `false`
 /// (and `m` partly filled) then.

@@ -5,8 +5,9 @@ use std::path::Path;
 
 use super::report::{KmerStats, Progress, Report, SavedCount, Stage};
 use crate::error::{MapletError, Result};
+use crate::maplet::{Maplet, Options};
+use crate::operator::Counter;
 use crate::table::{value_width, MAX_LOAD};
-use crate::{Counter, Maplet, Options};
 
 /// The sizes a count can end at: the table built for the hint (or, with
 /// none, of one home slot) doubled `k` times, `k` from 0.

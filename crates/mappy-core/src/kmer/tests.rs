@@ -10,8 +10,9 @@ use super::read::Input;
 use super::size::Hll;
 use super::{canonical_kmer, count_sequences, kmer_key, kmer_key_hashes, KmerStats, Report};
 use crate::error::{MapletError, Result};
+use crate::maplet::Maplet;
+use crate::operator::Counter;
 use crate::runs::{encode_run, rice_bits, RUN_HEADER};
-use crate::{Counter, Maplet};
 
 /// A long sequence (and a chunk of short ones) is handed on in batches
 /// of at most PACKED_BATCH k-mers, together the k-mers of the whole in
