@@ -6,6 +6,8 @@
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
+use crate::error::Result;
+
 /// An allocation the system refused: `bytes` long (`usize::MAX` when the
 /// size itself overflowed).
 #[derive(Clone, Copy, Debug)]
@@ -521,7 +523,7 @@ impl Words {
     /// words), zeroed memory filled in two halves on two threads when
     /// large (see [`try_filled`](Words::try_filled)); an error if they
     /// cannot be had.
-    pub(crate) fn try_from_le_bytes(bytes: &[u8]) -> crate::Result<Words> {
+    pub(crate) fn try_from_le_bytes(bytes: &[u8]) -> Result<Words> {
         Words::try_filled(bytes.len() / 8, |at, words| {
             for (word, c) in words.iter_mut().zip(bytes[at * 8..].chunks_exact(8)) {
                 *word = u64::from_le_bytes(c.try_into().expect("eight bytes"));
@@ -537,8 +539,8 @@ impl Words {
     /// both cores). The first error of `fill` is returned.
     pub(crate) fn try_filled(
         n: usize,
-        fill: impl Fn(usize, &mut [u64]) -> crate::Result<()> + Sync,
-    ) -> crate::Result<Words> {
+        fill: impl Fn(usize, &mut [u64]) -> Result<()> + Sync,
+    ) -> Result<Words> {
         // Below glibc's largest reuse threshold (32 MiB) heap memory the
         // allocator hands back again is cheaper than fresh pages; above,
         // every buffer is fresh pages, cheaper as huge ones.

@@ -235,7 +235,7 @@ impl Maplet {
     /// max/min maplet, detached from the interpreter.
     fn insert_counts(&self, py: Python<'_>, counts: Counts) -> PyResult<()> {
         let mut state = self.state.lock(py)?;
-        insert_counts_held(py, &mut state, counts)
+        state.insert_counts(py, counts)
     }
 
     fn insert_converted(
@@ -330,20 +330,4 @@ impl Maplet {
         }
         r
     }
-}
-
-/// Inserts hashes with packed integers into a counter or integer max/min
-/// maplet whose `state` the caller holds, detached from the interpreter.
-pub(crate) fn insert_counts_held(
-    py: Python<'_>,
-    state: &mut Inner,
-    counts: Counts,
-) -> PyResult<()> {
-    let r = py.detach(|| match state {
-        Inner::Counter(m) => counts.insert_into(m),
-        Inner::MaxI64(m) => counts.insert_into(m),
-        Inner::MinI64(m) => counts.insert_into(m),
-        _ => unreachable!("a counter or integer max/min maplet"),
-    });
-    r.map_err(|(i, e)| batch_error(py, i, e))
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use mappy_core as core;
 use mappy_core::hash;
+use numpy::PyArray1;
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple, PyType};
@@ -56,6 +57,14 @@ pub(crate) struct Maplet {
     /// [`crate::fastcall`]).
     pub(crate) lent: bool,
 }
+
+/// `encode_runs`' answer: each shard's index and run, the positions of
+/// the batch's values in run order, and where each shard's start.
+pub(crate) type EncodedRuns<'py> = (
+    Vec<(u32, Bound<'py, PyBytes>)>,
+    Bound<'py, PyArray1<u32>>,
+    Vec<usize>,
+);
 
 /// The operator a saved custom-operator maplet needs, from its saved name.
 fn saved_operator(
@@ -518,7 +527,7 @@ impl Maplet {
         &self,
         py: Python<'py>,
         hashes: &Bound<'py, PyAny>,
-    ) -> PyResult<crate::shards::EncodedRuns<'py>> {
+    ) -> PyResult<EncodedRuns<'py>> {
         guarded(py, || self.encode_runs_impl(py, hashes))
     }
 

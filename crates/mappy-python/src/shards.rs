@@ -11,10 +11,9 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::batch::insert_counts_held;
 use crate::errors::{guarded, with_filename, OrRaise};
 use crate::keys::{hash_keys as hashes_of, try_collect, Counts};
-use crate::maplet::Maplet;
+use crate::maplet::{EncodedRuns, Maplet};
 use crate::operators::Spec;
 use crate::state::Storage;
 
@@ -306,7 +305,7 @@ impl Maplet {
                         .map(|(h, c)| (h, i64::try_from(c).unwrap_or(i64::MAX)))
                         .collect()
                 };
-                insert_counts_held(py, &mut state, counts)
+                state.insert_counts(py, counts)
             }
             RunValues::Ints(ints) => {
                 if Some(ints.len()) != n {
@@ -314,7 +313,7 @@ impl Maplet {
                 }
                 self.check_counts(py, ints.iter().copied())?;
                 let counts: Counts = expanded(ints.len())?.into_iter().zip(ints).collect();
-                insert_counts_held(py, &mut state, counts)
+                state.insert_counts(py, counts)
             }
             RunValues::Objects(objects) => {
                 if Some(objects.len()) != n {
@@ -347,14 +346,6 @@ impl Maplet {
         Ok(())
     }
 }
-
-/// `encode_runs`' answer: each shard's index and run, the positions of
-/// the batch's values in run order, and where each shard's start.
-pub(crate) type EncodedRuns<'py> = (
-    Vec<(u32, Bound<'py, PyBytes>)>,
-    Bound<'py, PyArray1<u32>>,
-    Vec<usize>,
-);
 
 /// The values `batch_insert_runs` was given.
 enum RunValues<'py> {

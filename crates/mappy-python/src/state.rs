@@ -12,6 +12,7 @@ use pyo3::types::PyFloat;
 use pyo3::IntoPyObjectExt;
 
 use crate::errors::{carried, map_err};
+use crate::keys::Counts;
 use crate::operators::Spec;
 use crate::values::{
     as_count, as_float, as_int, as_obj, batch_error, classify, exact_in_f64, f32_array, to_vector,
@@ -70,6 +71,9 @@ pub(crate) trait Storage: Sized {
         value: &Bound<'_, PyAny>,
         signed: bool,
     ) -> PyResult<()>;
+    /// Inserts hashes with packed integers into a counter or integer
+    /// max/min maplet, detached from the interpreter.
+    fn insert_counts(&mut self, py: Python<'_>, counts: Counts) -> PyResult<()>;
     /// The value under `h`, as a Python object.
     fn query(&self, py: Python<'_>, h: u64) -> PyResult<Option<Py<PyAny>>>;
 }
@@ -279,6 +283,16 @@ impl Storage for Inner {
             }
         };
         r.map_err(|e| map_err(py, e))
+    }
+
+    fn insert_counts(&mut self, py: Python<'_>, counts: Counts) -> PyResult<()> {
+        let r = py.detach(|| match self {
+            Inner::Counter(m) => counts.insert_into(m),
+            Inner::MaxI64(m) => counts.insert_into(m),
+            Inner::MinI64(m) => counts.insert_into(m),
+            _ => unreachable!("a counter or integer max/min maplet"),
+        });
+        r.map_err(|(i, e)| batch_error(py, i, e))
     }
 
     fn query(&self, py: Python<'_>, h: u64) -> PyResult<Option<Py<PyAny>>> {
