@@ -52,6 +52,10 @@ __all__ = [
     "_file_checksum",
     "_manifest_text",
     "_parse_manifest",
+    "_shard_file",
+    "_checksum_of",
+    "_MANIFEST",
+    "_CHECKSUM_LEN",
 ]
 
 _Key = Union[str, bytes, bytearray, memoryview, int]
@@ -334,6 +338,12 @@ def _read_manifest(dir: Union[str, PathLike[str]]) -> list[tuple[str, int]]: ...
 def _file_checksum(path: Union[str, PathLike[str]]) -> int: ...
 def _manifest_text(checksums: list[int]) -> str: ...
 def _parse_manifest(text: str) -> list[int]: ...
+def _shard_file(index: int) -> str: ...
+def _checksum_of(data: bytes) -> Optional[int]: ...
+
+_MANIFEST: str
+_CHECKSUM_LEN: int
+
 def canonical_kmer(kmer: str) -> Optional[str]:
     """The canonical form of a k-mer, or ``None``."""
 

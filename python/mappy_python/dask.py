@@ -39,11 +39,12 @@ the merged maplet answers exactly as one maplet that saw every record.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
-if TYPE_CHECKING:
-    from ._mappy import Maplet
-    from .sharded import ShardedMaplet
+from ._layout import local_path, make_directory, manifest_stamp, remote_location, write_manifest, write_shard
+from ._mappy import CounterOperator, Maplet, MapletOverflowError, hash_keys
+from ._mappy import merge as merge_maplets
+from .sharded import ShardedMaplet
 
 __all__ = ["build", "query"]
 
@@ -91,9 +92,7 @@ def _partition_maplet(
     value: ValueFn,
     params: dict,
 ) -> Any:
-    import mappy_python as mappy
-
-    maplet = mappy.Maplet(
+    maplet = Maplet(
         params["expected_items"],
         params["false_positive_rate"],
         params["operator"],
@@ -120,9 +119,7 @@ _SKETCH = 4096
 def _shard_shape(params: dict, expected: int, shards: int, index: int = 0) -> Any:
     """An empty shard ``index`` of ``shards`` of the build: what codes a
     partition's hashes for every shard, and what a shard is built in."""
-    import mappy_python as mappy
-
-    return mappy.Maplet(
+    return Maplet(
         expected,
         params["false_positive_rate"],
         params["operator"],
@@ -136,10 +133,8 @@ def _sketch(records: Any, key: KeyFn, value: ValueFn, seed: int) -> Any:
     """The smallest distinct hashes of a partition's keys."""
     import numpy as np
 
-    import mappy_python as mappy
-
     keys, _ = _keys_values(records, key, value)
-    return np.unique(mappy.hash_keys(keys, seed=seed))[:_SKETCH]
+    return np.unique(hash_keys(keys, seed=seed))[:_SKETCH]
 
 
 def _distinct_estimate(sketches: Sequence[Any]) -> int:
@@ -164,10 +159,8 @@ def _coded(
     import numpy as np
     import pandas as pd
 
-    import mappy_python as mappy
-
     keys, vals = _keys_values(records, key, value)
-    hashes = mappy.hash_keys(keys, seed=params["seed"])
+    hashes = hash_keys(keys, seed=params["seed"])
     runs, order, bounds = _shard_shape(params, expected, shards).encode_runs(hashes)
     frame = pd.DataFrame(
         {
@@ -209,24 +202,12 @@ def _build_shards(frame: Any, expected: int, params: dict, shards: int, path: Op
                 values = list(itertools.chain.from_iterable(rows["v"]))
         m.batch_insert_runs(rows["run"].tolist(), values)
         del rows, values
-        out.append((int(index), m if path is None else _save_shard(m, int(index), path)))
+        if path is None:
+            out.append((int(index), m))
+        else:
+            write_shard(path, int(index), m)
+            out.append((int(index), None))
     return out
-
-
-def _save_shard(m: Any, index: int, path: str) -> None:
-    """Saves shard ``index`` under ``path`` (a local directory or an fsspec
-    URL)."""
-    import os
-
-    from .sharded import _local, _url, shard_file
-
-    remote = _url(path)
-    if remote is None:
-        m.save(os.path.join(_local(path), shard_file(index)))
-        return
-    fs, root = remote
-    with fs.open(f"{root}/{shard_file(index)}", "wb") as f:
-        f.write(m.to_bytes())
 
 
 def _build_sharded(
@@ -236,31 +217,23 @@ def _build_sharded(
 
     import dask
 
-    import mappy_python as mappy
-
-    params = dict(params, seed=params["seed"] if params["seed"] is not None else mappy.Maplet(1, 0.5).seed)
+    params = dict(params, seed=params["seed"] if params["seed"] is not None else Maplet(1, 0.5).seed)
     # Counting ones needs no value column. Counts travel as the bytes of
     # int64 arrays, through Dask's fast (Arrow) shuffle; other values are
     # Python objects, shuffled pickled, as they are.
-    counter = isinstance(params["operator"], mappy.CounterOperator)
+    counter = isinstance(params["operator"], CounterOperator)
     values: Any = "counts" if counter else "objects"
     if counter and value is None:
         values = None
     parts = list(collection.to_delayed())
     if path is not None:
-        from .sharded import _local, _url
-
         path = os.fspath(path)
-        remote = _url(path)
-        if remote is None:
-            os.makedirs(_local(path), exist_ok=True)
-        else:
-            remote[0].makedirs(remote[1], exist_ok=True)
+        make_directory(path)
     expected = params["expected_items"]
     if expected is None and parts:
         expected = _estimate(parts, key, value, params["seed"])
     if not parts:
-        empty = mappy.ShardedMaplet(
+        empty = ShardedMaplet(
             expected or 1,
             params["false_positive_rate"],
             params["operator"],
@@ -275,7 +248,7 @@ def _build_sharded(
     with dask.config.set({"dataframe.convert-string": False}):
         try:
             return _shuffle_and_build(parts, key, value, values, params, expected, shards, path)
-        except mappy.MapletOverflowError as e:
+        except MapletOverflowError as e:
             if params["expected_items"] is None or "grew past" not in str(e):
                 raise
     # expected_items was far below the truth: a shard outgrew the bits its
@@ -312,8 +285,6 @@ def _shuffle_and_build(
     import pandas as pd
     from dask import delayed
 
-    import mappy_python as mappy
-
     meta = pd.DataFrame({"shard": pd.Series(dtype=np.uint16), "run": pd.Series(dtype=object)})
     if values:
         meta["v"] = pd.Series(dtype=object)
@@ -340,42 +311,18 @@ def _shuffle_and_build(
         # A shard no record hashed to.
         m = _shard_shape(params, expected, shards, i)
         if path is not None:
-            _save_shard(m, i, path)
+            write_shard(path, i, m)
         maplets.append(m)
     if path is None:
-        return mappy.ShardedMaplet.from_shards(maplets)
-    _write_manifest(path, shards)
+        return ShardedMaplet.from_shards(maplets)
+    write_manifest(path, shards)
     return _open_saved(path, params["operator"])
-
-
-def _write_manifest(path: str, shards: int) -> None:
-    """The manifest of the shards the workers saved under ``path``."""
-    import mappy_python as mappy
-
-    from .sharded import _local, _url, checksum_of, shard_file
-
-    remote = _url(path)
-    if remote is None:
-        mappy._mappy._write_manifest(_local(path), shards)
-        return
-    fs, root = remote
-    sums = []
-    for i in range(shards):
-        with fs.open(f"{root}/{shard_file(i)}", "rb") as f:
-            f.seek(-8, 2)
-            sums.append(checksum_of(f.read(8)))
-    with fs.open(f"{root}/manifest.txt", "w") as f:
-        f.write(mappy._mappy._manifest_text(sums))
 
 
 def _open_saved(path: str, operator: Any) -> Any:
     """The sharded maplet saved under ``path``: memory-mapped if local."""
-    import mappy_python as mappy
-
-    from .sharded import _url
-
-    mmap = _url(path) is None
-    return mappy.ShardedMaplet.load(path, operator, mmap=mmap, allow_pickle=True)
+    mmap = remote_location(path) is None
+    return ShardedMaplet.load(path, operator, mmap=mmap, allow_pickle=True)
 
 
 #: The largest table ``shards="auto"`` builds by tree merge.
@@ -390,12 +337,10 @@ _SHARD_BYTES = 2 << 20
 def _auto_shards(params: dict) -> Optional[int]:
     """``None`` (tree merge) when the whole table is small, else a number of
     shards of at most ``_SHARD_BYTES`` each."""
-    import mappy_python as mappy
-
     n = params["expected_items"]
     if n is None:
         return 64
-    whole = mappy.Maplet(
+    whole = Maplet(
         n, params["false_positive_rate"], params["operator"], fixed_precision=params["fixed_precision"]
     ).stats()
     if whole.memory_usage <= _TREE_MERGE_BYTES:
@@ -407,9 +352,7 @@ def _auto_shards(params: dict) -> Optional[int]:
 
 
 def _merge_all(maplets: Sequence[Any]) -> Any:
-    import mappy_python as mappy
-
-    return mappy.merge(maplets)
+    return merge_maplets(maplets)
 
 
 def build(
@@ -478,20 +421,18 @@ def build(
     import dask
     from dask import delayed
 
-    import mappy_python as mappy
-
     if split_every < 2:
         raise ValueError("split_every must be at least 2")
     params = {
         "expected_items": expected_items,
         "false_positive_rate": false_positive_rate,
-        "operator": operator if operator is not None else mappy.CounterOperator(),
+        "operator": operator if operator is not None else CounterOperator(),
         "seed": seed,
         "fixed_precision": fixed_precision,
         "shuffle_method": shuffle_method,
     }
     # Fail here, not on a worker, for bad parameters.
-    mappy.Maplet(
+    Maplet(
         expected_items if expected_items is not None else 1,
         false_positive_rate,
         params["operator"],
@@ -520,7 +461,7 @@ def build(
     merge = delayed(_merge_all, pure=True)
     level = [build_part(p, key, value, params) for p in parts]
     if not level:
-        return mappy.Maplet(
+        return Maplet(
             expected_items,
             false_positive_rate,
             params["operator"],
@@ -546,16 +487,7 @@ def _opened(path: str, stamp: Any, operator: Any) -> Any:
 
 def _source(src: Any, operator: Any) -> Any:
     if isinstance(src, str):
-        import os
-
-        from .sharded import _local, _url
-
-        remote = _url(src)
-        if remote is None:
-            stamp: Any = os.stat(os.path.join(_local(src), "manifest.txt")).st_mtime_ns
-        else:
-            stamp = remote[0].cat_file(f"{remote[1]}/manifest.txt")
-        return _opened(src, stamp, operator)
+        return _opened(src, manifest_stamp(src), operator)
     return src
 
 
@@ -610,13 +542,11 @@ def query(
 
     if isinstance(key, str) and not hasattr(collection, "columns"):
         raise TypeError("a column name as key needs a DataFrame; pass a function for a Bag")
-    from .sharded import _url
-
     src: Any = maplet
     if isinstance(maplet, (str, os.PathLike)):
         src = os.fspath(maplet)
-        if _url(src) is None:
-            src = os.path.abspath(src[len("file://") :] if src.startswith("file://") else src)
+        if remote_location(src) is None:
+            src = os.path.abspath(local_path(src))
         _source(src, operator)  # a bad directory fails here, not on a worker
     else:
         src = delayed(maplet)  # one copy in the graph, not one per partition

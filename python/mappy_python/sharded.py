@@ -20,8 +20,8 @@ builds each shard on one worker).
 True
 
 Saved, a sharded maplet is a directory: one ``.maplet`` file per shard
-(``shard-00000.maplet``, ...) and ``manifest.txt`` with each file's
-checksum (see ``docs/FORMAT.md``).
+(``shard-00000.maplet``, ...) and a manifest with each file's checksum
+(see ``docs/FORMAT.md``).
 """
 
 from __future__ import annotations
@@ -31,51 +31,12 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable, Iterator, List, Optional, Sequence, Union
 
-from ._mappy import (
-    CorruptDataError,
-    Maplet,
-    _file_checksum,
-    _manifest_text,
-    _parse_manifest,
-    _read_manifest,
-    _write_manifest,
-    concat_shards,
-    hash_keys,
-    shard_indices,
-)
+from ._layout import make_directory, open_shards, remote_location, write_manifest, write_shard
+from ._mappy import CorruptDataError, Maplet, concat_shards, hash_keys, shard_indices
 
 __all__ = ["ShardedMaplet", "ShardedStats"]
 
 PathLike = Union[str, "os.PathLike[str]"]
-
-
-def _url(location: Any) -> Optional[Any]:
-    """``(filesystem, path)`` for an fsspec URL other than a local file's,
-    else ``None`` (a local path, or ``file://``)."""
-    if not (isinstance(location, str) and "://" in location):
-        return None
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(location)
-    if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
-        return None
-    return fs, path
-
-
-def _local(location: Any) -> str:
-    """A local path, from a path or a ``file://`` URL."""
-    location = os.fspath(location)
-    return location[len("file://") :] if location.startswith("file://") else location
-
-
-def shard_file(i: int) -> str:
-    """The file name of shard ``i`` in a sharded maplet's directory."""
-    return f"shard-{i:05d}.maplet"
-
-
-def checksum_of(data: bytes) -> int:
-    """The checksum a saved maplet's bytes end with."""
-    return int.from_bytes(data[-8:], "little")
 
 
 class ShardedStats(dict):
@@ -344,30 +305,16 @@ class ShardedMaplet:
 
     def save(self, directory: PathLike) -> None:
         """Saves every shard to ``directory`` (created if missing) as
-        ``shard-NNNNN.maplet``, then ``manifest.txt`` naming their checksums.
+        ``shard-NNNNN.maplet``, then the manifest naming their checksums.
         Each file is written atomically; the manifest last, so a directory
         whose save was interrupted is refused on loading, never half-read.
         ``directory`` may be an fsspec URL (``s3://bucket/counts``; needs
         the filesystem's package), written through fsspec.
         """
-        remote = _url(directory)
-        if remote is not None:
-            fs, root = remote
-            fs.makedirs(root, exist_ok=True)
-            sums = []
-            for i, s in enumerate(self._shards):
-                data = s.to_bytes()
-                with fs.open(f"{root}/{shard_file(i)}", "wb") as f:
-                    f.write(data)
-                sums.append(checksum_of(data))
-            with fs.open(f"{root}/manifest.txt", "w") as f:
-                f.write(_manifest_text(sums))
-            return
-        directory = _local(directory)
-        os.makedirs(directory, exist_ok=True)
+        make_directory(directory)
         for i, s in enumerate(self._shards):
-            s.save(os.path.join(directory, shard_file(i)))
-        _write_manifest(directory, self._count)
+            write_shard(directory, i, s)
+        write_manifest(directory, self._count)
 
     @classmethod
     def load(
@@ -384,60 +331,16 @@ class ShardedMaplet:
         ``directory`` may be an fsspec URL: each shard is then read whole
         (``mmap=True`` needs a local path).
         """
-        remote = _url(directory)
-        if remote is not None:
-            if mmap:
-                raise ValueError("mmap=True needs a local directory, not a URL")
-            return cls._load_remote(*remote, operator, allow_pickle)
-        directory = _local(directory)
-        files = _read_manifest(directory)
-        parts = []
-        for i, (path, checksum) in enumerate(files):
-            name = f"shard {i} ({os.path.basename(path)})"
-            try:
-                found = _file_checksum(path)
-            except FileNotFoundError:
-                raise CorruptDataError(f"{name} is missing") from None
-            except CorruptDataError as e:
-                raise CorruptDataError(f"{name}: {e}") from e
-            if found != checksum:
-                raise CorruptDataError(f"{name} is not the file the manifest names (checksum {found:016x})")
-            try:
-                m = Maplet.load(path, operator, mmap=mmap, allow_pickle=allow_pickle)
-            except CorruptDataError as e:
-                raise CorruptDataError(f"{name}: {e}") from e
-            if m.shard != (i, len(files)) and not (len(files) == 1 and m.shard is None):
-                raise CorruptDataError(f"{name} holds {m.shard}, not shard {i} of {len(files)}")
-            parts.append(m)
+        remote = remote_location(directory) is not None
+        if remote and mmap:
+            raise ValueError("mmap=True needs a local directory, not a URL")
+        parts = open_shards(directory, operator, mmap=mmap, allow_pickle=allow_pickle)
+        if remote:
+            return cls.from_shards(parts)
         try:
             return cls.from_shards(parts)
         except ValueError as e:
             raise CorruptDataError(str(e)) from e
-
-    @classmethod
-    def _load_remote(cls, fs: Any, root: str, operator: Any, allow_pickle: bool) -> ShardedMaplet:
-        try:
-            text = fs.cat_file(f"{root}/manifest.txt").decode("utf-8", "replace")
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{root}/manifest.txt") from None
-        sums = _parse_manifest(text)
-        parts = []
-        for i, checksum in enumerate(sums):
-            name = f"shard {i} ({shard_file(i)})"
-            try:
-                data = fs.cat_file(f"{root}/{shard_file(i)}")
-            except FileNotFoundError:
-                raise CorruptDataError(f"{name} is missing") from None
-            if checksum_of(data) != checksum:
-                raise CorruptDataError(f"{name} is not the file the manifest names")
-            try:
-                m = Maplet.from_bytes(data, operator, allow_pickle=allow_pickle)
-            except CorruptDataError as e:
-                raise CorruptDataError(f"{name}: {e}") from e
-            if m.shard != (i, len(sums)) and not (len(sums) == 1 and m.shard is None):
-                raise CorruptDataError(f"{name} holds {m.shard}, not shard {i} of {len(sums)}")
-            parts.append(m)
-        return cls.from_shards(parts)
 
     def __reduce__(self) -> tuple:
         return (ShardedMaplet.from_shards, (list(self._shards),))

@@ -258,8 +258,19 @@ impl Manifest {
     }
 }
 
-/// The checksum a saved maplet's file ends with (its last 8 bytes), read
-/// without reading the rest.
+/// Bytes of the checksum a saved maplet's file ends with.
+pub const CHECKSUM_LEN: usize = 8;
+
+/// The checksum `bytes` end with (their last [`CHECKSUM_LEN`] bytes: a
+/// saved maplet's, or just its end), or `None` if they are shorter.
+pub fn checksum_of(bytes: &[u8]) -> Option<u64> {
+    let start = bytes.len().checked_sub(CHECKSUM_LEN)?;
+    let tail: [u8; CHECKSUM_LEN] = bytes[start..].try_into().ok()?;
+    Some(u64::from_le_bytes(tail))
+}
+
+/// The checksum a saved maplet's file ends with (its last
+/// [`CHECKSUM_LEN`] bytes), read without reading the rest.
 ///
 /// # Errors
 /// [`MapletError::Io`]; [`MapletError::Corrupt`] for a file too short to
@@ -267,14 +278,14 @@ impl Manifest {
 pub fn file_checksum(path: &Path) -> Result<u64> {
     use std::io::{Read, Seek, SeekFrom};
     let (mut f, len) = crate::format::open_regular(path)?;
-    if len < crate::format::FIXED_HEADER as u64 + 8 {
+    if len < (crate::format::FIXED_HEADER + CHECKSUM_LEN) as u64 {
         return Err(MapletError::Corrupt(format!(
             "{} is too short to be a maplet",
             path.display()
         )));
     }
-    f.seek(SeekFrom::Start(len - 8))?;
-    let mut b = [0u8; 8];
+    f.seek(SeekFrom::Start(len - CHECKSUM_LEN as u64))?;
+    let mut b = [0u8; CHECKSUM_LEN];
     f.read_exact(&mut b)?;
     Ok(u64::from_le_bytes(b))
 }
@@ -295,6 +306,13 @@ mod tests {
         assert!(Shard::WHOLE.owns(u64::MAX) && Shard::WHOLE.is_whole());
         assert!(Shard::new(3, 6).is_err() && Shard::new(8, 8).is_err());
         assert!(Shard::new(0, 1 << 17).is_err());
+    }
+
+    #[test]
+    fn a_checksum_is_the_last_eight_bytes() {
+        assert_eq!(checksum_of(&[9, 1, 0, 0, 0, 0, 0, 0, 0]), Some(1));
+        assert_eq!(checksum_of(&[1, 0, 0, 0, 0, 0, 0, 0]), Some(1));
+        assert_eq!(checksum_of(&[1, 0, 0, 0, 0, 0, 0]), None);
     }
 
     #[test]

@@ -53,6 +53,10 @@ fn _mappy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shards::_file_checksum, m)?)?;
     m.add_function(wrap_pyfunction!(shards::_manifest_text, m)?)?;
     m.add_function(wrap_pyfunction!(shards::_parse_manifest, m)?)?;
+    m.add_function(wrap_pyfunction!(shards::_shard_file, m)?)?;
+    m.add_function(wrap_pyfunction!(shards::_checksum_of, m)?)?;
+    m.add("_MANIFEST", mappy_core::shard::MANIFEST)?;
+    m.add("_CHECKSUM_LEN", mappy_core::shard::CHECKSUM_LEN)?;
     m.add_function(wrap_pyfunction!(kmers::count_kmers, m)?)?;
     m.add_function(wrap_pyfunction!(kmers::count_kmers_to_file, m)?)?;
     m.add_function(wrap_pyfunction!(kmers::canonical_kmer, m)?)?;

@@ -174,6 +174,23 @@ pub(crate) fn _file_checksum(py: Python<'_>, path: PathBuf) -> PyResult<u64> {
     })
 }
 
+/// _shard_file(index)
+///
+/// The file name of shard ``index`` in a sharded maplet's directory.
+#[pyfunction]
+pub(crate) fn _shard_file(index: usize) -> String {
+    Manifest::file_name(index)
+}
+
+/// _checksum_of(data)
+///
+/// The checksum ``data`` (a saved maplet's bytes, or at least their last
+/// ``_CHECKSUM_LEN``) end with, or ``None`` if they are shorter.
+#[pyfunction]
+pub(crate) fn _checksum_of(data: &[u8]) -> Option<u64> {
+    shard::checksum_of(data)
+}
+
 /// _manifest_text(checksums)
 ///
 /// The manifest of a sharded maplet whose shard files end with
