@@ -383,53 +383,13 @@ def write(text: bytes, out: List[Optional[IO[bytes]]]) -> None:
         stream.flush()
 
 
-def answer_slowly(
-    maplet: mappy.Maplet, keys: Union[bytes, List[str]], kmers: bool, canonical: bool
-) -> Tuple[bytes, int]:
-    """What ``_answer_lines`` returns, for a maplet whose values are not integers."""
-    items: Iterator[Tuple[int, Union[str, bytes]]] = (
-        enumerate(keys)
-        if isinstance(keys, list)
-        else ((i, raw.rstrip(b"\r")) for i, raw in enumerate(keys.split(b"\n")))
-    )
-    bad, lookups, shown = -1, [], []
-    for i, item in items:
-        if isinstance(item, bytes):
-            if not item:
-                continue
-            try:
-                item = item.decode("utf-8")
-            except UnicodeDecodeError:
-                bad = i
-                break
-        key = item
-        if kmers:
-            c = mappy.canonical_kmer(item)
-            if c is None:
-                bad = i
-                break
-            key = c if canonical else item.upper()
-        lookups.append(key)
-        shown.append(item)
-    values = maplet.batch_query(lookups)
-    text = "".join(f"{k}\t{show(v)}\n" for k, v in zip(shown, values))
-    return text.encode("utf-8", "surrogateescape"), bad
-
-
 def answer_keys(maplet: mappy.Maplet, args_keys: Sequence[str], kmers: bool, canonical: bool) -> None:
     """Prints ``KEY<TAB>VALUE`` for every key, a batch at a time; a key that
     is not UTF-8 (or not a k-mer) is an error naming its line, after the
     answers of the keys before it."""
     out: List[Optional[IO[bytes]]] = []
-    fast = True
     for keys, where, first in key_batches(args_keys):
-        if fast:
-            try:
-                text, bad = mappy._mappy._answer_lines(maplet, keys, kmers, canonical)
-            except TypeError:
-                fast = False  # values that are not integers
-        if not fast:
-            text, bad = answer_slowly(maplet, keys, kmers, canonical)
+        text, bad = mappy._mappy._answer_lines(maplet, keys, kmers, canonical)
         write(text, out)
         if bad >= 0:
             place = where if where == "argument" else f"{where}:{first + bad}"
@@ -438,14 +398,6 @@ def answer_keys(maplet: mappy.Maplet, args_keys: Sequence[str], kmers: bool, can
             except CliError as e:
                 raise CliError(f"{place}: {e}") from None
             raise CliError(f"{place}: {not_a_kmer(key)}")
-
-
-def show(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, frozenset):
-        return ",".join(sorted(map(str, value)))
-    return str(value)
 
 
 def load_for_keys(path: str, keys: Sequence[str]) -> mappy.Maplet:

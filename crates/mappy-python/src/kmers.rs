@@ -6,12 +6,12 @@ use mappy_core::hash;
 use numpy::PyArray1;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString};
+use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyList, PyString};
 
 use crate::errors::{guarded, map_err};
 use crate::maplet::Maplet;
 use crate::operators::Spec;
-use crate::state::Inner;
+use crate::state::{Inner, Storage};
 
 /// count_kmers(maplet, sequences_or_paths, k, canonical=True, threads=None)
 ///
@@ -311,15 +311,65 @@ pub(crate) fn query_kmers<'py>(
 /// The packed integer answers for `hashes` (counter, integer max/min),
 /// looked up in one batch without the GIL; `TypeError` for other values.
 fn counts_of(py: Python<'_>, m: &Maplet, hashes: &[u64]) -> PyResult<Vec<Option<i64>>> {
+    packed_counts_of(py, m, hashes)?
+        .ok_or_else(|| PyTypeError::new_err("the maplet's values are not integers"))
+}
+
+/// As [`counts_of`], `None` for values that are not packed integers.
+fn packed_counts_of(
+    py: Python<'_>,
+    m: &Maplet,
+    hashes: &[u64],
+) -> PyResult<Option<Vec<Option<i64>>>> {
     let state = m.state.lock(py)?;
-    let answers = py.detach(|| match &*state {
+    Ok(py.detach(|| match &*state {
         Inner::Counter(c) => Some(c.query_many_hashes(hashes)),
         Inner::MaxI64(c) => Some(c.query_many_hashes(hashes)),
         Inner::MinI64(c) => Some(c.query_many_hashes(hashes)),
         _ => None,
-    });
-    drop(state);
-    answers.ok_or_else(|| PyTypeError::new_err("the maplet's values are not integers"))
+    }))
+}
+
+/// The answers for `hashes` as Python objects, one by one.
+fn objects_of(py: Python<'_>, m: &Maplet, hashes: &[u64]) -> PyResult<Vec<Option<Py<PyAny>>>> {
+    let state = m.state.lock(py)?;
+    hashes.iter().map(|&h| state.query(py, h)).collect()
+}
+
+/// `KEY<TAB>VALUE` lines for values that are Python objects, as the
+/// query commands show them: ``-`` for an absent key, ``str(value)``, or
+/// for a frozenset its items' ``str`` sorted and joined by commas; the
+/// whole text encoded as UTF-8 with ``surrogateescape``.
+fn object_lines(
+    py: Python<'_>,
+    texts: &[&[u8]],
+    values: &[Option<Py<PyAny>>],
+) -> PyResult<Vec<u8>> {
+    let tab = PyString::new(py, "\t");
+    let newline = PyString::new(py, "\n");
+    let absent = PyString::new(py, "-");
+    let comma = PyString::new(py, ",");
+    let lines = PyList::empty(py);
+    for (text, value) in texts.iter().zip(values) {
+        lines.append(PyString::new(py, &String::from_utf8_lossy(text)))?;
+        lines.append(&tab)?;
+        match value {
+            None => lines.append(&absent)?,
+            Some(v) if v.bind(py).is_instance_of::<PyFrozenSet>() => {
+                let items = PyList::empty(py);
+                for item in v.bind(py).try_iter()? {
+                    items.append(item?.str()?)?;
+                }
+                items.sort()?;
+                lines.append(comma.call_method1("join", (items,))?)?;
+            }
+            Some(v) => lines.append(v.bind(py).str()?)?,
+        }
+        lines.append(&newline)?;
+    }
+    let text = PyString::new(py, "").call_method1("join", (lines,))?;
+    let bytes = text.call_method1("encode", ("utf-8", "surrogateescape"))?;
+    Ok(bytes.cast::<PyBytes>()?.as_bytes().to_vec())
 }
 
 /// _answer_lines(maplet, keys, kmers, canonical)
@@ -331,7 +381,8 @@ fn counts_of(py: Python<'_>, m: &Maplet, hashes: &[u64]) -> PyResult<Vec<Option<
 /// Returns the output, ``KEY<TAB>VALUE`` lines (``-`` for an absent key),
 /// and the index (line or item, from 0) of the first key that is not
 /// UTF-8 text or not a k-mer, or -1; the output then covers the keys before
-/// it. ``TypeError`` for a maplet whose values are not integers.
+/// it. Values that are not integers show as ``str(value)`` (a frozenset:
+/// its items' ``str``, sorted, joined by commas).
 #[pyfunction]
 pub(crate) fn _answer_lines<'py>(
     py: Python<'py>,
@@ -401,7 +452,10 @@ pub(crate) fn _answer_lines<'py>(
                 texts.push(text);
             }
         }
-        let answers = counts_of(py, m, &hashes)?;
+        let Some(answers) = packed_counts_of(py, m, &hashes)? else {
+            let values = objects_of(py, m, &hashes)?;
+            return Ok((PyBytes::new(py, &object_lines(py, &texts, &values)?), bad));
+        };
         let mut out = Vec::with_capacity(texts.iter().map(|t| t.len() + 8).sum());
         for (text, answer) in texts.iter().zip(&answers) {
             out.extend_from_slice(text);
