@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::encode::{hash_packed, packed_batches, PACKED_BATCH};
 use super::read::{fan_out, FirstError, Input};
 use super::report::{KmerStats, Progress, Report, SavedCount, Stage};
-use super::size::{build, choose, merge_at, sum_equal, Hll, Shapes};
+use super::size::{add_equal, build, choose, merge_at, sum_equal, Hll, Shapes};
 use crate::error::{MapletError, Result};
 use crate::format;
 use crate::runs::{encode_run, rice_bits, Run};
@@ -495,22 +495,17 @@ fn merge_parts(
                 heap.push(std::cmp::Reverse((key, r, v)));
             }
         }
-        // All the runs' entries in order: the run of the one handed on last
-        // is read on before the next is taken.
-        let mut last: Option<usize> = None;
-        let sorted = std::iter::from_fn(|| {
-            if let Some(r) = last.take() {
-                match runs[r].next_entry() {
-                    Ok(Some((key, v))) => heap.push(std::cmp::Reverse((key, r, v))),
-                    Ok(None) => {}
-                    Err(e) => return Some(Err(e)),
-                }
+        let mut merged: Vec<(u64, u64)> = Vec::new();
+        let mut pending = None;
+        while let Some(std::cmp::Reverse((key, r, v))) = heap.pop() {
+            if let Some(sum) = add_equal(&mut pending, key, v)? {
+                merged.push(sum);
             }
-            let std::cmp::Reverse((key, r, v)) = heap.pop()?;
-            last = Some(r);
-            Some(Ok((key, v)))
-        });
-        let merged: Vec<(u64, u64)> = sum_equal(sorted).collect::<Result<_>>()?;
+            if let Some((key, v)) = runs[r].next_entry()? {
+                heap.push(std::cmp::Reverse((key, r, v)));
+            }
+        }
+        merged.extend(pending);
         drop(runs);
         let mut out = BufWriter::with_capacity(64 << 10, entries[i].file()?);
         if let (Some(first), Some(last)) = (merged.first(), merged.last()) {

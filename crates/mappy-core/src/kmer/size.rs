@@ -260,23 +260,35 @@ pub(super) fn sum_equal(
     let mut pending: Option<(u64, u64)> = None;
     std::iter::from_fn(move || loop {
         match entries.next() {
-            Some(Ok((key, v))) => match &mut pending {
-                Some((pk, pv)) if *pk == key => match pv.checked_add(v) {
-                    Some(s) => *pv = s,
-                    None => {
-                        return Some(Err(MapletError::InvalidValue(
-                            "a k-mer count overflows 64 bits".into(),
-                        )))
-                    }
-                },
-                _ => {
-                    if let Some(p) = pending.replace((key, v)) {
-                        return Some(Ok(p));
-                    }
-                }
+            Some(Ok((key, v))) => match add_equal(&mut pending, key, v) {
+                Ok(None) => {}
+                done => return done.transpose(),
             },
             Some(Err(e)) => return Some(Err(e)),
             None => return pending.take().map(Ok),
         }
     })
+}
+
+/// The step of summing equal neighbours of a sorted stream: `(key, v)` is
+/// added to `pending` if it has the same key (`None`); otherwise it
+/// becomes `pending` and the sum it ends is returned.
+///
+/// # Errors
+/// [`MapletError::InvalidValue`] if the sum overflows 64 bits.
+#[inline(always)]
+pub(super) fn add_equal(
+    pending: &mut Option<(u64, u64)>,
+    key: u64,
+    v: u64,
+) -> Result<Option<(u64, u64)>> {
+    match pending {
+        Some((pk, pv)) if *pk == key => {
+            *pv = pv.checked_add(v).ok_or_else(|| {
+                MapletError::InvalidValue("a k-mer count overflows 64 bits".into())
+            })?;
+            Ok(None)
+        }
+        _ => Ok(pending.replace((key, v))),
+    }
 }
