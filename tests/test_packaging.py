@@ -1,10 +1,21 @@
 """The supported Pythons are said once and kept in step: requires-python, the
 classifiers, the versions `make test-pythons` and `make wheel` cover, and CI,
-which runs the oldest and the newest. (tests/wheel_check.py checks the built
-distributions themselves.)"""
+which runs the oldest and the newest; the version is above every one
+published under the package's names, the extras install what their modules
+import, and the docs install from a clone, not from PyPI.
+(tests/wheel_check.py checks the built distributions themselves.)"""
 
+import ast
 import re
+import sys
 from pathlib import Path
+
+import pytest
+
+try:
+    import tomllib
+except ImportError:  # Python < 3.11: the test extra installs tomli
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = (ROOT / "pyproject.toml").read_text()
@@ -49,3 +60,101 @@ def test_one_wheel_per_version_not_abi3():
     cargo = (ROOT / "crates" / "mappy-python" / "Cargo.toml").read_text()
     assert "abi3" not in cargo
     assert "abi3" not in PYPROJECT
+
+
+# ---- name, version and extras ------------------------------------------------
+
+CARGO = tomllib.loads((ROOT / "Cargo.toml").read_text())
+PROJECT = tomllib.loads(PYPROJECT)["project"]
+# Published before this package, under its names or close to them: PyPI's
+# unrelated mappy-python and crates.io's mappy-core.
+PUBLISHED = "0.3.2"
+
+
+def workspace_version():
+    return CARGO["workspace"]["package"]["version"]
+
+
+def test_version_is_above_every_published_one_and_said_once():
+    v = workspace_version()
+    assert version(v) > version(PUBLISHED), v
+    # pyproject.toml takes it from Cargo (maturin), and both crates from the workspace.
+    assert "version" not in PROJECT and "version" in PROJECT["dynamic"]
+    for crate in ("mappy-core", "mappy-python"):
+        manifest = tomllib.loads((ROOT / "crates" / crate / "Cargo.toml").read_text())
+        assert manifest["package"]["version"] == {"workspace": True}, crate
+    lock = tomllib.loads((ROOT / "Cargo.lock").read_text())
+    locked = {p["name"]: p["version"] for p in lock["package"] if p["name"].startswith("mappy-")}
+    assert locked == {"mappy-core": v, "mappy-python": v}
+
+
+def test_the_extension_in_use_reports_the_version():
+    import mappy_python
+
+    if mappy_python.__version__ != workspace_version():
+        pytest.skip(f"the extension in use was built from version {mappy_python.__version__}: rebuild it")
+    assert mappy_python.__version__ == workspace_version()
+
+
+def requirement_names(requirements):
+    """{name: set of extras} of requirement strings, names normalized."""
+    out = {}
+    for r in requirements:
+        m = re.match(r"\s*([A-Za-z0-9_.-]+)\s*(?:\[([^\]]*)\])?", r)
+        name = re.sub(r"[-_.]+", "-", m[1]).lower()
+        out[name] = {e.strip() for e in (m[2] or "").split(",") if e.strip()}
+    return out
+
+
+def imported_modules(path):
+    """The absolute imports of a module of the package, anywhere in it."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_the_dask_extra_installs_everything_mappy_dask_imports():
+    extra = requirement_names(PROJECT["optional-dependencies"]["dask"])
+    installed = {**requirement_names(PROJECT["dependencies"]), **extra}
+    assert {"dataframe", "distributed"} <= extra["dask"]
+    assert "pandas" in extra  # imported by mappy.dask itself, not only through dask.dataframe
+    package = ROOT / "python" / "mappy_python"
+    modules = set()
+    for name in ("dask.py", "sharded.py", "_layout.py"):
+        modules |= imported_modules(package / name)
+    stdlib = getattr(sys, "stdlib_module_names", None) or {
+        "os", "functools", "itertools", "typing", "__future__", "collections", "math", "warnings",
+    }  # fmt: skip
+    for module in sorted(modules):
+        top = module.split(".")[0]
+        if top in stdlib or top == "mappy_python":
+            continue
+        assert top in installed, f"{module} is imported but not installed by the dask extra"
+        if top == "dask" and module != "dask":
+            sub = module.split(".")[1]
+            if sub in ("dataframe", "distributed"):
+                assert sub in extra["dask"], module
+
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "examples").rglob("*.py"))]
+
+
+def test_no_doc_installs_the_package_from_pypi():
+    """It is not there (the mappy-python on PyPI is an unrelated project):
+    every install goes through a clone or a built wheel."""
+    from_pypi = re.compile(r"""pip install\s+(?:-\S+\s+)*["']?mappy[-_]python\b""", re.I)
+    for path in DOCS:
+        text = " ".join(path.read_text().split())  # a command split across lines too
+        assert not from_pypi.search(text), f"{path.name}: {from_pypi.search(text)[0]}"
+
+
+def test_readme_says_how_to_install_today_and_which_mappy_this_is():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Install") :]
+    section = section[: section.index("\n## ", 1)]
+    assert "pip install ." in section and "make wheel" in section
+    assert "minimap2" in section and "import mappy_python as mappy" in section
