@@ -18,10 +18,17 @@ install: $(PY)
 DEMO_OUT ?= $(VENV)/sample_kmers.maplet
 
 ## demo: the main job: count the k-mers of the bundled sample reads, query a few
-demo: install
+# It installs as `make install` does, but says so first and shows pip's progress.
+demo: $(PY)
+	@echo "Building and installing the package into $(VENV) (Rust, release mode: a few minutes the first time)..."
+	$(PY) -m pip install .
+	@echo "Counting the 21-mers of examples/data/sample_reads.fa into $(DEMO_OUT)..."
 	$(VENV)/bin/mappy kmers count -k 21 --rate 0.001 --expected-items 120000 -o $(DEMO_OUT) examples/data/sample_reads.fa
+	@echo "The counts of three 21-mers of the sample:"
 	sed -n '2p;4p;6p' examples/data/sample_reads.fa | cut -c1-21 | $(VENV)/bin/mappy kmers query $(DEMO_OUT)
+	@echo "What the maplet holds, and its size:"
 	$(VENV)/bin/mappy stats $(DEMO_OUT)
+	@echo "The Python API (examples/basic_usage.py):"
 	$(PY) examples/basic_usage.py
 
 test-deps: $(PY)

@@ -5,6 +5,7 @@ import gzip
 import os
 import pty
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -149,7 +150,7 @@ def test_kmers_count_in_partitions_writes_the_same_file(tmp_path):
     assert m.stats().load_factor <= 0.95
     assert m.query(mappy.canonical_kmer(SAMPLE.read_text().splitlines()[1][:21])) >= 1
     r = mappy_cli(*args, "-o", tmp_path / "x.maplet", "--partitions", 0)
-    assert r.returncode == 1 and "--partitions" in r.stderr
+    assert "--partitions" in usage_error(r, "kmers count")
 
 
 def test_kmers_count_without_a_hint_and_with_scratch_elsewhere(tmp_path):
@@ -195,7 +196,7 @@ def test_an_output_that_cannot_be_written_is_an_error_naming_it(tmp_path):
 
 def test_kmers_count_errors(tmp_path):
     r = mappy_cli("kmers", "count", "-k", 40, "-o", tmp_path / "x.maplet", SAMPLE)
-    assert r.returncode == 1 and "between 1 and 32" in r.stderr
+    assert "between 1 and 32" in usage_error(r, "kmers count")
     r = mappy_cli("kmers", "count", "-k", 21, "-o", tmp_path / "x.maplet", tmp_path / "none.fa")
     assert r.returncode == 1 and "no such file" in r.stderr
     bad = tmp_path / "bad.fq"
@@ -226,6 +227,18 @@ def fails(r, prefix=""):
     assert r.stderr.startswith(f"mappy: error: {prefix}"), r.stderr
     assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1, r.stderr
     return r.stderr
+
+
+def usage_error(r, command):
+    """A usage error, as argparse reports one: status 2, the usage of the
+    command given, then ``mappy COMMAND: error: ...``; returns the message."""
+    prog = f"mappy {command}".strip()
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert r.stderr.startswith(f"usage: {prog} "), r.stderr
+    last = r.stderr.splitlines()[-1]
+    assert last.startswith(f"{prog}: error: "), r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == "", r.stderr
+    return last
 
 
 def names(folder):
@@ -282,7 +295,9 @@ def test_columns_below_one_or_past_the_row(tmp_path):
     out = tmp_path / "out.maplet"
     for option in ("--key-column", "--value-column"):
         for n in (0, -1):
-            assert "must be at least 1" in fails(run("build", out, src, "--format", "tsv", option, n))
+            assert "must be at least 1" in usage_error(
+                run("build", out, src, "--format", "tsv", option, n), "build"
+            )
     assert "at least 2 columns" in fails(
         run("build", out, src, "--format", "tsv", "--value-column", 2), f"{src}:2: "
     )
@@ -318,10 +333,8 @@ def test_options_that_are_not_numbers(tmp_path, keys):
         ["kmers", "count", "-k", "x", "-o", out, keys],
         ["kmers", "count", "-k", 5, "-o", out, keys, "--threads", 0],
         ["kmers", "count", "-k", 5, "-o", out, keys, "--rate", 2],
-        ["build"],
-        ["frobnicate"],
     ):
-        fails(run(*args))
+        usage_error(run(*args), " ".join(args[:2]) if args[0] == "kmers" else args[0])
     assert names(tmp_path) == ["keys.txt"]
 
 
@@ -696,10 +709,115 @@ def test_options_may_follow_the_keys_file_and_stats_read_as_short_figures(tmp_pa
         capture_output=True,
         text=True,
     )
-    assert r.returncode == 1 and "unrecognized arguments: --bogus" in r.stderr
+    assert "unrecognized arguments: --bogus" in usage_error(r, "kmers query")
     r = subprocess.run(
         [sys.executable, "-m", "mappy_python.cli", "stats", str(out)], capture_output=True, text=True
     )
     figures = dict(line.split("\t") for line in r.stdout.splitlines())
     assert figures["load_factor"] == f"{float(figures['load_factor']):.6g}"
     assert len(figures["load_factor"]) <= 12
+
+
+# ---- usage errors, -o -, --help ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args,command,message",
+    [
+        ([], "", "required: command"),
+        (["kmers"], "kmers", "required: command"),
+        (["kmers", "count"], "kmers count", "required: -k, -o/--output, reads"),
+        (["kmers", "count", "-o", "x.maplet", "r.fa"], "kmers count", "required: -k"),
+        (["kmers", "count", "-k", "x", "-o", "x.maplet", "r.fa"], "kmers count", "not an integer: 'x'"),
+        (["kmers", "count", "-k", "0", "-o", "x.maplet", "r.fa"], "kmers count", "between 1 and 32"),
+        (["kmers", "count", "-k", "5", "-o", "x.maplet", "r.fa", "--rate", "1.5"], "kmers count", "--rate"),
+        (["kmers", "count", "-k", "5", "-o"], "kmers count", "expected one argument"),
+        (["kmers", "query", "x.maplet", "ACGT", "--bogus"], "kmers query", "unrecognized arguments: --bogus"),
+        (["kmers", "frobnicate"], "kmers", "invalid choice: 'frobnicate'"),
+        (["frobnicate"], "", "invalid choice: 'frobnicate'"),
+        (["stats", "--bogus", "x.maplet"], "stats", "unrecognized arguments: --bogus"),
+        (["build"], "build", "required: output"),
+        (["build", "out.maplet", "--format", "xml"], "build", "invalid choice: 'xml'"),
+        (["build", "out.maplet", "--rate", "0"], "build", "strictly between 0 and 1"),
+        (["build", "out.maplet", "--expected-items", "-3"], "build", "must be at least 1"),
+        (["query"], "query", "required: file"),
+        (["stats"], "stats", "required: file"),
+        (["stats", "a.maplet", "b.maplet"], "stats", "unrecognized arguments: b.maplet"),
+        (["merge", "out.maplet"], "merge", "required: inputs"),
+    ],
+)
+def test_a_usage_error_exits_2_with_the_usage_of_the_command(tmp_path, args, command, message):
+    r = subprocess.run(
+        [sys.executable, "-m", "mappy_python.cli", *args], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert message in usage_error(r, command)
+    assert "kmers_command" not in r.stderr
+    assert names(tmp_path) == []  # nothing read, nothing written
+
+
+def test_main_returns_the_usage_status_in_process(capsys):
+    from mappy_python import cli
+
+    assert cli.main(["kmers"]) == 2
+    assert capsys.readouterr().err.startswith("usage: mappy kmers ")
+    assert cli.main(["--help"]) == 0
+    assert capsys.readouterr().out.startswith("usage: mappy ")
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out == f"mappy {mappy.__version__}\n"
+
+
+@pytest.mark.parametrize(
+    "args,command,option",
+    [
+        (["kmers", "count", "-k", 5, "-o", "-", SAMPLE], "kmers count", "-o/--output"),
+        (["kmers", "count", "-k", 5, "--output", "-", SAMPLE], "kmers count", "-o/--output"),
+        (["build", "-", "keys.txt"], "build", "output"),
+        (["merge", "-", "keys.maplet", "keys.maplet"], "merge", "output"),
+    ],
+)
+def test_a_maplet_is_not_written_to_stdout(tmp_path, maplet, args, command, option):
+    """``-`` as the output is refused before anything is read: a maplet is
+    a binary file written atomically, not a stream."""
+    r = subprocess.run(
+        [sys.executable, "-m", "mappy_python.cli", *map(str, args)],
+        input="apple\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    message = usage_error(r, command)
+    assert f"argument {option}: '-': a maplet cannot be written to standard output" in message
+    assert names(tmp_path) == ["keys.maplet", "keys.txt"]  # no file named '-' either
+
+
+def every_command():
+    """Every command and subcommand of the parser, as argument lists."""
+    import argparse
+
+    from mappy_python import cli
+
+    def walk(p, prefix):
+        yield prefix
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, [*prefix, name])
+
+    return list(walk(cli.parser(), []))
+
+
+def test_help_is_plain_text_for_every_command():
+    """argparse shows help as it is written: no reStructuredText (``mappy``),
+    no Markdown, for every command."""
+    commands = every_command()
+    assert {" ".join(c) for c in commands} == {
+        "", "build", "query", "stats", "merge", "kmers", "kmers count", "kmers query",
+    }  # fmt: skip
+    for args in commands:
+        r = mappy_cli(*args, "--help")
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+        assert r.stdout.startswith(f"usage: {' '.join(['mappy', *args])} "), r.stdout
+        assert "`" not in r.stdout, (args, r.stdout)
+        assert not re.search(r":(func|class|meth|mod):|\*\*", r.stdout), (args, r.stdout)
+        # Each command says what it does, in a sentence of its own.
+        assert re.search(r"\n\n[A-Z](?:[^\n]|\n(?!\n))*\.\n\n", r.stdout), (args, r.stdout)

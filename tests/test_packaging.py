@@ -158,3 +158,18 @@ def test_readme_says_how_to_install_today_and_which_mappy_this_is():
     section = section[: section.index("\n## ", 1)]
     assert "pip install ." in section and "make wheel" in section
     assert "minimap2" in section and "import mappy_python as mappy" in section
+
+
+def test_make_demo_says_what_it_does_while_it_builds():
+    """The first ``make demo`` compiles Rust for minutes: it says so before,
+    and pip shows its progress (no --quiet)."""
+    recipe = re.search(r"(?m)^demo:.*\n((?:\t.*\n)+)", MAKEFILE)[1].splitlines()
+    install = next(i for i, line in enumerate(recipe) if "pip install" in line)
+    assert not re.search(r"\s(--quiet|-q+)\b", recipe[install]), recipe[install]
+    said = recipe[install - 1]
+    assert said.startswith("\t@echo ") and "minutes" in said, said
+    # Every step after it is announced too.
+    steps = [i for i, line in enumerate(recipe) if i > install and not line.startswith("\t@echo ")]
+    assert steps
+    for i in steps:
+        assert recipe[i - 1].startswith("\t@echo "), recipe[i]

@@ -9,10 +9,13 @@ count k-mers.
     mappy kmers query FILE [KMER ...]  counts of k-mers (or of k-mers on stdin)
 
 Inputs may be plain or gzip-compressed; ``-`` reads standard input (for a
-maplet too). Errors are one line, ``mappy: error: FILE[:LINE]: message``,
-exit with status 1 (130 for Ctrl-C) and leave no output file behind (a
-maplet is written only when complete, and atomically); an output that is
-one of the inputs is refused before anything is written.
+maplet too); a maplet is written to a file, never to standard output
+(``-o -`` is refused). Errors are one line, ``mappy: error: FILE[:LINE]:
+message``, exit with status 1 (130 for Ctrl-C) and leave no output file
+behind (a maplet is written only when complete, and atomically); an output
+that is one of the inputs is refused before anything is written. Usage
+errors (an unknown option, a missing argument, a bad value) are argparse's:
+the command's usage line, then ``mappy ...: error: message``, status 2.
 
 The two query commands answer keys in batches, and memory-map a saved
 counter (or numeric max/min) instead of reading it: a truncated or damaged
@@ -34,7 +37,7 @@ import tempfile
 import threading
 import time
 import zlib
-from typing import IO, Callable, Iterator, List, NoReturn, Optional, Sequence, Tuple, TypeVar, Union
+from typing import IO, Callable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
 
 import mappy_python as mappy
 
@@ -49,6 +52,11 @@ STDIN = "-"
 # Errors of reading or writing a file, and of the data in it.
 FILE_ERRORS = (OSError, EOFError, zlib.error, ValueError, OverflowError, mappy.MapletError)
 T = TypeVar("T")
+
+
+# The one-line description of ``mappy --help``: plain text, as argparse
+# shows it.
+DESCRIPTION = "Build, query, inspect and merge saved maplets, and count k-mers."
 
 
 class CliError(Exception):
@@ -135,6 +143,38 @@ def positive(text: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
     return n
+
+
+def kmer_length(text: str) -> int:
+    """An argparse type: a k-mer length, 1 to 32."""
+    try:
+        k = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 1 <= k <= 32:
+        raise argparse.ArgumentTypeError(f"k must be between 1 and 32, got {k}")
+    return k
+
+
+def rate(text: str) -> float:
+    """An argparse type: a false-positive rate, strictly between 0 and 1."""
+    try:
+        r = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < r < 1.0:
+        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1, got {text}")
+    return r
+
+
+def output_file(text: str) -> str:
+    """An argparse type: the path of a maplet to write; ``-`` is refused (a
+    maplet is a binary file written atomically, not a stream)."""
+    if text == STDIN:
+        raise argparse.ArgumentTypeError(
+            "'-': a maplet cannot be written to standard output: give the path of a file"
+        )
+    return text
 
 
 class Progress:
@@ -425,8 +465,6 @@ def cmd_merge(args: argparse.Namespace) -> None:
 
 def cmd_kmers_count(args: argparse.Namespace) -> None:
     check_paths(args.output, args.reads)
-    if not 1 <= args.k <= 32:
-        raise CliError(f"k must be between 1 and 32, got {args.k}")
     progress = Progress("reading k-mers")
     labels = {"reading": "reading k-mers", "counting": "counting parts", "saving": "saving"}
 
@@ -502,20 +540,15 @@ def cmd_kmers_query(args: argparse.Namespace) -> None:
     answer_keys(maplet, args.kmers, kmers=True, canonical=not args.no_canonical)
 
 
-class Parser(argparse.ArgumentParser):
-    """Usage errors in the same form as every other error."""
-
-    def error(self, message: str) -> NoReturn:
-        raise CliError(message)
-
-
 def parser() -> argparse.ArgumentParser:
-    p = Parser(prog="mappy", description=__doc__.split("\n\n")[0])
+    """The command line. Each command's parser is its namespace's ``parser``,
+    for errors found after parsing."""
+    p = argparse.ArgumentParser(prog="mappy", description=DESCRIPTION)
     p.add_argument("--version", action="version", version=f"mappy {mappy.__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     def sizing(q: argparse.ArgumentParser, expected: Optional[int]) -> None:
-        q.add_argument("--rate", type=float, default=0.01, help="false-positive rate (default 0.01)")
+        q.add_argument("--rate", type=rate, default=0.01, help="false-positive rate (default 0.01)")
         q.add_argument(
             "--expected-items",
             type=positive,
@@ -531,8 +564,8 @@ def parser() -> argparse.ArgumentParser:
         help="build a maplet from keys (and values)",
         description="Build a maplet from lines, TSV or CSV.",
     )
-    b.add_argument("output", help="the maplet file to write")
-    b.add_argument("inputs", nargs="*", help="input files, plain or .gz ('-' or none: stdin)")
+    b.add_argument("output", type=output_file, help="the maplet file to write")
+    b.add_argument("inputs", nargs="*", default=[], help="input files, plain or .gz ('-' or none: stdin)")
     b.add_argument(
         "--format",
         choices=["lines", "tsv", "csv"],
@@ -552,29 +585,43 @@ def parser() -> argparse.ArgumentParser:
         "--operator", choices=sorted(OPERATORS), default="counter", help="merge operator (default counter)"
     )
     sizing(b, 1_000_000)
-    b.set_defaults(run=cmd_build)
+    b.set_defaults(run=cmd_build, parser=b)
 
     q = sub.add_parser(
         "query", help="print the values of keys", description="Print KEY<TAB>VALUE; '-' for an absent key."
     )
     q.add_argument("file")
-    q.add_argument("keys", nargs="*", help="keys (default: one per line on stdin)")
-    q.set_defaults(run=cmd_query)
+    q.add_argument("keys", nargs="*", default=[], help="keys (default: one per line on stdin)")
+    q.set_defaults(run=cmd_query, parser=q)
 
-    s = sub.add_parser("stats", help="print size and accuracy figures")
+    s = sub.add_parser(
+        "stats", help="print size and accuracy figures", description="Print size and accuracy figures."
+    )
     s.add_argument("file")
-    s.set_defaults(run=cmd_stats)
+    s.set_defaults(run=cmd_stats, parser=s)
 
-    m = sub.add_parser("merge", help="merge maplets built with the same parameters")
-    m.add_argument("output")
-    m.add_argument("inputs", nargs="+")
-    m.set_defaults(run=cmd_merge)
+    m = sub.add_parser(
+        "merge",
+        help="merge maplets built with the same parameters",
+        description="Merge maplets built with the same parameters into one.",
+    )
+    m.add_argument("output", type=output_file, help="the maplet file to write")
+    m.add_argument("inputs", nargs="+", help="the maplets to merge ('-': one from stdin)")
+    m.set_defaults(run=cmd_merge, parser=m)
 
-    k = sub.add_parser("kmers", help="count and query k-mers of DNA sequences")
-    ksub = k.add_subparsers(dest="kmers_command", required=True)
-    kc = ksub.add_parser("count", help="count k-mers of FASTA/FASTQ files (plain or .gz)")
-    kc.add_argument("-k", type=int, required=True, help="k-mer length, 1 to 32")
-    kc.add_argument("-o", "--output", required=True, help="the maplet file to write")
+    k = sub.add_parser(
+        "kmers",
+        help="count and query k-mers of DNA sequences",
+        description="Count the k-mers of DNA sequences into a maplet, and query their counts.",
+    )
+    ksub = k.add_subparsers(dest="command", required=True)
+    kc = ksub.add_parser(
+        "count",
+        help="count k-mers of FASTA/FASTQ files (plain or .gz)",
+        description="Count the k-mers (canonical by default) of FASTA or FASTQ files into a maplet file.",
+    )
+    kc.add_argument("-k", type=kmer_length, required=True, help="k-mer length, 1 to 32")
+    kc.add_argument("-o", "--output", type=output_file, required=True, help="the maplet file to write")
     kc.add_argument("reads", nargs="+", help="FASTA or FASTQ files, plain or .gz")
     kc.add_argument("--no-canonical", action="store_true", help="count k-mers as read, not canonical")
     kc.add_argument("--threads", type=positive, default=None, help="worker threads (default: all cores)")
@@ -593,12 +640,16 @@ def parser() -> argparse.ArgumentParser:
         "they are removed whatever happens",
     )
     sizing(kc, None)
-    kc.set_defaults(run=cmd_kmers_count)
-    kq = ksub.add_parser("query", help="print the counts of k-mers")
+    kc.set_defaults(run=cmd_kmers_count, parser=kc)
+    kq = ksub.add_parser(
+        "query",
+        help="print the counts of k-mers",
+        description="Print KMER<TAB>COUNT; '-' for an absent k-mer.",
+    )
     kq.add_argument("file")
-    kq.add_argument("kmers", nargs="*", help="k-mers (default: one per line on stdin)")
+    kq.add_argument("kmers", nargs="*", default=[], help="k-mers (default: one per line on stdin)")
     kq.add_argument("--no-canonical", action="store_true", help="the maplet counts k-mers as read")
-    kq.set_defaults(run=cmd_kmers_query)
+    kq.set_defaults(run=cmd_kmers_query, parser=kq)
     return p
 
 
@@ -615,14 +666,19 @@ def parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         listed.extend(extra)
         extra = []
     if extra:
-        p.error(f"unrecognized arguments: {' '.join(extra)}")
+        # The usage and the name of the command given, not only of mappy.
+        getattr(args, "parser", p).error(f"unrecognized arguments: {' '.join(extra)}")
     return args
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Runs the command; every error ends here, as one line on stderr."""
+    """Runs the command; every error ends here, as one line on stderr (a
+    usage error as argparse prints it, status 2)."""
     try:
-        args = parse(argv)
+        try:
+            args = parse(argv)
+        except SystemExit as e:  # --help, --version, or a usage error
+            return e.code if isinstance(e.code, int) else 0 if e.code is None else 2
         args.run(args)
         if sys.stdout is not None:
             sys.stdout.flush()
