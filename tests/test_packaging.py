@@ -173,3 +173,61 @@ def test_make_demo_says_what_it_does_while_it_builds():
     assert steps
     for i in steps:
         assert recipe[i - 1].startswith("\t@echo "), recipe[i]
+
+
+# ---- what PyPI and pip show about the package --------------------------------
+
+REPOSITORY = "https://github.com/entropy-tamer/mappy"
+
+
+def test_metadata_says_who_where_and_what():
+    assert PROJECT["authors"] and all(a.get("name") for a in PROJECT["authors"])
+    urls = PROJECT["urls"]
+    assert urls["Repository"] == REPOSITORY
+    assert urls["Issues"] == f"{REPOSITORY}/issues"
+    assert urls["Documentation"].startswith(REPOSITORY)
+    assert (ROOT / urls["Documentation"].split("/blob/main/")[1]).is_file()
+    assert {"maplet", "k-mer counting", "bioinformatics"} <= set(PROJECT["keywords"])
+    classifiers = PROJECT["classifiers"]
+    assert len(set(classifiers)) == len(classifiers)
+    for prefix in ("Development Status :: ", "Intended Audience :: "):
+        assert any(c.startswith(prefix) for c in classifiers), prefix
+    assert "Topic :: Scientific/Engineering :: Bio-Informatics" in classifiers
+    assert "Programming Language :: Rust" in classifiers
+    trove = pytest.importorskip("trove_classifiers")
+    unknown = [c for c in classifiers if c not in trove.classifiers or c in trove.deprecated_classifiers]
+    assert not unknown, unknown
+
+
+def test_the_licence_is_an_spdx_expression_with_its_file():
+    assert PROJECT["license"] == "MIT" == CARGO["workspace"]["package"]["license"]
+    assert PROJECT["license-files"] == ["LICENSE"]
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    # PEP 639: no License :: classifier beside an expression.
+    assert not [c for c in PROJECT["classifiers"] if c.startswith("License :: ")]
+    # maturin writes License-Expression (metadata 2.4) from 1.9.3 on.
+    backend = tomllib.loads(PYPROJECT)["build-system"]["requires"]
+    low = re.fullmatch(r"maturin>=([\d.]+),<2", backend[0])
+    assert low and version(low[1]) >= (1, 9, 3), backend
+    licenses = pytest.importorskip("packaging.licenses")
+    assert licenses.canonicalize_license_expression(PROJECT["license"]) == PROJECT["license"]
+
+
+def test_installed_metadata_when_it_is_of_this_version():
+    """The metadata pip installed, when the installed distribution is of
+    this version (a build of another version says nothing about this one)."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution("mappy-python")
+    except metadata.PackageNotFoundError:
+        pytest.skip("mappy-python is not installed (only on the path)")
+    if dist.version != workspace_version():
+        pytest.skip(f"the installed mappy-python is {dist.version}, not {workspace_version()}: reinstall it")
+    meta = dist.metadata
+    assert meta["License-Expression"] == "MIT"
+    assert set(meta.get_all("Classifier")) == set(PROJECT["classifiers"])
+    urls = dict(u.split(", ", 1) for u in meta.get_all("Project-URL"))
+    assert urls["Repository"] == REPOSITORY
+    extras = [r for r in dist.requires if 'extra == "dask"' in r or "extra == 'dask'" in r]
+    assert any(r.startswith("pandas") for r in extras), extras
