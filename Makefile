@@ -53,7 +53,7 @@ python_for = $(or $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/$(1).[0-9]
 MATURIN := $(VENV)/bin/maturin
 
 $(MATURIN): $(PY)
-	$(PY) -m pip install --quiet "maturin>=1.5,<2"
+	$(PY) -m pip install --quiet "maturin>=1.9.3,<2"
 
 ## wheel: one wheel for each supported Python (PYTHONS) and an sdist, into dist/
 wheel: $(MATURIN)
