@@ -13,13 +13,20 @@ impl<O: Operator> Maplet<O> {
     ///
     /// # Errors
     /// The operator's errors (overflow, mismatched lengths, a failing custom
-    /// function), [`MapletError::MemoryLimit`](crate::MapletError::MemoryLimit), [`MapletError::OutOfMemory`](crate::MapletError::OutOfMemory)
+    /// function), [`MapletError::MemoryLimit`], [`MapletError::OutOfMemory`]
     /// when growing or widening needs memory the system refuses,
-    /// [`MapletError::CapacityExhausted`](crate::MapletError::CapacityExhausted) when a fixed-precision maplet can
-    /// grow no further (see [`Options::fixed_precision`](super::Options::fixed_precision)),
-    /// [`MapletError::ReadOnly`](crate::MapletError::ReadOnly) for a memory-mapped maplet, and
-    /// [`MapletError::Corrupt`](crate::MapletError::Corrupt) for a copy of a memory-mapped maplet that
+    /// [`MapletError::CapacityExhausted`] when a fixed-precision maplet can
+    /// grow no further (see [`Options::fixed_precision`]),
+    /// [`MapletError::ReadOnly`] for a memory-mapped maplet, and
+    /// [`MapletError::Corrupt`] for a copy of a memory-mapped maplet that
     /// `verify` found damaged; the maplet is unchanged.
+    ///
+    /// [`MapletError::MemoryLimit`]: crate::MapletError::MemoryLimit
+    /// [`MapletError::OutOfMemory`]: crate::MapletError::OutOfMemory
+    /// [`MapletError::CapacityExhausted`]: crate::MapletError::CapacityExhausted
+    /// [`Options::fixed_precision`]: super::Options::fixed_precision
+    /// [`MapletError::ReadOnly`]: crate::MapletError::ReadOnly
+    /// [`MapletError::Corrupt`]: crate::MapletError::Corrupt
     pub fn insert<K: Key + ?Sized>(&mut self, key: &K, value: O::Value) -> Result<()> {
         let h = self.hash(key);
         self.insert_hash(h, value)
@@ -253,7 +260,9 @@ impl<O: Operator> Maplet<O> {
     /// Removes `key`'s entry whatever it holds. Returns whether one was found.
     ///
     /// # Errors
-    /// [`MapletError::ReadOnly`](crate::MapletError::ReadOnly) for a memory-mapped maplet.
+    /// [`MapletError::ReadOnly`] for a memory-mapped maplet.
+    ///
+    /// [`MapletError::ReadOnly`]: crate::MapletError::ReadOnly
     pub fn remove<K: Key + ?Sized>(&mut self, key: &K) -> Result<bool> {
         let h = self.hash(key);
         self.remove_hash(h)
@@ -289,7 +298,9 @@ impl<O: Operator> Maplet<O> {
     /// Removes everything and returns to the initial size.
     ///
     /// # Errors
-    /// [`MapletError::ReadOnly`](crate::MapletError::ReadOnly) for a memory-mapped maplet.
+    /// [`MapletError::ReadOnly`] for a memory-mapped maplet.
+    ///
+    /// [`MapletError::ReadOnly`]: crate::MapletError::ReadOnly
     pub fn clear(&mut self) -> Result<()> {
         // The old words are dropped, not changed: borrowed ones need no copy.
         self.writable_in_place()?;
