@@ -10,7 +10,7 @@ from mappy_python import dask as mappy_dask
 
 GLOBS = {name: getattr(mappy_python, name) for name in mappy_python.__all__}
 OBJECTS = [getattr(_mappy, n) for n in _mappy.__all__ if not n.startswith("__")]
-OBJECTS += [mappy_python, mappy_dask.build]
+OBJECTS += [mappy_python, mappy_dask.build, mappy_dask.query]
 
 
 def examples():

@@ -45,9 +45,10 @@ class ShardedStats(dict):
     whole, ``shards``, and each shard's own ``Stats`` in ``per_shard``.
     Read as a mapping or by attribute.
 
-    >>> import mappy_python as mappy
-    >>> mappy.ShardedMaplet(1000, 0.01, shards=2).stats().shards
-    2
+    Examples:
+        >>> import mappy_python as mappy
+        >>> mappy.ShardedMaplet(1000, 0.01, shards=2).stats().shards
+        2
     """
 
     def __getattr__(self, name: str) -> Any:
@@ -108,10 +109,11 @@ class ShardedMaplet:
         one sharded maplet (``Maplet(..., shard=(i, n))`` for ``i`` in
         ``range(n)``), in order, with the same parameters and seed.
 
-        >>> import mappy_python as mappy
-        >>> parts = [mappy.Maplet(100, 0.01, shard=(i, 2)) for i in range(2)]
-        >>> len(mappy.ShardedMaplet.from_shards(parts).shards)
-        2
+        Examples:
+            >>> import mappy_python as mappy
+            >>> parts = [mappy.Maplet(100, 0.01, shard=(i, 2)) for i in range(2)]
+            >>> len(mappy.ShardedMaplet.from_shards(parts).shards)
+            2
         """
         parts = list(shards)
         if not parts or not all(isinstance(p, Maplet) for p in parts):
@@ -141,10 +143,11 @@ class ShardedMaplet:
     def shard_of(self, key: Any) -> int:
         """The index of the shard that holds ``key``.
 
-        >>> import mappy_python as mappy
-        >>> s = mappy.ShardedMaplet(100, 0.01, shards=4)
-        >>> s.shards[s.shard_of("a")].shard[0] == s.shard_of("a")
-        True
+        Examples:
+            >>> import mappy_python as mappy
+            >>> s = mappy.ShardedMaplet(100, 0.01, shards=4)
+            >>> s.shards[s.shard_of("a")].shard[0] == s.shard_of("a")
+            True
         """
         return int(shard_indices(hash_keys([key], seed=self._seed), self._count)[0])
 
