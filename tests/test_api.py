@@ -455,7 +455,7 @@ def test_count_kmers_to_file(tmp_path):
     }
     m = mappy.Maplet.load(out)
     assert m.query("ACGT") == 2 and m.query("AAAA") == 1 and m.query("CCCC") == 1
-    in_memory = mappy.Maplet(10, 0.001, mappy.CounterOperator())
+    in_memory = mappy.Maplet(10, 0.01, mappy.CounterOperator())
     mappy.count_kmers(in_memory, str(reads), 4)
     assert m.to_bytes() == in_memory.to_bytes()
     out.write_bytes(b"kept")

@@ -4,17 +4,23 @@ from os import PathLike
 from typing import (
     Any,
     Callable,
+    Generic,
     Iterable,
     Iterator,
     List,
+    NoReturn,
     Optional,
     Sequence,
     SupportsIndex,
     Tuple,
+    TypeVar,
     Union,
     final,
+    overload,
 )
 
+import numpy as np
+import numpy.typing as npt
 from typing_extensions import Self, disjoint_base
 
 __version__: str
@@ -172,10 +178,85 @@ class Stats:
     def items(self) -> list[tuple[str, Union[int, float]]]: ...
     def get(self, key: str, default: Optional[Any] = None) -> Any: ...
 
-@disjoint_base
-class Maplet:
-    """A space-efficient approximate map from keys to values."""
+_V = TypeVar("_V")
+_D = TypeVar("_D")
 
+@disjoint_base
+class Maplet(Generic[_V]):
+    """A space-efficient approximate map from keys to values.
+
+    Generic in its values, which its operator decides: ``Maplet[int]`` for
+    a counter (the default), ``Maplet[frozenset[Any]]`` for sets,
+    ``Maplet[npt.NDArray[np.float64]]`` for vectors, ``Maplet[Any]`` for
+    max, min and custom operators.
+    """
+
+    @overload
+    def __new__(
+        cls,
+        expected_items: Optional[int] = None,
+        false_positive_rate: Optional[float] = None,
+        operator: None = None,
+        *,
+        capacity: Optional[int] = None,
+        memory_limit_mb: Optional[float] = None,
+        seed: Optional[int] = None,
+        fixed_precision: bool = False,
+        shard: Optional[tuple[int, int]] = None,
+    ) -> Maplet[int]: ...
+    @overload
+    def __new__(
+        cls,
+        expected_items: Optional[int] = None,
+        false_positive_rate: Optional[float] = None,
+        operator: CounterOperator = ...,
+        *,
+        capacity: Optional[int] = None,
+        memory_limit_mb: Optional[float] = None,
+        seed: Optional[int] = None,
+        fixed_precision: bool = False,
+        shard: Optional[tuple[int, int]] = None,
+    ) -> Maplet[int]: ...
+    @overload
+    def __new__(
+        cls,
+        expected_items: Optional[int] = None,
+        false_positive_rate: Optional[float] = None,
+        operator: SetOperator = ...,
+        *,
+        capacity: Optional[int] = None,
+        memory_limit_mb: Optional[float] = None,
+        seed: Optional[int] = None,
+        fixed_precision: bool = False,
+        shard: Optional[tuple[int, int]] = None,
+    ) -> Maplet[frozenset[Any]]: ...
+    @overload
+    def __new__(
+        cls,
+        expected_items: Optional[int] = None,
+        false_positive_rate: Optional[float] = None,
+        operator: VectorOperator = ...,
+        *,
+        capacity: Optional[int] = None,
+        memory_limit_mb: Optional[float] = None,
+        seed: Optional[int] = None,
+        fixed_precision: bool = False,
+        shard: Optional[tuple[int, int]] = None,
+    ) -> Maplet[npt.NDArray[np.float64]]: ...
+    @overload
+    def __new__(
+        cls,
+        expected_items: Optional[int] = None,
+        false_positive_rate: Optional[float] = None,
+        operator: Union[MaxOperator, MinOperator, CustomOperator] = ...,
+        *,
+        capacity: Optional[int] = None,
+        memory_limit_mb: Optional[float] = None,
+        seed: Optional[int] = None,
+        fixed_precision: bool = False,
+        shard: Optional[tuple[int, int]] = None,
+    ) -> Maplet[Any]: ...
+    @overload
     def __new__(
         cls,
         expected_items: Optional[int] = None,
@@ -187,15 +268,21 @@ class Maplet:
         seed: Optional[int] = None,
         fixed_precision: bool = False,
         shard: Optional[tuple[int, int]] = None,
-    ) -> Self:
+    ) -> Maplet[Any]:
         """A maplet sized for ``expected_items`` distinct keys at ``false_positive_rate``
         (both needed: ``TypeError`` without them); ``capacity=`` is another name for
         ``expected_items`` (``TypeError`` if both are given). ``shard=(index, count)``
         builds one shard of a ``ShardedMaplet``."""
+    def __class_getitem__(cls, item: Any) -> Any: ...
     def insert(self, key: _Key, value: Any, /) -> None:
         """Merges ``value`` into what ``key``'s fingerprint holds."""
-    def query(self, key: _Key, /) -> Any:
+    def query(self, key: _Key, /) -> Optional[_V]:
         """The value stored for ``key``, or ``None``."""
+    @overload
+    def get(self, key: _Key) -> Optional[_V]:
+        """The value stored for ``key``, or ``default``, as ``dict.get``."""
+    @overload
+    def get(self, key: _Key, default: _D) -> Union[_V, _D]: ...
     def contains(self, key: _Key, /) -> bool:
         """Whether ``key``'s fingerprint is present."""
     def delete(self, key: _Key, value: Optional[Any] = None) -> bool:
@@ -218,23 +305,26 @@ class Maplet:
     def batch_insert_runs(self, runs: Iterable[bytes], values: Optional[Iterable[Any]] = None) -> None:
         """Inserts the keys of runs from ``encode_runs`` for this shard,
         values in run order (``None``: counts, counters only)."""
-    def batch_query(self, keys: Iterable[_Key]) -> Any:
-        """The values of many keys, in order."""
+    @overload
+    def batch_query(self, keys: npt.NDArray[Any]) -> Any:
+        """The values of many keys, in order (a NumPy array for NumPy keys of a counter)."""
+    @overload
+    def batch_query(self, keys: Iterable[_Key]) -> List[Optional[_V]]: ...
     def batch_contains(self, keys: Iterable[_Key]) -> Any:
         """Membership of many keys."""
     async def abatch_insert(
         self, pairs_or_keys: Iterable[Any], values: Optional[Iterable[Any]] = None
     ) -> None:
         """``batch_insert`` in a worker thread."""
-    async def abatch_query(self, keys: Iterable[_Key]) -> Any:
+    async def abatch_query(self, keys: Iterable[_Key]) -> List[Optional[_V]]:
         """``batch_query`` in a worker thread."""
     def clear(self) -> None:
         """Removes everything."""
-    def copy(self) -> Maplet:
+    def copy(self) -> Maplet[_V]:
         """An independent, writable copy."""
-    def __copy__(self) -> Maplet: ...
-    def __deepcopy__(self, memo: Optional[Any] = None) -> Maplet: ...
-    def merge(self, other: Maplet) -> None:
+    def __copy__(self) -> Maplet[_V]: ...
+    def __deepcopy__(self, memo: Optional[Any] = None) -> Maplet[_V]: ...
+    def merge(self, other: Maplet[_V]) -> None:
         """Merges ``other`` into this maplet."""
     def __or__(self, value: Any, /) -> Any: ...
     def __ror__(self, value: Any, /) -> Any: ...
@@ -291,11 +381,13 @@ class Maplet:
     ) -> Maplet: ...
     def __reduce_ex__(self, protocol: SupportsIndex, /) -> tuple[Any, tuple[Any, ...]]: ...
     def __contains__(self, key: _Key, /) -> bool: ...
-    def __getitem__(self, key: _Key, /) -> Any: ...
+    def __getitem__(self, key: _Key, /) -> _V: ...
     def __len__(self) -> int: ...
+    def __iter__(self) -> NoReturn:
+        """Raises ``TypeError``: a maplet keeps fingerprints, not keys."""
     __hash__: None  # type: ignore[assignment]
 
-def merge(maplets: Iterable[Maplet]) -> Maplet:
+def merge(maplets: Iterable[Maplet[_V]]) -> Maplet[_V]:
     """A new maplet merging maplets built alike."""
 
 def count_kmers(
@@ -312,7 +404,7 @@ def count_kmers_to_file(
     output: Union[str, PathLike[str]],
     k: int,
     expected_items: Optional[int] = None,
-    false_positive_rate: float = 0.001,
+    false_positive_rate: float = 0.01,
     *,
     canonical: bool = True,
     threads: Optional[int] = None,

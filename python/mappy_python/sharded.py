@@ -178,6 +178,11 @@ class ShardedMaplet:
         """The value of ``key`` (``None`` if absent), from its shard."""
         return self._shards[self.shard_of(key)].query(key)
 
+    def get(self, key: Any, default: Any = None) -> Any:
+        """The value of ``key``, or ``default`` if absent, as ``dict.get``."""
+        value = self.query(key)
+        return default if value is None else value
+
     def contains(self, key: Any) -> bool:
         """Whether ``key``'s fingerprint is present in its shard."""
         return key in self._shards[self.shard_of(key)]

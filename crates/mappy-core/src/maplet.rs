@@ -113,7 +113,8 @@ pub struct Stats {
     pub items: usize,
     /// `items / capacity`; the maplet doubles before this passes 0.95.
     pub load_factor: f64,
-    /// Heap bytes held: the slot table and the side store.
+    /// Bytes held: the slot table (in memory, or for a memory-mapped
+    /// maplet, mapped from its file) and the side store.
     pub memory_usage: usize,
     /// `memory_usage * 8 / items` (0 when empty).
     pub bits_per_item: f64,

@@ -219,6 +219,10 @@ impl Table {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.words.heap_bytes()
     }
+    /// Bytes of the table's words, wherever they lie.
+    pub(crate) fn table_bytes(&self) -> usize {
+        self.words.len() * 8
+    }
     pub(crate) fn len_hist(&self) -> &[u64; 64] {
         &self.len_hist
     }

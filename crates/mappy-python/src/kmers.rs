@@ -8,6 +8,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyList, PyString};
 
+use crate::args;
 use crate::errors::{guarded, map_err};
 use crate::maplet::Maplet;
 use crate::operators::Spec;
@@ -31,9 +32,9 @@ pub(crate) fn count_kmers<'py>(
     py: Python<'py>,
     maplet: &Bound<'py, Maplet>,
     sequences_or_paths: &Bound<'py, PyAny>,
-    k: usize,
-    canonical: bool,
-    threads: Option<usize>,
+    #[pyo3(from_py_with = args::k)] k: usize,
+    #[pyo3(from_py_with = args::canonical)] canonical: bool,
+    #[pyo3(from_py_with = args::threads)] threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyDict>> {
     guarded(py, || {
         if maplet.get().spec != Spec::Counter {
@@ -118,7 +119,7 @@ pub(crate) fn count_kmers<'py>(
     })
 }
 
-/// count_kmers_to_file(paths, output, k, expected_items=None, false_positive_rate=0.001, *, canonical=True, threads=None, seed=None, partitions=1, tmp_dir=None, progress=None)
+/// count_kmers_to_file(paths, output, k, expected_items=None, false_positive_rate=0.01, *, canonical=True, threads=None, seed=None, partitions=1, tmp_dir=None, progress=None)
 ///
 /// Counts the k-mers of FASTA/FASTQ files (plain or gzip) into a new
 /// counter maplet and saves it at ``output`` (atomically: on error the
@@ -156,19 +157,19 @@ pub(crate) fn count_kmers<'py>(
 /// >>> Maplet.load(out).query("ACGT")
 /// 2
 #[pyfunction]
-#[pyo3(signature = (paths, output, k, expected_items=None, false_positive_rate=0.001, *, canonical=true, threads=None, seed=None, partitions=1, tmp_dir=None, progress=None))]
+#[pyo3(signature = (paths, output, k, expected_items=None, false_positive_rate=0.01, *, canonical=true, threads=None, seed=None, partitions=1, tmp_dir=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn count_kmers_to_file<'py>(
     py: Python<'py>,
     paths: Vec<std::path::PathBuf>,
     output: std::path::PathBuf,
-    k: usize,
-    expected_items: Option<usize>,
-    false_positive_rate: f64,
-    canonical: bool,
-    threads: Option<usize>,
-    seed: Option<u64>,
-    partitions: usize,
+    #[pyo3(from_py_with = args::k)] k: usize,
+    #[pyo3(from_py_with = args::expected_items)] expected_items: Option<usize>,
+    #[pyo3(from_py_with = args::rate)] false_positive_rate: f64,
+    #[pyo3(from_py_with = args::canonical)] canonical: bool,
+    #[pyo3(from_py_with = args::threads)] threads: Option<usize>,
+    #[pyo3(from_py_with = args::seed)] seed: Option<u64>,
+    #[pyo3(from_py_with = args::partitions)] partitions: usize,
     tmp_dir: Option<std::path::PathBuf>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
@@ -274,7 +275,7 @@ pub(crate) fn query_kmers<'py>(
     py: Python<'py>,
     maplet: &Bound<'py, Maplet>,
     kmers: &Bound<'py, PyList>,
-    canonical: bool,
+    #[pyo3(from_py_with = args::canonical)] canonical: bool,
 ) -> PyResult<Bound<'py, PyArray1<i64>>> {
     guarded(py, || {
         let m = maplet.get();

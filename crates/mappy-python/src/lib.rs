@@ -12,6 +12,7 @@
 
 use pyo3::prelude::*;
 
+mod args;
 mod batch;
 mod errors;
 mod fastcall;

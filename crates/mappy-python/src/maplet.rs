@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
+use crate::args;
 use crate::errors::{guarded, map_err, raise, with_filename, Class, OrRaise};
 use crate::frozen;
 use crate::keys::hash_key;
@@ -309,13 +310,13 @@ impl Maplet {
     fn new(
         py: Python<'_>,
         expected_items: Option<&Bound<'_, PyAny>>,
-        false_positive_rate: Option<f64>,
+        #[pyo3(from_py_with = args::optional_rate)] false_positive_rate: Option<f64>,
         operator: Option<&Bound<'_, PyAny>>,
         capacity: Option<&Bound<'_, PyAny>>,
-        memory_limit_mb: Option<f64>,
-        seed: Option<u64>,
-        fixed_precision: bool,
-        shard: Option<(u32, u32)>,
+        #[pyo3(from_py_with = args::memory_limit_mb)] memory_limit_mb: Option<f64>,
+        #[pyo3(from_py_with = args::seed)] seed: Option<u64>,
+        #[pyo3(from_py_with = args::fixed_precision)] fixed_precision: bool,
+        #[pyo3(from_py_with = args::shard)] shard: Option<(u32, u32)>,
     ) -> PyResult<Self> {
         guarded(py, || {
             let shard = match shard {
@@ -390,6 +391,44 @@ impl Maplet {
         guarded(py, || {
             self.query_key(py, key)?
                 .ok_or_else(|| PyKeyError::new_err(key.clone().unbind()))
+        })
+    }
+
+    /// ``Maplet[int]`` in an annotation: maplets are generic in the values
+    /// their operator keeps (see the type stubs).
+    #[classmethod]
+    fn __class_getitem__(cls: &Bound<'_, PyType>, item: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let alias = cls.py().import("types")?.getattr("GenericAlias")?;
+        Ok(alias.call1((cls, item))?.unbind())
+    }
+
+    /// A maplet stores fingerprints of its keys, not the keys: it cannot
+    /// be iterated (``iter``, ``list``, ``dict`` and ``for`` raise
+    /// ``TypeError``), rather than fall back to ``m[0]``, ``m[1]``, ...
+    fn __iter__(&self) -> PyResult<()> {
+        Err(PyTypeError::new_err(
+            "a maplet keeps fingerprints, not keys: it cannot be iterated",
+        ))
+    }
+
+    /// get(key, default=None)
+    ///
+    /// The value stored for ``key``, or ``default`` if its fingerprint is
+    /// absent, as ``dict.get`` answers (``query`` answers ``None``).
+    ///
+    /// >>> m = Maplet(100, 0.01); m.insert("a", 2); m.get("a"), m.get("b"), m.get("b", 0)
+    /// (2, None, 0)
+    #[pyo3(signature = (key, default=None))]
+    fn get(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        default: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        guarded(py, || {
+            Ok(self
+                .query_key(py, key)?
+                .unwrap_or_else(|| default.unwrap_or_else(|| py.None())))
         })
     }
 

@@ -128,7 +128,14 @@ impl<O: Operator> Maplet<O> {
     /// Size and accuracy figures.
     pub fn stats(&self) -> Stats {
         let items = self.len();
-        let memory_usage = self.memory_usage();
+        // A mapped table holds no heap, but its bytes are the maplet's size.
+        let memory_usage = if self.table.is_mapped() {
+            self.table
+                .table_bytes()
+                .saturating_add(self.side.heap_bytes(&self.op))
+        } else {
+            self.memory_usage()
+        };
         let hist = self.table.len_hist();
         let matches: f64 = (0..64)
             .map(|l| hist[l] as f64 * 2f64.powi(-(l as i32)))
