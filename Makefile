@@ -128,6 +128,7 @@ docs-deps: test-deps
 ## docs: the user guide and API reference, built into site/ (warnings are errors)
 docs: docs-deps
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+	$(PY) tests/test_site.py site
 
 clean:
 	rm -rf $(VENV) $(VENV)-* target dist site

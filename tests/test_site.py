@@ -2,9 +2,8 @@
 reference documents every public name.
 
 As a test it builds the site as `make docs` does (`mkdocs build --strict`,
-into a temporary directory) and is skipped only where MkDocs is not
-installed (`make docs-deps` installs it). As a script it checks a site
-already built: `python tests/test_site.py site`.
+into a temporary directory; the test extra installs MkDocs). As a script
+it checks a site already built: `python tests/test_site.py site`.
 """
 
 import importlib
@@ -83,9 +82,6 @@ def build(site):
 
 
 def test_built_site_renders_examples_as_code_and_documents_every_public_name(tmp_path):
-    import pytest
-
-    pytest.importorskip("mkdocs", reason="MkDocs is not installed (make docs-deps installs it)")
     site = tmp_path / "site"
     build(site)
     assert (site / "api" / "index.html").is_file()
