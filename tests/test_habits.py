@@ -79,6 +79,13 @@ BAD_ARGUMENTS = [
     ("k", TypeError, lambda: mappy.count_kmers(mappy.Maplet(10, 0.01), ["ACGT"], 2.0)),
     ("threads", TypeError, lambda: mappy.count_kmers(mappy.Maplet(10, 0.01), ["ACGT"], 2, threads="2")),
     ("canonical", TypeError, lambda: mappy.query_kmers(mappy.Maplet(10, 0.01), ["ACG"], canonical=None)),
+    ("allow_pickle", TypeError, lambda: mappy.Maplet.from_bytes(plain().to_bytes(), allow_pickle="yes")),
+    ("mmap", TypeError, lambda: mappy.Maplet.load("absent.maplet", mmap=1)),
+    ("allow_pickle", TypeError, lambda: mappy.Maplet.load("absent.maplet", allow_pickle=0)),
+    ("checksum_only", TypeError, lambda: plain().verify(checksum_only="no")),
+    ("seed", ValueError, lambda: mappy.hash_keys(["a"], seed=-5)),
+    ("count", TypeError, lambda: mappy.shard_indices(mappy.hash_keys(["a"]), "4")),
+    ("signed", TypeError, lambda: mappy.CounterOperator(signed="no")),
 ]
 
 

@@ -62,4 +62,9 @@ readers! {
     canonical -> bool, "canonical";
     threads -> Option<usize>, "threads";
     partitions -> usize, "partitions";
+    allow_pickle -> bool, "allow_pickle";
+    mmap -> bool, "mmap";
+    checksum_only -> bool, "checksum_only";
+    count -> u32, "count";
+    signed -> bool, "signed";
 }

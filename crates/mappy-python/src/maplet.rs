@@ -755,7 +755,11 @@ impl Maplet {
     ///
     /// >>> Maplet(100, 0.01).verify()
     #[pyo3(signature = (*, checksum_only=false))]
-    fn verify(&self, py: Python<'_>, checksum_only: bool) -> PyResult<()> {
+    fn verify(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = args::checksum_only)] checksum_only: bool,
+    ) -> PyResult<()> {
         guarded(py, || {
             let state = self.state.lock(py)?;
             py.detach(|| {
@@ -868,7 +872,7 @@ impl Maplet {
         py: Python<'_>,
         data: &Bound<'_, PyBytes>,
         operator: Option<&Bound<'_, PyAny>>,
-        allow_pickle: bool,
+        #[pyo3(from_py_with = args::allow_pickle)] allow_pickle: bool,
     ) -> PyResult<Maplet> {
         guarded(py, || {
             let (_, func, signed) = spec_of(operator)?;
@@ -930,8 +934,8 @@ impl Maplet {
         py: Python<'_>,
         path: PathBuf,
         operator: Option<&Bound<'_, PyAny>>,
-        mmap: bool,
-        allow_pickle: bool,
+        #[pyo3(from_py_with = args::mmap)] mmap: bool,
+        #[pyo3(from_py_with = args::allow_pickle)] allow_pickle: bool,
     ) -> PyResult<Maplet> {
         guarded(py, || {
             let (_, func, signed) = spec_of(operator)?;

@@ -2,6 +2,8 @@
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+
+use crate::args;
 use pyo3::types::PyType;
 use pyo3::{PyTraverseError, PyVisit};
 
@@ -40,7 +42,7 @@ pub(crate) struct CounterOperator {
 impl CounterOperator {
     #[new]
     #[pyo3(signature = (signed=false))]
-    fn new(signed: bool) -> Self {
+    fn new(#[pyo3(from_py_with = args::signed)] signed: bool) -> Self {
         CounterOperator { signed }
     }
     fn __repr__(&self) -> &'static str {

@@ -11,6 +11,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use crate::args;
 use crate::errors::{guarded, with_filename, OrRaise};
 use crate::keys::{hash_keys as hashes_of, try_collect, Counts};
 use crate::maplet::{EncodedRuns, Maplet};
@@ -30,7 +31,7 @@ use crate::state::Storage;
 pub(crate) fn hash_keys<'py>(
     py: Python<'py>,
     keys: &Bound<'py, PyAny>,
-    seed: Option<u64>,
+    #[pyo3(from_py_with = args::seed)] seed: Option<u64>,
 ) -> PyResult<Bound<'py, PyArray1<u64>>> {
     guarded(py, || {
         let (h, _) = hashes_of(keys, seed.unwrap_or(core::hash::DEFAULT_SEED))?;
@@ -49,7 +50,7 @@ pub(crate) fn hash_keys<'py>(
 pub(crate) fn shard_indices<'py>(
     py: Python<'py>,
     hashes: &Bound<'py, PyAny>,
-    count: u32,
+    #[pyo3(from_py_with = args::count)] count: u32,
 ) -> PyResult<Bound<'py, PyArray1<u32>>> {
     guarded(py, || {
         Shard::new(0, count).or_raise(py)?;
