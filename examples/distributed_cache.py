@@ -50,7 +50,10 @@ class DistributedCache:
                     response.release()
 
 
-async def start_server(store):
+async def start_server(store, route="/cache"):
+    """A cache server on 127.0.0.1 holding `store`, at `route`/KEY: returns
+    its runner and its URL."""
+
     async def get(request):
         key = request.match_info["key"]
         return web.json_response(store[key]) if key in store else web.Response(status=404)
@@ -60,7 +63,7 @@ async def start_server(store):
         return web.Response()
 
     app = web.Application()
-    app.add_routes([web.get("/cache/{key}", get), web.post("/cache/{key}", post)])
+    app.add_routes([web.get(route + "/{key}", get), web.post(route + "/{key}", post)])
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -12,6 +12,7 @@ the lines shown after them (``...`` matches anything, as in doctest).
 import asyncio
 import contextlib
 import doctest
+import importlib.util
 import io
 import os
 import re
@@ -21,7 +22,6 @@ import threading
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -89,6 +89,14 @@ def test_guide_page_runs(page, tmp_path, monkeypatch):
             run_console(code, tmp_path)
 
 
+def example(name):
+    """A module of examples/, imported (its main guard keeps it from running)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def serve_caches():
     """Two small cache servers on 127.0.0.1, in a thread of their own: the
     remote side of the cache in concurrency.md. Returns their stores, their
@@ -97,24 +105,8 @@ def serve_caches():
     threading.Thread(target=loop.run_forever, daemon=True).start()
     stores = [{}, {}]
 
-    async def start(store):
-        async def get(request):
-            key = request.match_info["key"]
-            return web.json_response(store[key]) if key in store else web.Response(status=404)
-
-        async def post(request):
-            store[request.match_info["key"]] = await request.json()
-            return web.Response()
-
-        app = web.Application()
-        app.add_routes([web.get("/last-login/{key}", get), web.post("/last-login/{key}", post)])
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-
-    started = [asyncio.run_coroutine_threadsafe(start(s), loop).result(10) for s in stores]
+    start = example("distributed_cache").start_server
+    started = [asyncio.run_coroutine_threadsafe(start(s, "/last-login"), loop).result(10) for s in stores]
 
     def stop():
         for runner, _ in started:

@@ -196,20 +196,7 @@ class Maplet(Generic[_V]):
         cls,
         expected_items: Optional[int] = None,
         false_positive_rate: Optional[float] = None,
-        operator: None = None,
-        *,
-        capacity: Optional[int] = None,
-        memory_limit_mb: Optional[float] = None,
-        seed: Optional[int] = None,
-        fixed_precision: bool = False,
-        shard: Optional[tuple[int, int]] = None,
-    ) -> Maplet[int]: ...
-    @overload
-    def __new__(
-        cls,
-        expected_items: Optional[int] = None,
-        false_positive_rate: Optional[float] = None,
-        operator: CounterOperator = ...,
+        operator: Optional[CounterOperator] = None,
         *,
         capacity: Optional[int] = None,
         memory_limit_mb: Optional[float] = None,

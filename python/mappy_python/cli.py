@@ -134,12 +134,17 @@ def check_paths(output: Optional[str], inputs: Sequence[str]) -> None:
         raise CliError(f"{output}: is a directory")
 
 
-def positive(text: str) -> int:
-    """An argparse type: an integer of at least 1."""
+def integer(text: str) -> int:
+    """`text` as an integer, or argparse's error."""
     try:
-        n = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def positive(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    n = integer(text)
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
     return n
@@ -147,10 +152,7 @@ def positive(text: str) -> int:
 
 def kmer_length(text: str) -> int:
     """An argparse type: a k-mer length, 1 to 32."""
-    try:
-        k = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    k = integer(text)
     if not 1 <= k <= 32:
         raise argparse.ArgumentTypeError(f"k must be between 1 and 32, got {k}")
     return k
