@@ -86,6 +86,12 @@ BAD_ARGUMENTS = [
     ("seed", ValueError, lambda: mappy.hash_keys(["a"], seed=-5)),
     ("count", TypeError, lambda: mappy.shard_indices(mappy.hash_keys(["a"]), "4")),
     ("signed", TypeError, lambda: mappy.CounterOperator(signed="no")),
+    ("data", TypeError, lambda: mappy.Maplet.from_bytes("not bytes")),
+    ("path", TypeError, lambda: plain().save(3)),
+    ("path", TypeError, lambda: mappy.Maplet.load(None)),
+    ("paths", TypeError, lambda: mappy.count_kmers_to_file("reads.fa", "o", 21)),
+    ("output", TypeError, lambda: mappy.count_kmers_to_file([], 7, 21)),
+    ("tmp_dir", TypeError, lambda: mappy.count_kmers_to_file([], "o", 21, tmp_dir=1.5)),
 ]
 
 

@@ -6,6 +6,8 @@
 use pyo3::conversion::FromPyObjectOwned;
 use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use std::path::PathBuf;
 
 /// `obj` as a `T`. A wrong type raises `TypeError`, a number out of `T`'s
 /// range `ValueError`, each starting `argument 'name':`.
@@ -67,4 +69,13 @@ readers! {
     checksum_only -> bool, "checksum_only";
     count -> u32, "count";
     signed -> bool, "signed";
+    path -> PathBuf, "path";
+    output -> PathBuf, "output";
+    paths -> Vec<PathBuf>, "paths";
+    tmp_dir -> Option<PathBuf>, "tmp_dir";
+}
+
+/// The `data` argument: a `bytes` object.
+pub(crate) fn data<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    named(obj, "data")
 }

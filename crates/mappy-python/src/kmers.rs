@@ -161,8 +161,8 @@ pub(crate) fn count_kmers<'py>(
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn count_kmers_to_file<'py>(
     py: Python<'py>,
-    paths: Vec<std::path::PathBuf>,
-    output: std::path::PathBuf,
+    #[pyo3(from_py_with = args::paths)] paths: Vec<std::path::PathBuf>,
+    #[pyo3(from_py_with = args::output)] output: std::path::PathBuf,
     #[pyo3(from_py_with = args::k)] k: usize,
     #[pyo3(from_py_with = args::expected_items)] expected_items: Option<usize>,
     #[pyo3(from_py_with = args::rate)] false_positive_rate: f64,
@@ -170,7 +170,7 @@ pub(crate) fn count_kmers_to_file<'py>(
     #[pyo3(from_py_with = args::threads)] threads: Option<usize>,
     #[pyo3(from_py_with = args::seed)] seed: Option<u64>,
     #[pyo3(from_py_with = args::partitions)] partitions: usize,
-    tmp_dir: Option<std::path::PathBuf>,
+    #[pyo3(from_py_with = args::tmp_dir)] tmp_dir: Option<std::path::PathBuf>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     guarded(py, || {

@@ -870,7 +870,7 @@ impl Maplet {
     fn from_bytes(
         _cls: &Bound<'_, PyType>,
         py: Python<'_>,
-        data: &Bound<'_, PyBytes>,
+        #[pyo3(from_py_with = args::data)] data: Bound<'_, PyBytes>,
         operator: Option<&Bound<'_, PyAny>>,
         #[pyo3(from_py_with = args::allow_pickle)] allow_pickle: bool,
     ) -> PyResult<Maplet> {
@@ -895,7 +895,11 @@ impl Maplet {
     /// >>> import os, tempfile; p = os.path.join(tempfile.mkdtemp(), "m.maplet")
     /// >>> m = Maplet(100, 0.01); m.insert("a", 1); m.save(p); Maplet.load(p).query("a")
     /// 1
-    fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+    fn save(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = args::path)] path: PathBuf,
+    ) -> PyResult<()> {
         guarded(py, || {
             let state = self.state.lock(py)?;
             // Packed values stream to the file, detached; Python objects are
@@ -932,7 +936,7 @@ impl Maplet {
     fn load(
         _cls: &Bound<'_, PyType>,
         py: Python<'_>,
-        path: PathBuf,
+        #[pyo3(from_py_with = args::path)] path: PathBuf,
         operator: Option<&Bound<'_, PyAny>>,
         #[pyo3(from_py_with = args::mmap)] mmap: bool,
         #[pyo3(from_py_with = args::allow_pickle)] allow_pickle: bool,
