@@ -92,6 +92,14 @@ BAD_ARGUMENTS = [
     ("paths", TypeError, lambda: mappy.count_kmers_to_file("reads.fa", "o", 21)),
     ("output", TypeError, lambda: mappy.count_kmers_to_file([], 7, 21)),
     ("tmp_dir", TypeError, lambda: mappy.count_kmers_to_file([], "o", 21, tmp_dir=1.5)),
+    ("value", TypeError, lambda: plain().insert("a", "x")),
+    ("value", TypeError, lambda: plain().delete("a", "x")),
+    ("pairs_or_keys", TypeError, lambda: plain().batch_insert(5)),
+    ("keys", TypeError, lambda: plain().batch_query(5)),
+    ("keys", TypeError, lambda: mappy.hash_keys(5)),
+    ("other", TypeError, lambda: plain().merge(5)),
+    ("maplets", TypeError, lambda: mappy.merge(5)),
+    ("kmer", TypeError, lambda: mappy.canonical_kmer(5)),
 ]
 
 

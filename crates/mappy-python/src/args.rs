@@ -6,7 +6,7 @@
 use pyo3::conversion::FromPyObjectOwned;
 use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyIterator};
 use std::path::PathBuf;
 
 /// `obj` as a `T`. A wrong type raises `TypeError`, a number out of `T`'s
@@ -73,6 +73,26 @@ readers! {
     output -> PathBuf, "output";
     paths -> Vec<PathBuf>, "paths";
     tmp_dir -> Option<PathBuf>, "tmp_dir";
+    kmer -> String, "kmer";
+}
+
+/// An iterator over the argument `name`, or a `TypeError` naming it.
+pub(crate) fn iterate<'py>(
+    obj: &Bound<'py, PyAny>,
+    name: &str,
+) -> PyResult<Bound<'py, PyIterator>> {
+    obj.try_iter().map_err(|e| {
+        let py = obj.py();
+        if e.is_instance_of::<PyTypeError>(py) {
+            let ty = obj
+                .get_type()
+                .name()
+                .map_or_else(|_| "?".to_string(), |n| n.to_string());
+            PyTypeError::new_err(format!("argument '{name}' must be iterable, not {ty}"))
+        } else {
+            e
+        }
+    })
 }
 
 /// The `data` argument: a `bytes` object.

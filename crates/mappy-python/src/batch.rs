@@ -9,6 +9,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use crate::args;
 use crate::keys::{hash_key, hash_keys, paired, try_collect, CountReader, Counts};
 use crate::maplet::Maplet;
 use crate::operators::Spec;
@@ -73,7 +74,7 @@ impl Maplet {
             None => {
                 let mut hs = Vec::new();
                 let mut vs = Vec::new();
-                for pair in pairs_or_keys.try_iter()? {
+                for pair in args::iterate(pairs_or_keys, "pairs_or_keys")? {
                     let pair = pair?;
                     let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) =
                         pair.extract().map_err(|_| {

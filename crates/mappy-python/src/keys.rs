@@ -12,6 +12,7 @@ use pyo3::types::{
     IntoPyDict, PyByteArray, PyBytes, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyType,
 };
 
+use crate::args;
 use crate::values::as_count;
 
 /// The hash of a key: `str`, bytes-like, or `int` (of any size), each in its
@@ -223,7 +224,7 @@ pub(crate) fn hash_keys(keys: &Bound<'_, PyAny>, seed: u64) -> PyResult<(Vec<u64
     let is_array = keys.hasattr("__array_interface__")?;
     // A length is only a hint: an object may claim any.
     let mut out = Vec::with_capacity(keys.len().unwrap_or(0).min(1 << 16));
-    for k in keys.try_iter()? {
+    for k in args::iterate(keys, "keys")? {
         out.push(hash_key(&k?, seed)?);
     }
     Ok((out, is_array))

@@ -252,8 +252,8 @@ pub(crate) fn count_kmers_to_file<'py>(
 /// >>> canonical_kmer("TTT"), canonical_kmer("ANT")
 /// ('AAA', None)
 #[pyfunction]
-pub(crate) fn canonical_kmer(kmer: &str) -> Option<String> {
-    core::kmer::canonical_kmer(kmer)
+pub(crate) fn canonical_kmer(#[pyo3(from_py_with = args::kmer)] kmer: String) -> Option<String> {
+    core::kmer::canonical_kmer(&kmer)
 }
 
 /// query_kmers(maplet, kmers, canonical=True)

@@ -28,6 +28,11 @@ use crate::values::{
     counter_value_error, decode_value, encode_value, negative_count, ObjKind, PyOp,
 };
 
+/// The `other` argument of `merge`: a maplet, or a `TypeError` naming it.
+fn other_maplet<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Maplet>> {
+    args::named(obj, "other")
+}
+
 /// A space-efficient approximate map from keys to values.
 ///
 /// Keys are ``str``, bytes-like or ``int``. Each key keeps only a short
@@ -697,8 +702,11 @@ impl Maplet {
     /// >>> a, b = Maplet(100, 0.01), Maplet(100, 0.01); a.insert("k", 1); b.insert("k", 2)
     /// >>> a.merge(b); a.query("k"), (a | b).query("k")
     /// (3, 5)
-    pub(crate) fn merge(slf: &Bound<'_, Self>, other: &Bound<'_, Maplet>) -> PyResult<()> {
-        guarded(slf.py(), || Self::merge_inner(slf, other))
+    pub(crate) fn merge(
+        slf: &Bound<'_, Self>,
+        #[pyo3(from_py_with = other_maplet)] other: Bound<'_, Maplet>,
+    ) -> PyResult<()> {
+        guarded(slf.py(), || Self::merge_inner(slf, &other))
     }
 
     /// ``a | b``: a new maplet merging both.
@@ -1068,7 +1076,7 @@ impl Maplet {
 #[pyfunction]
 pub(crate) fn merge(py: Python<'_>, maplets: &Bound<'_, PyAny>) -> PyResult<Py<Maplet>> {
     guarded(py, || {
-        let mut it = maplets.try_iter()?;
+        let mut it = args::iterate(maplets, "maplets")?;
         let first = it
             .next()
             .ok_or_else(|| PyValueError::new_err("merge() needs at least one maplet"))??;
@@ -1081,7 +1089,7 @@ pub(crate) fn merge(py: Python<'_>, maplets: &Bound<'_, PyAny>) -> PyResult<Py<M
             let m = m
                 .cast::<Maplet>()
                 .map_err(|_| PyTypeError::new_err("merge() takes maplets"))?;
-            Maplet::merge(&out, m)?;
+            Maplet::merge_inner(&out, m)?;
         }
         Ok(out.unbind())
     })

@@ -448,6 +448,11 @@ pub(crate) fn counter_value_error(e: PyErr) -> PyErr {
                 Class::Overflow,
                 "counter values must fit in a signed 64-bit integer",
             )
+        } else if e.is_instance_of::<pyo3::exceptions::PyTypeError>(py) {
+            pyo3::exceptions::PyTypeError::new_err(format!(
+                "a counter's value must be an int: {}",
+                e.value(py)
+            ))
         } else {
             e
         }
