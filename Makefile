@@ -51,19 +51,14 @@ PYTHONS ?= 3.9 3.10 3.11 3.12 3.13
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
 python_for = $(or $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/$(1).[0-9]*/bin/python$(1)))),$(shell command -v python$(1)),$(error no Python $(1): install it with `pyenv install $(1)`, or choose others with PYTHONS="..."))
 MATURIN := $(VENV)/bin/maturin
-WHEEL_TOOLS := $(VENV)/.wheel-tools
 
-# maturin; zig (from the ziglang package) to link against glibc 2.17; auditwheel to check it.
-$(WHEEL_TOOLS): $(PY)
-	$(PY) -m pip install --quiet "maturin>=1.9.3,<2" "ziglang>=0.13" "auditwheel>=6"
-	touch $@
+$(MATURIN): $(PY)
+	$(PY) -m pip install --quiet "maturin>=1.9.3,<2"
 
-## wheel: one wheel for each supported Python (PYTHONS) and an sdist, into dist/; the wheels
-## are linked by zig against glibc 2.17 (manylinux2014: RHEL 7 and 8, Ubuntu 18.04 and later)
-wheel: $(WHEEL_TOOLS)
+## wheel: one wheel for each supported Python (PYTHONS) and an sdist, into dist/
+wheel: $(MATURIN)
 	rm -rf dist
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(MATURIN) build --release --quiet --zig --compatibility manylinux2014 \
-		--out dist $(foreach v,$(PYTHONS),--interpreter $(call python_for,$(v)))
+	$(MATURIN) build --release --quiet --out dist $(foreach v,$(PYTHONS),--interpreter $(call python_for,$(v)))
 	$(MATURIN) sdist --out dist
 
 ## test-wheel: each wheel installs and runs the quick start without Rust; the sdist builds
