@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import trove_classifiers
+from packaging.licenses import canonicalize_license_expression  # packaging 24.2 or later
 
 try:
     import tomllib
@@ -194,8 +196,11 @@ def test_metadata_says_who_where_and_what():
         assert any(c.startswith(prefix) for c in classifiers), prefix
     assert "Topic :: Scientific/Engineering :: Bio-Informatics" in classifiers
     assert "Programming Language :: Rust" in classifiers
-    import trove_classifiers as trove  # the test extra installs it
-    unknown = [c for c in classifiers if c not in trove.classifiers or c in trove.deprecated_classifiers]
+    unknown = [
+        c
+        for c in classifiers
+        if c not in trove_classifiers.classifiers or c in trove_classifiers.deprecated_classifiers
+    ]
     assert not unknown, unknown
 
 
@@ -209,8 +214,7 @@ def test_the_licence_is_an_spdx_expression_with_its_file():
     backend = tomllib.loads(PYPROJECT)["build-system"]["requires"]
     low = re.fullmatch(r"maturin>=([\d.]+),<2", backend[0])
     assert low and version(low[1]) >= (1, 9, 3), backend
-    from packaging import licenses  # packaging 24.2 or later: the test extra
-    assert licenses.canonicalize_license_expression(PROJECT["license"]) == PROJECT["license"]
+    assert canonicalize_license_expression(PROJECT["license"]) == PROJECT["license"]
 
 
 def test_installed_metadata_when_it_is_of_this_version():
